@@ -1,0 +1,31 @@
+"""Exceptions raised by hepfm. Every message names the file, branch or argument at fault."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Sequence
+
+
+class HepfmError(Exception):
+    """Base class of all hepfm errors."""
+
+
+class UnknownNameError(HepfmError, KeyError):
+    """A process, task, objective or model name that hepfm does not know."""
+
+    def __init__(self, kind: str, name: str, known: Sequence[str]):
+        close = difflib.get_close_matches(name, known, n=1)
+        hint = f" Did you mean '{close[0]}'?" if close else ""
+        self.message = f"unknown {kind} '{name}'.{hint} Known {kind}s: {', '.join(known)}"
+        super().__init__(self.message)
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class InputDataError(HepfmError, ValueError):
+    """A ROOT file, tree or branch that cannot be used (missing, corrupt, inconsistent)."""
+
+
+class CheckpointError(HepfmError, ValueError):
+    """A model directory or checkpoint from another version or architecture."""
