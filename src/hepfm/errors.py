@@ -14,8 +14,9 @@ class UnknownNameError(HepfmError, KeyError):
     """A process, task, objective or model name that hepfm does not know."""
 
     def __init__(self, kind: str, name: str, known: Sequence[str]):
-        close = difflib.get_close_matches(name, known, n=1)
-        hint = f" Did you mean '{close[0]}'?" if close else ""
+        lower = {k.lower(): k for k in known}
+        close = difflib.get_close_matches(name.lower(), list(lower), n=1)
+        hint = f" Did you mean '{lower[close[0]]}'?" if close else ""
         self.message = f"unknown {kind} '{name}'.{hint} Known {kind}s: {', '.join(known)}"
         super().__init__(self.message)
 
