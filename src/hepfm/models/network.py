@@ -1,0 +1,135 @@
+"""Encode-process-decode graph network over event graphs (contracts.md sections 2-4).
+
+Stages, and the per-event vector each exposes in :meth:`GraphNetwork.run` (for CKA):
+
+- ``encoder``: after the input normaliser and the node/edge/global encoder MLPs;
+- ``block_1`` ... ``block_K``: after each :class:`~hepfm.models.blocks.GraphNetBlock`;
+- ``readout``: the final global vector, the event representation ``[B, H]``.
+
+A stage with per-node states is pooled to one vector per event as
+``concat(mean over the event's nodes of x, u)`` which has width ``2H``; ``readout`` is ``u``
+alone (width ``H``). Every event has at least its MET node, so the mean is always defined;
+for safety, an event with no node at all pools to zeros.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from hepfm.models import scatter
+from hepfm.models.blocks import GraphNetBlock, mlp
+
+# The feature lists of contracts.md section 2; hepfm.data.graphs is the source of truth
+# and is preferred when importable (see `default_features`).
+_NODE_FEATURES = ("log_pt", "eta", "sin_phi", "cos_phi", "log_e", "charge", "btag", "is_jet",
+                  "is_bjet", "is_electron", "is_muon", "is_photon", "is_met")
+_EDGE_FEATURES = ("delta_eta", "delta_phi", "delta_r", "log_mass")
+_GLOBAL_FEATURES = ("log_met", "log_ht", "n_jets", "n_bjets", "n_leptons")
+
+
+def default_features() -> dict[str, tuple[str, ...]]:
+    """Node, edge and global feature names that hepfm.data builds today."""
+    try:
+        from hepfm.data import graphs
+
+        return {"node": tuple(graphs.NODE_FEATURES), "edge": tuple(graphs.EDGE_FEATURES),
+                "global": tuple(graphs.GLOBAL_FEATURES)}
+    except (ImportError, AttributeError):
+        return {"node": _NODE_FEATURES, "edge": _EDGE_FEATURES, "global": _GLOBAL_FEATURES}
+
+
+_KINDS = ("node", "edge", "global")
+
+
+def stats_arrays(stats: Any) -> dict[str, list[float]]:
+    """``{node_mean, node_std, edge_mean, ...}`` from a FeatureStats (or its ``to_dict()``)."""
+    if stats is None:
+        return {}
+    d = stats if isinstance(stats, dict) else stats.to_dict()
+    out: dict[str, list[float]] = {}
+    for kind in _KINDS:
+        for what in ("mean", "std"):
+            key = f"{kind}_{what}"
+            if key in d:
+                val = d[key]
+            elif kind in d and isinstance(d[kind], dict) and what in d[kind]:
+                val = d[kind][what]
+            else:
+                val = getattr(stats, key)
+            out[key] = [float(v) for v in torch.as_tensor(val).flatten().tolist()]
+    return out
+
+
+class Normalizer(nn.Module):
+    """Standardises node, edge and global inputs with buffers saved in every checkpoint."""
+
+    def __init__(self, dims: dict[str, int]):
+        super().__init__()
+        for kind in _KINDS:
+            self.register_buffer(f"{kind}_mean", torch.zeros(dims[kind]))
+            self.register_buffer(f"{kind}_std", torch.ones(dims[kind]))
+
+    def load_stats(self, stats: Any) -> None:
+        """Copy means and standard deviations from a FeatureStats (zero std becomes 1)."""
+        for key, val in stats_arrays(stats).items():
+            buf = getattr(self, key)
+            t = torch.tensor(val, dtype=buf.dtype)
+            if t.shape != buf.shape:
+                raise ValueError(f"normalisation '{key}' has {t.numel()} values, "
+                                 f"the model expects {buf.numel()}")
+            if key.endswith("std"):
+                t = torch.where(t > 0, t, torch.ones_like(t))
+            buf.copy_(t)
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {k: [float(v) for v in b.tolist()] for k, b in self.named_buffers()}
+
+    def forward(self, kind: str, t: Tensor) -> Tensor:
+        return (t - getattr(self, f"{kind}_mean")) / getattr(self, f"{kind}_std")
+
+
+class GraphNetwork(nn.Module):
+    """Normaliser, encoders, ``blocks`` processor steps; the readout is the global vector."""
+
+    def __init__(self, features: dict[str, Sequence[str]], hidden: int = 64, blocks: int = 3,
+                 mlp_layers: int = 2, dropout: float = 0.0):
+        super().__init__()
+        dims = {k: len(features[k]) for k in _KINDS}
+        self.hidden = hidden
+        self.normalizer = Normalizer(dims)
+        self.encoders = nn.ModuleDict({
+            k: nn.Sequential(mlp(dims[k], hidden, hidden, mlp_layers), nn.LayerNorm(hidden))
+            for k in _KINDS
+        })
+        self.blocks = nn.ModuleList(
+            GraphNetBlock(hidden, mlp_layers, dropout) for _ in range(blocks)
+        )
+
+    @staticmethod
+    def _pool(x: Tensor, u: Tensor, batch: Tensor) -> Tensor:
+        return torch.cat([scatter.scatter_mean(x, batch, u.shape[0]), u], dim=-1)
+
+    def run(self, data: Any, collect: bool = False) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """Final node states ``[N,H]``, global vector ``[B,H]`` and (if `collect`) stages."""
+        x_raw, e_raw, u_raw = data.x, data.edge_attr, data.u
+        u_raw = u_raw.view(-1, u_raw.shape[-1])
+        batch = data.batch if getattr(data, "batch", None) is not None else \
+            torch.zeros(x_raw.shape[0], dtype=torch.long, device=x_raw.device)
+        norm, enc = self.normalizer, self.encoders
+        x = enc["node"](norm("node", x_raw))
+        e = enc["edge"](norm("edge", e_raw))
+        u = enc["global"](norm("global", u_raw))
+        stages: dict[str, Tensor] = {}
+        if collect:
+            stages["encoder"] = self._pool(x, u, batch)
+        for k, block in enumerate(self.blocks, start=1):
+            x, e, u = block(x, data.edge_index, e, u, batch)
+            if collect:
+                stages[f"block_{k}"] = self._pool(x, u, batch)
+        if collect:
+            stages["readout"] = u
+        return x, u, stages
