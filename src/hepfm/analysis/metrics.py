@@ -1,0 +1,188 @@
+"""Classification metrics from scores, shared by pretraining and fine-tuning.
+
+Thin wrappers over scikit-learn that return plain floats and pandas objects, plus the
+physicist's figure of merit: background rejection ``1 / FPR`` at a fixed signal efficiency
+(true positive rate), read off the ROC curve by linear interpolation between its points.
+A rejection is ``inf`` when no background passes at that efficiency.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from numpy.typing import ArrayLike
+from sklearn import metrics as skm
+
+DEFAULT_EFFICIENCIES: tuple[float, ...] = (0.5, 0.7)
+
+
+def _binary_inputs(y_true: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y_true).ravel()
+    s = np.asarray(scores, dtype=np.float64).ravel()
+    if y.shape != s.shape:
+        raise ValueError(f"y_true has {y.size} entries but scores has {s.size}")
+    if y.size == 0:
+        raise ValueError("no events: y_true and scores are empty")
+    classes = np.unique(y)
+    if not np.isin(classes, (0, 1)).all():
+        raise ValueError(f"binary labels must be 0 (background) or 1 (signal), got {classes}")
+    if classes.size < 2:
+        raise ValueError("both signal (1) and background (0) events are needed for a ROC curve")
+    return y.astype(np.int64), s
+
+
+def roc_curve_frame(
+    y_true: ArrayLike, scores: ArrayLike, sample_weight: ArrayLike | None = None
+) -> pd.DataFrame:
+    """The full ROC curve (no points dropped) as a DataFrame.
+
+    Columns: ``threshold``, ``fpr``, ``tpr``, ``signal_efficiency`` (= tpr) and
+    ``background_rejection`` (= 1 / fpr, ``inf`` where fpr = 0). Rows go from the strictest
+    threshold to the loosest, so fpr and tpr never decrease.
+    """
+    y, s = _binary_inputs(y_true, scores)
+    fpr, tpr, thr = skm.roc_curve(y, s, sample_weight=sample_weight, drop_intermediate=False)
+    with np.errstate(divide="ignore"):
+        rejection = np.where(fpr > 0, 1.0 / np.where(fpr > 0, fpr, 1.0), np.inf)
+    return pd.DataFrame(
+        {
+            "threshold": thr,
+            "fpr": fpr,
+            "tpr": tpr,
+            "signal_efficiency": tpr,
+            "background_rejection": rejection,
+        }
+    )
+
+
+def _fpr_at_tpr(fpr: np.ndarray, tpr: np.ndarray, efficiency: float) -> float:
+    """Smallest false-positive rate reaching ``efficiency`` on the piecewise-linear ROC."""
+    if not 0.0 < efficiency <= 1.0:
+        raise ValueError(f"signal efficiency must be in (0, 1], got {efficiency}")
+    i = int(np.searchsorted(tpr, efficiency, side="left"))  # first point with tpr >= eff
+    if i >= tpr.size:  # floating-point slack at efficiency 1
+        return float(fpr[-1])
+    if i == 0 or tpr[i] == efficiency:
+        return float(fpr[i])
+    t0, t1, f0, f1 = tpr[i - 1], tpr[i], fpr[i - 1], fpr[i]
+    return float(f0 + (efficiency - t0) * (f1 - f0) / (t1 - t0))
+
+
+def background_rejection(
+    y_true: ArrayLike,
+    scores: ArrayLike,
+    signal_efficiency: float = 0.5,
+    sample_weight: ArrayLike | None = None,
+) -> float:
+    """Background rejection ``1 / FPR`` at a signal efficiency; ``inf`` if FPR is 0 there."""
+    roc = roc_curve_frame(y_true, scores, sample_weight)
+    fpr = _fpr_at_tpr(roc["fpr"].to_numpy(), roc["tpr"].to_numpy(), signal_efficiency)
+    return float("inf") if fpr <= 0.0 else 1.0 / fpr
+
+
+def binary_metrics(
+    y_true: ArrayLike,
+    scores: ArrayLike,
+    threshold: float = 0.5,
+    efficiencies: Sequence[float] = DEFAULT_EFFICIENCIES,
+    sample_weight: ArrayLike | None = None,
+) -> dict[str, float]:
+    """AUC, accuracy at ``threshold`` and rejection at each signal efficiency.
+
+    ``scores`` are signal probabilities (use ``threshold=0.0`` for logits). Keys: ``auc``,
+    ``accuracy``, ``rejection_50``, ``rejection_70`` (one per efficiency, in percent).
+    """
+    y, s = _binary_inputs(y_true, scores)
+    out = {
+        "auc": float(skm.roc_auc_score(y, s, sample_weight=sample_weight)),
+        "accuracy": float(
+            skm.accuracy_score(y, (s > threshold).astype(np.int64), sample_weight=sample_weight)
+        ),
+    }
+    roc = roc_curve_frame(y, s, sample_weight)
+    fpr, tpr = roc["fpr"].to_numpy(), roc["tpr"].to_numpy()
+    for eff in efficiencies:
+        f = _fpr_at_tpr(fpr, tpr, eff)
+        out[f"rejection_{round(100 * eff)}"] = float("inf") if f <= 0.0 else 1.0 / f
+    return out
+
+
+def _multiclass_inputs(y_true: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(y_true).ravel().astype(np.int64)
+    s = np.asarray(scores, dtype=np.float64)
+    if s.ndim != 2 or s.shape[0] != y.size:
+        raise ValueError(f"scores must have shape [n_events, n_classes], got {s.shape} "
+                         f"for {y.size} labels")
+    if y.size and (y.min() < 0 or y.max() >= s.shape[1]):
+        raise ValueError(f"labels must lie in [0, {s.shape[1]}), got [{y.min()}, {y.max()}]")
+    return y, s
+
+
+def _names(n: int, class_names: Sequence[str] | None) -> list[str]:
+    if class_names is None:
+        return [str(i) for i in range(n)]
+    if len(class_names) != n:
+        raise ValueError(f"{len(class_names)} class names for {n} classes")
+    return list(class_names)
+
+
+def per_class_accuracy(
+    y_true: ArrayLike, scores: ArrayLike, class_names: Sequence[str] | None = None
+) -> pd.Series:
+    """Fraction of each true class predicted correctly (recall), argmax of ``scores``."""
+    y, s = _multiclass_inputs(y_true, scores)
+    labels = np.arange(s.shape[1])
+    recall = skm.recall_score(y, s.argmax(1), labels=labels, average=None, zero_division=np.nan)
+    return pd.Series(recall, index=_names(s.shape[1], class_names), name="accuracy")
+
+
+def macro_auc(y_true: ArrayLike, scores: ArrayLike) -> float:
+    """Macro-averaged one-vs-rest AUC over the classes present in ``y_true``.
+
+    ``scores`` are per-class scores [n_events, n_classes]; rows need not sum to one.
+    """
+    y, s = _multiclass_inputs(y_true, scores)
+    present = np.unique(y)
+    if present.size < 2:
+        raise ValueError("macro AUC needs events of at least two classes")
+    aucs = [skm.roc_auc_score(y == c, s[:, c]) for c in present]
+    return float(np.mean(aucs))
+
+
+def confusion_frame(
+    y_true: ArrayLike,
+    scores: ArrayLike,
+    class_names: Sequence[str] | None = None,
+    normalize: bool = True,
+) -> pd.DataFrame:
+    """Confusion matrix as a DataFrame: rows = true class, columns = predicted class.
+
+    ``normalize=True`` divides each row by its count (rows of absent classes are NaN);
+    ``False`` gives event counts.
+    """
+    y, s = _multiclass_inputs(y_true, scores)
+    n = s.shape[1]
+    cm = skm.confusion_matrix(y, s.argmax(1), labels=np.arange(n)).astype(np.float64)
+    if normalize:
+        totals = cm.sum(axis=1, keepdims=True)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            cm = np.where(totals > 0, cm / np.where(totals > 0, totals, 1.0), np.nan)
+    else:
+        cm = cm.astype(np.int64)
+    names = _names(n, class_names)
+    frame = pd.DataFrame(cm, index=pd.Index(names, name="true"),
+                         columns=pd.Index(names, name="predicted"))
+    return frame
+
+
+def multiclass_metrics(
+    y_true: ArrayLike, scores: ArrayLike, class_names: Sequence[str] | None = None
+) -> dict[str, float]:
+    """Overall accuracy, macro one-vs-rest AUC and ``accuracy/<class>`` for each class."""
+    y, s = _multiclass_inputs(y_true, scores)
+    out = {"accuracy": float(skm.accuracy_score(y, s.argmax(1))), "macro_auc": macro_auc(y, s)}
+    for name, acc in per_class_accuracy(y, s, class_names).items():
+        out[f"accuracy/{name}"] = float(acc)
+    return out
