@@ -1,0 +1,161 @@
+"""Whole chunks of events -> one ``torch_geometric.data.Batch``, with array code only.
+
+Nodes are an event's objects in :class:`EventTable` order (jets by pT, electrons, muons,
+photons, then the MET node); edges are all ordered pairs (i != j) within an event, sender
+major: for each sender ``s`` in node order, receivers ``r != s`` in node order. The
+attributes and features are those of ``docs/contracts.md`` section 2.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch_geometric.data import Batch
+
+from hepfm.data.features import BJET, EDGE_FEATURES, ELECTRON, JET, MUON, NODE_FEATURES, NODE_TYPES
+from hepfm.data.table import EventTable
+
+_TWO_PI = np.float32(2 * np.pi)
+_PI = np.float32(np.pi)
+_N_TYPES = len(NODE_TYPES)
+
+
+def edge_pairs(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sender and receiver node indices of all ordered pairs within each event, and edge
+    offsets per event; `counts` are nodes per event. No loop over events."""
+    counts = np.asarray(counts, dtype=np.int64)
+    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts, out=offsets[1:])
+    per = counts * (counts - 1)
+    eptr = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(per, out=eptr[1:])
+    n_edges = int(eptr[-1])
+    if n_edges == 0:
+        z = np.zeros(0, dtype=np.int64)
+        return z, z.copy(), eptr
+    # Loop over distinct event sizes only (a handful), never over events.
+    senders = np.empty(n_edges, dtype=np.int64)
+    receivers = np.empty(n_edges, dtype=np.int64)
+    for n in np.unique(counts[counts > 1]):
+        n = int(n)
+        ev = np.flatnonzero(counts == n)
+        loc = np.arange(n)
+        s_t = np.repeat(loc, n - 1)
+        r_t = np.tile(loc[:-1], n) if n > 1 else loc[:0]
+        r_t = r_t + (r_t >= s_t)
+        pos = (eptr[ev][:, None] + np.arange(n * (n - 1))[None, :]).ravel()
+        base = offsets[ev][:, None]
+        senders[pos] = (base + s_t[None, :]).ravel()
+        receivers[pos] = (base + r_t[None, :]).ravel()
+    return senders, receivers, eptr
+
+
+def node_features(table: EventTable) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Raw node features x (float32 [N, 13]) and the four-vector pieces used for edges."""
+    a = int(table.offsets[0])
+    b = a + table.n_nodes
+    pt = table.pt[a:b].astype(np.float32, copy=False)
+    eta = table.eta[a:b].astype(np.float32, copy=False)
+    phi = table.phi[a:b].astype(np.float32, copy=False)
+    m = table.mass[a:b].astype(np.float32, copy=False)
+    nt = table.node_type[a:b].astype(np.int64)
+    n = len(pt)
+    sin, cos = np.sin(phi), np.cos(phi)
+    pz = pt * np.sinh(eta)
+    e = np.sqrt(pt * pt + pz * pz + m * m)
+    x = np.zeros((n, len(NODE_FEATURES)), dtype=np.float32)
+    x[:, 0] = np.log1p(pt)
+    x[:, 1] = eta
+    x[:, 2] = sin
+    x[:, 3] = cos
+    x[:, 4] = np.log1p(e)
+    x[:, 5] = table.charge[a:b]
+    x[:, 6] = table.btag[a:b]
+    x[np.arange(n), 7 + nt] = 1.0
+    return x, {"eta": eta, "phi": phi, "px": pt * cos, "py": pt * sin, "pz": pz, "e": e,
+               "pt": pt, "type": nt}
+
+
+def edge_features(p: dict[str, np.ndarray], s: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Edge features (float32 [E, 4]) for senders `s` and receivers `r`."""
+    out = np.empty((len(s), len(EDGE_FEATURES)), dtype=np.float32)
+    eta, phi = p["eta"], p["phi"]
+    deta = np.subtract(eta[s], eta[r], out=out[:, 0])
+    dphi = np.subtract(phi[s], phi[r], out=out[:, 1])
+    dphi += _PI
+    np.mod(dphi, _TWO_PI, out=dphi)
+    dphi -= _PI
+    np.sqrt(deta * deta + dphi * dphi, out=out[:, 2])
+    esum = p["e"][s] + p["e"][r]
+    m2 = esum * esum
+    for k in ("px", "py", "pz"):
+        q = p[k][s] + p[k][r]
+        m2 -= q * q
+    np.maximum(m2, 0, out=m2)
+    np.sqrt(m2, out=m2)
+    np.log1p(m2, out=out[:, 3])
+    return out
+
+
+def global_features(p: dict[str, np.ndarray], offsets: np.ndarray) -> np.ndarray:
+    """Event features u (float32 [B, 5]): log(1+MET), log(1+HT), n_jets, n_bjets, n_leptons.
+    HT sums the pT of jets and b-jets; n_jets counts both; leptons are electrons and muons."""
+    nb = len(offsets) - 1
+    counts = np.diff(offsets)
+    ev = np.repeat(np.arange(nb, dtype=np.int64), counts)
+    t = p["type"]
+    tc = np.bincount(ev * _N_TYPES + t, minlength=nb * _N_TYPES).reshape(nb, _N_TYPES)
+    isjet = t <= BJET
+    ht = np.bincount(ev[isjet], weights=p["pt"][isjet], minlength=nb)
+    u = np.empty((nb, 5), dtype=np.float32)
+    u[:, 0] = np.log1p(p["pt"][offsets[1:] - 1]) if nb else 0
+    u[:, 1] = np.log1p(ht)
+    u[:, 2] = tc[:, JET] + tc[:, BJET]
+    u[:, 3] = tc[:, BJET]
+    u[:, 4] = tc[:, ELECTRON] + tc[:, MUON]
+    return u
+
+
+def build_batch(table: EventTable, indices: Sequence[int] | np.ndarray | None = None) -> Batch:
+    """One ``Batch`` for all events of `table` (or events `indices` of it, in that order).
+
+    Attributes: ``x``, ``edge_index``, ``edge_attr``, ``u``, ``batch``, ``ptr``,
+    ``node_type``, ``y`` and ``y_multi`` when the table has truth labels.
+    """
+    if indices is not None:
+        table = table.subset(indices)
+    offsets = table.offsets - table.offsets[0]
+    counts = np.diff(offsets)
+    nb = len(counts)
+    x, p = node_features(table)
+    s, r, eptr = edge_pairs(counts)
+    edge_attr = edge_features(p, s, r)
+    u = global_features(p, offsets)
+    ptr = torch.from_numpy(offsets)
+    data = {
+        "x": torch.from_numpy(x),
+        "edge_index": torch.from_numpy(np.stack([s, r])),
+        "edge_attr": torch.from_numpy(edge_attr),
+        "u": torch.from_numpy(u),
+        "batch": torch.repeat_interleave(torch.arange(nb), torch.from_numpy(counts)),
+        "ptr": ptr,
+        "node_type": torch.from_numpy(p["type"]),
+        "y": torch.from_numpy(np.ascontiguousarray(table.y, dtype=np.int64)),
+    }
+    if table.y_multi is not None:
+        data["y_multi"] = torch.from_numpy(np.ascontiguousarray(table.y_multi, np.float32))
+    batch = Batch(**data)
+    graph_slice = torch.arange(nb + 1)
+    eslice = torch.from_numpy(eptr)
+    batch._num_graphs = nb
+    batch._slice_dict = {
+        "x": ptr, "node_type": ptr, "edge_index": eslice, "edge_attr": eslice,
+        "u": graph_slice, "y": graph_slice, **({"y_multi": graph_slice} if
+                                                "y_multi" in data else {}),
+    }
+    zeros = torch.zeros(nb, dtype=torch.long)
+    batch._inc_dict = {k: zeros for k in batch._slice_dict}
+    batch._inc_dict["edge_index"] = ptr[:-1]
+    return batch

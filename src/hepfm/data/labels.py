@@ -1,0 +1,53 @@
+"""Multilabel targets from the compact truth record (``Truth.PID``, ``Truth.PT``).
+
+The list is fixed and documented (``docs/features.md``): a model's multilabel logits are
+indexed by it. Presence labels look at ``|PID|``; the pT bins one-hot the pT of the leading
+resonance (the highest-pT top, W, Z or Higgs in the record) and are all zero when the event
+has none.
+"""
+
+from __future__ import annotations
+
+import awkward as ak
+import numpy as np
+
+#: (label name, PDG ids whose presence sets it).
+PRESENCE_LABELS: tuple[tuple[str, tuple[int, ...]], ...] = (
+    ("has_top", (6,)),
+    ("has_W", (24,)),
+    ("has_Z", (23,)),
+    ("has_higgs", (25, 36)),
+    ("has_b", (5,)),
+    ("has_electron", (11,)),
+    ("has_muon", (13,)),
+    ("has_tau", (15,)),
+)
+#: PDG ids of the resonances whose leading pT is binned.
+RESONANCE_IDS: tuple[int, ...] = (6, 24, 23, 25, 36)
+#: Edges of the leading-resonance pT bins in GeV; the last bin is open.
+RESONANCE_PT_BINS: tuple[float, ...] = (0.0, 100.0, 200.0, 400.0)
+
+MULTILABELS: tuple[str, ...] = (
+    *(name for name, _ in PRESENCE_LABELS),
+    "lead_res_pt_0_100", "lead_res_pt_100_200", "lead_res_pt_200_400", "lead_res_pt_400_inf",
+)
+
+
+def multilabels(pid: ak.Array, pt: ak.Array) -> np.ndarray:
+    """Multilabel targets, float32 [B, len(MULTILABELS)], from jagged truth PID and pT."""
+    counts = np.asarray(ak.num(pid, axis=1), dtype=np.int64)
+    n = len(counts)
+    apid = np.abs(np.asarray(ak.flatten(pid, axis=None), dtype=np.int64))
+    fpt = np.asarray(ak.flatten(pt, axis=None), dtype=np.float64)
+    event = np.repeat(np.arange(n), counts)
+    out = np.zeros((n, len(MULTILABELS)), dtype=np.float32)
+    for k, (_, ids) in enumerate(PRESENCE_LABELS):
+        hit = np.isin(apid, ids)
+        out[:, k] = np.bincount(event[hit], minlength=n) > 0
+    res = np.isin(apid, RESONANCE_IDS)
+    lead = np.full(n, -1.0)
+    np.maximum.at(lead, event[res], fpt[res])
+    has = lead >= 0
+    bins = np.searchsorted(np.asarray(RESONANCE_PT_BINS), lead[has], side="right") - 1
+    out[np.flatnonzero(has), len(PRESENCE_LABELS) + bins] = 1.0
+    return out

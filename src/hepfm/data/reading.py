@@ -1,0 +1,393 @@
+"""Reading ROOT files into :class:`EventTable` chunks: columnar, validated, no event loop.
+
+`iterate_tables` walks files with ``uproot`` in chunks; `arrays_to_table` turns one chunk of
+awkward arrays into flat node arrays (object selection, pT ordering, MET node) with numpy.
+Every problem with the input raises :class:`hepfm.errors.InputDataError` naming the file,
+the tree and the branch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import awkward as ak
+import numpy as np
+import uproot
+
+from hepfm.data.branches import DELPHES, BranchMap
+from hepfm.data.features import (
+    BJET,
+    DEFAULT_SELECTION,
+    ELECTRON,
+    JET,
+    MET,
+    MUON,
+    OBJECT_COLLECTIONS,
+    OBJECT_MASSES,
+    PHOTON,
+    Selection,
+)
+from hepfm.data.labels import MULTILABELS, multilabels
+from hepfm.data.table import EventTable
+from hepfm.errors import InputDataError
+
+log = logging.getLogger(__name__)
+
+OnInvalid = Literal["raise", "drop"]
+_TYPE_OF = {"electron": ELECTRON, "muon": MUON, "photon": PHOTON}
+DEFAULT_STEP_SIZE = 100_000
+
+
+@dataclass
+class FileInfo:
+    """An opened, checked input file: its tree, entry count and the collections present."""
+
+    path: str
+    tree: Any
+    num_entries: int
+    collections: tuple[str, ...]
+    met_jagged: bool
+
+
+def _listing(names: Sequence[str], limit: int = 40) -> str:
+    names = list(names)
+    more = f", ... ({len(names) - limit} more)" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
+def open_file(path: str | os.PathLike, branch_map: BranchMap = DELPHES,
+              allow_empty: bool = False) -> FileInfo:
+    """Open `path`, check the tree and branches of `branch_map`; raise a clear error if not."""
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise InputDataError(f"input file not found: '{path}'")
+    if os.path.isdir(path):
+        raise InputDataError(f"input path is a directory, not a ROOT file: '{path}'")
+    try:
+        f = uproot.open(path)
+    except Exception as e:
+        raise InputDataError(f"'{path}' is not a readable ROOT file ({type(e).__name__}: {e})") \
+            from None
+    try:
+        tree = f[branch_map.tree]
+    except Exception:
+        keys = f.keys(cycle=False)
+        raise InputDataError(
+            f"'{path}' has no tree '{branch_map.tree}' (branch map '{branch_map.name}'). "
+            f"Objects in the file: {_listing(keys) or 'none'}") from None
+    if not hasattr(tree, "num_entries"):
+        raise InputDataError(f"'{path}': '{branch_map.tree}' is a {type(tree).__name__}, "
+                             "not a TTree")
+    present = set(tree.keys(recursive=True, full_paths=False))
+    present |= set(tree.keys(recursive=True))
+    collections = []
+    for coll, flds in branch_map.branches.items():
+        missing = [b for b in flds.values() if b not in present]
+        if not missing:
+            collections.append(coll)
+        elif coll in branch_map.optional and len(missing) == len(flds):
+            continue
+        else:
+            raise InputDataError(
+                f"'{path}', tree '{branch_map.tree}': missing branch '{missing[0]}' "
+                f"({coll} '{next(k for k, v in flds.items() if v == missing[0])}', "
+                f"branch map '{branch_map.name}'). Branches in the tree: "
+                f"{_listing(sorted(tree.keys(recursive=True, full_paths=False)))}")
+    n = int(tree.num_entries)
+    if n == 0 and not allow_empty:
+        raise InputDataError(f"'{path}', tree '{branch_map.tree}' has 0 entries (empty file)")
+    met_branch = tree[branch_map.branch("met", "met")]
+    met_jagged = not isinstance(met_branch.interpretation, uproot.interpretation.numerical.AsDtype)
+    return FileInfo(path, tree, n, tuple(collections), met_jagged)
+
+
+def _jagged(arr: ak.Array) -> tuple[np.ndarray, np.ndarray]:
+    """Flat content and counts of a one-level jagged array (fast path on offsets)."""
+    layout = arr.layout
+    if isinstance(layout, ak.contents.ListOffsetArray) and \
+            isinstance(layout.content, ak.contents.NumpyArray):
+        off = np.asarray(layout.offsets)
+        flat = np.asarray(layout.content.data)[off[0]:off[-1]]
+        return flat, np.diff(off)
+    return (np.asarray(ak.flatten(arr, axis=None)),
+            np.asarray(ak.num(arr, axis=1), dtype=np.int64))
+
+
+def _is_jagged(arr: ak.Array) -> bool:
+    return arr.ndim > 1
+
+
+class _Ctx:
+    def __init__(self, source: str, branch_map: BranchMap, entry_start: int):
+        self.source, self.bm, self.entry_start = source, branch_map, entry_start
+
+    def where(self, branch: str) -> str:
+        return f"'{self.source}', tree '{self.bm.tree}', branch '{branch}'"
+
+
+def _collection(arrays: ak.Array, ctx: _Ctx, coll: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Flat arrays of every field of `coll` and their common counts (checked)."""
+    flds = ctx.bm.branches[coll]
+    out: dict[str, np.ndarray] = {}
+    counts = None
+    first = None
+    for f, b in flds.items():
+        arr = arrays[b]
+        if not _is_jagged(arr):
+            raise InputDataError(f"{ctx.where(b)}: expected a jagged (per-object) branch "
+                                 f"for {coll} {f}, got type {arr.type}")
+        flat, c = _jagged(arr)
+        if counts is None:
+            counts, first = c, b
+        elif not np.array_equal(c, counts):
+            ev = int(np.flatnonzero(c != counts)[0])
+            raise InputDataError(
+                f"{ctx.where(b)}: jagged lengths disagree with '{first}' in the same "
+                f"collection ({coll}): entry {ctx.entry_start + ev} has {c[ev]} vs "
+                f"{counts[ev]} values")
+        out[f] = flat
+    assert counts is not None
+    return out, counts.astype(np.int64, copy=False)
+
+
+def _met(arrays: ak.Array, ctx: _Ctx) -> dict[str, np.ndarray]:
+    out = {}
+    for f, b in ctx.bm.branches["met"].items():
+        arr = arrays[b]
+        if _is_jagged(arr):
+            flat, c = _jagged(arr)
+            if np.any(c != 1):
+                ev = int(np.flatnonzero(c != 1)[0])
+                raise InputDataError(f"{ctx.where(b)}: MET must have exactly one entry per "
+                                     f"event; entry {ctx.entry_start + ev} has {c[ev]}")
+        else:
+            flat = np.asarray(arr)
+        out[f] = flat
+    return out
+
+
+def _invalid_events(n: int, colls: dict[str, tuple[dict[str, np.ndarray], np.ndarray]],
+                    met: dict[str, np.ndarray], ctx: _Ctx) -> tuple[np.ndarray, list[str]]:
+    """Boolean mask of events with a NaN/inf value and the branches where they were found."""
+    bad = np.zeros(n, dtype=bool)
+    where: list[str] = []
+    for coll, (flds, counts) in colls.items():
+        ev = None
+        for f, a in flds.items():
+            if a.dtype.kind != "f":
+                continue
+            nf = ~np.isfinite(a)
+            if nf.any():
+                if ev is None:
+                    ev = np.repeat(np.arange(n), counts)
+                bad[ev[nf]] = True
+                where.append(ctx.bm.branch(coll, f))
+    for f, a in met.items():
+        nf = ~np.isfinite(a) if a.dtype.kind == "f" else np.zeros(n, bool)
+        if nf.any():
+            bad |= nf
+            where.append(ctx.bm.branch("met", f))
+    return bad, where
+
+
+def _select(flds: dict[str, np.ndarray], counts: np.ndarray, coll: str,
+            selection: Selection) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """Apply pT/eta cuts, order by pT (descending) within events, keep at most max_objects."""
+    cut = selection.cut(coll)
+    n = len(counts)
+    pt, eta = flds["pt"], flds["eta"]
+    keep = (pt > cut.pt_min) & (np.abs(eta) < cut.eta_max)
+    ev = np.repeat(np.arange(n, dtype=np.int64), counts)
+    if not keep.all():
+        ev = ev[keep]
+        flds = {k: v[keep] for k, v in flds.items()}
+        pt = flds["pt"]
+    c = np.bincount(ev, minlength=n).astype(np.int64)
+    start = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(c, out=start[1:])
+    if len(pt) > 1 and not np.all((pt[1:] <= pt[:-1]) | (ev[1:] != ev[:-1])):
+        order = np.lexsort((-pt, ev))
+        flds = {k: v[order] for k, v in flds.items()}
+    rank = np.arange(len(ev), dtype=np.int64) - start[:-1][ev]
+    if len(rank) and rank.max(initial=0) >= cut.max_objects:
+        k = rank < cut.max_objects
+        flds = {key: v[k] for key, v in flds.items()}
+        c = np.minimum(c, cut.max_objects)
+    return flds, c
+
+
+def arrays_to_table(
+    arrays: ak.Array,
+    branch_map: BranchMap = DELPHES,
+    selection: Selection = DEFAULT_SELECTION,
+    *,
+    collections: Sequence[str] | None = None,
+    label: int = 0,
+    process: int = 0,
+    processes: tuple[str, ...] = (),
+    on_invalid: OnInvalid = "raise",
+    source: str = "<arrays>",
+    entry_start: int = 0,
+) -> tuple[EventTable, int]:
+    """One chunk of branch arrays (fields named as in `branch_map`) -> (EventTable, n_dropped).
+
+    `collections` are those present (default: all of the map's collections found in
+    `arrays`). Missing photons mean no photon nodes; missing truth means ``y_multi=None``.
+    """
+    ctx = _Ctx(source, branch_map, entry_start)
+    if collections is None:
+        collections = [c for c, f in branch_map.branches.items()
+                       if all(b in arrays.fields for b in f.values())]
+    n = len(arrays)
+    colls = {c: _collection(arrays, ctx, c) for c in OBJECT_COLLECTIONS if c in collections}
+    met = _met(arrays, ctx)
+    bad, where = _invalid_events(n, colls, met, ctx)
+    n_bad = int(bad.sum())
+    if n_bad:
+        if on_invalid != "drop":
+            ev = int(np.flatnonzero(bad)[0])
+            raise InputDataError(
+                f"'{source}', tree '{branch_map.tree}': NaN or infinite values in branch(es) "
+                f"{', '.join(repr(w) for w in where)} ({n_bad} events, first at entry "
+                f"{entry_start + ev}). Pass on_invalid='drop' to skip such events.")
+        table, _ = arrays_to_table(
+            arrays[~bad], branch_map, selection, collections=collections, label=label,
+            process=process, processes=processes, on_invalid="raise", source=source,
+            entry_start=entry_start)
+        return table, n_bad
+
+    # selection per collection
+    sel = {c: _select(flds, counts, c, selection) for c, (flds, counts) in colls.items()}
+    total = np.ones(n, dtype=np.int64)  # the MET node
+    for _, c in sel.values():
+        total += c
+    offsets = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(total, out=offsets[1:])
+    N = int(offsets[-1])
+    pt = np.empty(N, np.float32)
+    eta = np.empty(N, np.float32)
+    phi = np.empty(N, np.float32)
+    mass = np.zeros(N, np.float32)
+    charge = np.zeros(N, np.int8)
+    btag = np.zeros(N, np.float32)
+    ntype = np.empty(N, np.int8)
+
+    base = offsets[:-1].copy()
+    for coll, (flds, c) in sel.items():
+        m = len(flds["pt"])
+        cstart = np.zeros(n + 1, dtype=np.int64)
+        np.cumsum(c, out=cstart[1:])
+        dest = np.arange(m, dtype=np.int64) + np.repeat(base - cstart[:-1], c)
+        base += c
+        pt[dest] = flds["pt"]
+        eta[dest] = flds["eta"]
+        phi[dest] = flds["phi"]
+        if coll == "jet":
+            mass[dest] = flds["mass"]
+            isb = flds["btag"] >= selection.btag_threshold
+            btag[dest] = isb
+            ntype[dest] = np.where(isb, BJET, JET)
+        else:
+            mass[dest] = OBJECT_MASSES[coll]
+            ntype[dest] = _TYPE_OF[coll]
+        if "charge" in flds:
+            charge[dest] = flds["charge"]
+    dest = offsets[1:] - 1
+    pt[dest] = met["met"]
+    eta[dest] = 0.0
+    phi[dest] = met["phi"]
+    ntype[dest] = MET
+
+    y_multi = None
+    if "truth" in collections:
+        tb = branch_map.branches["truth"]
+        y_multi = multilabels(arrays[tb["pid"]], arrays[tb["pt"]])
+    table = EventTable(
+        offsets=offsets, pt=pt, eta=eta, phi=phi, mass=mass, charge=charge, btag=btag,
+        node_type=ntype, y=np.full(n, label, np.int64), process=np.full(n, process, np.int16),
+        processes=processes, y_multi=y_multi,
+    )
+    return table, 0
+
+
+def iterate_tables(
+    files: str | os.PathLike | Sequence[str | os.PathLike],
+    branch_map: BranchMap = DELPHES,
+    selection: Selection = DEFAULT_SELECTION,
+    *,
+    step_size: int = DEFAULT_STEP_SIZE,
+    max_events: int | None = None,
+    entry_ranges: Sequence[tuple[int, int]] | None = None,
+    label: int = 0,
+    process: int = 0,
+    processes: tuple[str, ...] = (),
+    on_invalid: OnInvalid = "raise",
+) -> Iterator[EventTable]:
+    """Yield EventTables of up to `step_size` events from `files`, in order.
+
+    `max_events` stops after that many events in total; `entry_ranges` (one (start, stop)
+    per file) reads only those entries. Invalid events are dropped with a log message when
+    ``on_invalid="drop"``.
+    """
+    if isinstance(files, (str, os.PathLike)):
+        files = [files]
+    files = [os.fspath(f) for f in files]
+    remaining = max_events
+    for k, path in enumerate(files):
+        if remaining is not None and remaining <= 0:
+            return
+        info = open_file(path, branch_map)
+        start, stop = (0, info.num_entries) if entry_ranges is None else entry_ranges[k]
+        stop = min(stop, info.num_entries)
+        if remaining is not None:
+            stop = min(stop, start + remaining)
+        if stop <= start:
+            continue
+        names = [b for c in info.collections for b in branch_map.branches[c].values()]
+        pos = start
+        dropped = 0
+        it = info.tree.iterate(names, step_size=step_size, entry_start=start,
+                               entry_stop=stop, library="ak")
+        while True:
+            try:
+                arrays = next(it)
+            except StopIteration:
+                break
+            except InputDataError:
+                raise
+            except Exception as e:
+                raise InputDataError(
+                    f"'{path}', tree '{branch_map.tree}': cannot read entries from {pos} on "
+                    f"(truncated or corrupt file?): {type(e).__name__}: {e}") from None
+            table, nd = arrays_to_table(
+                arrays, branch_map, selection, collections=info.collections, label=label,
+                process=process, processes=processes, on_invalid=on_invalid, source=path,
+                entry_start=pos)
+            pos += len(arrays)
+            dropped += nd
+            if remaining is not None:
+                remaining -= len(arrays)
+            yield table
+        if dropped:
+            log.warning("%s: dropped %d events with NaN or infinite values", path, dropped)
+
+
+def read_table(
+    files: str | os.PathLike | Sequence[str | os.PathLike],
+    branch_map: BranchMap = DELPHES,
+    selection: Selection = DEFAULT_SELECTION,
+    **kwargs: Any,
+) -> EventTable:
+    """All events of `files` in one EventTable (see `iterate_tables` for the options)."""
+    tables = list(iterate_tables(files, branch_map, selection, **kwargs))
+    if not tables:
+        return EventTable.empty(kwargs.get("processes", ()))
+    return tables[0] if len(tables) == 1 else EventTable.concat(tables)
+
+
+__all__ = ["MULTILABELS", "FileInfo", "arrays_to_table", "iterate_tables", "open_file",
+           "read_table"]
