@@ -46,6 +46,31 @@ def tasks() -> None:
     console.print(table)
 
 
+@app.command()
+def generate(
+    processes: str = typer.Option("all", help="'all', 'everything' or NAME,NAME,..."),
+    events: int = typer.Option(..., help="Events per process."),
+    out: str = typer.Option(..., help="Output directory (one <process>.root per process)."),
+    seed: int = typer.Option(1, help="Random seed; the same seed gives identical files."),
+    workers: int = typer.Option(1, help="Worker processes running in parallel."),
+    mpi: bool = typer.Option(True, "--mpi/--no-mpi", help="Multi-parton interactions."),
+    chunk_size: int = typer.Option(500, help="Events per chunk (one seed per chunk)."),
+) -> None:
+    """Generate events with Pythia 8 + a parametric detector into Delphes-layout ROOT files."""
+    import logging
+
+    from hepfm.generate import generate_samples
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        paths = generate_samples(processes, events, out, seed=seed, workers=workers, mpi=mpi,
+                                 chunk_size=chunk_size)
+    except (HepfmError, ValueError) as err:
+        fail(err)
+    for path in paths:
+        console.print(f"{path}")
+
+
 def main() -> None:
     try:
         app()

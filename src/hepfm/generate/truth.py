@@ -1,0 +1,52 @@
+"""The compact hard-process truth record: PDG id, pT, eta, phi of the interesting particles.
+
+From the hard scatter (Pythia status codes |status| 22-29: intermediate and outgoing particles
+of the hardest process and its resonance decays; incoming partons, 21, and the MPI scatters,
+31-39, are left out) it keeps tops, W, Z, H, A, Z', b quarks and charged leptons. Resonances
+(t, W, Z, H, A, Z') are followed along their recoil copies to the last copy, the one that
+decays, so that e.g. a gluon-fusion Higgs has the pT it gets from initial-state radiation;
+b quarks and leptons keep the kinematics they have in the hard process.
+"""
+
+from __future__ import annotations
+
+import awkward as ak
+import numpy as np
+
+from hepfm.generate.objects import ParticleTable, jagged
+
+#: |PDG id| of the particles kept in the truth record.
+TRUTH_IDS = np.array([5, 6, 11, 13, 15, 23, 24, 25, 32, 36])
+#: Resonances followed to their last (decaying) copy.
+RESONANCE_IDS = np.array([6, 23, 24, 25, 32, 36])
+_MAX_COPIES = 200
+
+
+def last_copies(table: ParticleTable, rows: np.ndarray) -> np.ndarray:
+    """Follow each row through carbon copies (one daughter, same id) to the last copy.
+
+    Loops over the depth of the copy chain (tens at most), vectorised over all rows.
+    """
+    rows = rows.copy()
+    for _ in range(_MAX_COPIES):
+        nxt = table.daughter1[rows]
+        step = ((nxt > table.offsets[table.event[rows]]) & (table.daughter2[rows] == nxt)
+                & (table.id[nxt] == table.id[rows]))
+        if not step.any():
+            break
+        rows[step] = nxt[step]
+    return rows
+
+
+def truth_record(table: ParticleTable) -> ak.Array:
+    """The Delphes-style ``Truth`` collection (``PID``, ``PT``, ``Eta``, ``Phi``) per event."""
+    t = table
+    abs_status = np.abs(t.status)
+    rows = np.nonzero((abs_status >= 22) & (abs_status <= 29)
+                      & np.isin(np.abs(t.id), TRUTH_IDS))[0]
+    resonance = np.isin(np.abs(t.id[rows]), RESONANCE_IDS)
+    kin = rows.copy()
+    kin[resonance] = last_copies(t, rows[resonance])
+    return jagged(t.event[rows], t.n_events, PID=t.id[rows].astype(np.int32),
+                  PT=t.pt[kin].astype(np.float32), Eta=t.eta[kin].astype(np.float32),
+                  Phi=t.phi[kin].astype(np.float32))
