@@ -12,7 +12,7 @@ from safetensors.torch import load_file, save_file
 from hepfm.errors import CheckpointError, UnknownNameError
 from hepfm.hub import load_pretrained, save_pretrained
 from hepfm.models import FoundationModel, ModelConfig
-from synthetic_graphs import N_LABELS, make_batch, permute_event_objects
+from tests.synthetic_graphs import N_LABELS, make_batch, permute_event_objects
 
 LABELS = tuple(f"label_{i}" for i in range(N_LABELS))
 

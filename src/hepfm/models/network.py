@@ -20,26 +20,14 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from hepfm.data.features import EDGE_FEATURES, GLOBAL_FEATURES, NODE_FEATURES
 from hepfm.models import scatter
 from hepfm.models.blocks import GraphNetBlock, mlp
 
-# The feature lists of contracts.md section 2; hepfm.data.graphs is the source of truth
-# and is preferred when importable (see `default_features`).
-_NODE_FEATURES = ("log_pt", "eta", "sin_phi", "cos_phi", "log_e", "charge", "btag", "is_jet",
-                  "is_bjet", "is_electron", "is_muon", "is_photon", "is_met")
-_EDGE_FEATURES = ("delta_eta", "delta_phi", "delta_r", "log_mass")
-_GLOBAL_FEATURES = ("log_met", "log_ht", "n_jets", "n_bjets", "n_leptons")
-
 
 def default_features() -> dict[str, tuple[str, ...]]:
-    """Node, edge and global feature names that hepfm.data builds today."""
-    try:
-        from hepfm.data import graphs
-
-        return {"node": tuple(graphs.NODE_FEATURES), "edge": tuple(graphs.EDGE_FEATURES),
-                "global": tuple(graphs.GLOBAL_FEATURES)}
-    except (ImportError, AttributeError):
-        return {"node": _NODE_FEATURES, "edge": _EDGE_FEATURES, "global": _GLOBAL_FEATURES}
+    """Node, edge and global feature names that hepfm.data builds (contracts.md section 2)."""
+    return {"node": NODE_FEATURES, "edge": EDGE_FEATURES, "global": GLOBAL_FEATURES}
 
 
 _KINDS = ("node", "edge", "global")

@@ -1,0 +1,90 @@
+"""Predictions of a trained model on an EventTable, and the evaluation written to a run dir."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from hepfm.data import EventBatches, EventTable
+from hepfm.models.foundation import FoundationModel
+from hepfm.processes import get_process
+
+
+@torch.no_grad()
+def predict(model: FoundationModel, table: EventTable, batch_size: int = 1024,
+            device: str | torch.device | None = None) -> dict[str, np.ndarray]:
+    """Logits of every head for all events of `table`, in table order (eval mode, fp32)."""
+    device = torch.device(device) if device is not None else model.device
+    was_training = model.training
+    model.eval()
+    chunks: dict[str, list[torch.Tensor]] = {}
+    for batch in EventBatches(table, batch_size, shuffle=False, shard=False):
+        for name, logits in model(batch.to(device)).items():
+            chunks.setdefault(name, []).append(logits.float().cpu())
+    model.train(was_training)
+    return {k: torch.cat(v).numpy() for k, v in chunks.items()}
+
+
+def class_scores(logits: np.ndarray, y: np.ndarray, processes: Sequence[str]
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """Restrict multiclass logits to the columns of `processes`; labels become positions."""
+    ids = np.array([get_process(p).label_id for p in processes])
+    position = {int(label): k for k, label in enumerate(ids)}
+    return logits[:, ids], np.array([position[int(t)] for t in y], dtype=np.int64)
+
+
+def evaluate_split(model: FoundationModel, table: EventTable, processes: Sequence[str],
+                   objective_heads: Sequence[str], batch_size: int = 1024) -> dict[str, Any]:
+    """Accuracy, per-class accuracy and macro AUC (multiclass), per-label AUC (multilabel)."""
+    from sklearn.metrics import roc_auc_score
+
+    from hepfm.analysis.metrics import multiclass_metrics
+
+    logits = predict(model, table, batch_size)
+    out: dict[str, Any] = {"events": len(table)}
+    if "multiclass" in objective_heads:
+        scores, y = class_scores(logits["multiclass"], table.y, processes)
+        out.update(multiclass_metrics(y, scores, list(processes)))
+    if "multilabel" in objective_heads and table.y_multi is not None:
+        labels = model.config.labels
+        aucs = {}
+        for k, name in enumerate(labels):
+            t = table.y_multi[:, k]
+            if 0 < t.sum() < len(t):
+                aucs[name] = float(roc_auc_score(t, logits["multilabel"][:, k]))
+        out["multilabel_auc"] = aucs
+        out["multilabel_macro_auc"] = float(np.mean(list(aucs.values()))) if aucs else None
+    return out
+
+
+def write_evaluation(run_dir: str | os.PathLike[str], model: FoundationModel,
+                     tables: dict[str, EventTable], processes: Sequence[str],
+                     objective_heads: Sequence[str], extra: dict[str, Any] | None = None
+                     ) -> dict[str, Any]:
+    """Evaluate on each table (``val``, ``test``), write ``metrics.json`` and, for multiclass,
+    the test confusion matrix as ``confusion_matrix.csv`` and ``confusion_matrix.png``."""
+    from hepfm.analysis.metrics import confusion_frame
+    from hepfm.analysis.plots import plot_confusion
+
+    run_dir = Path(run_dir)
+    metrics: dict[str, Any] = dict(extra or {})
+    for name, table in tables.items():
+        metrics[name] = evaluate_split(model, table, processes, objective_heads)
+    if "multiclass" in objective_heads and "test" in tables and len(processes) > 1:
+        test = tables["test"]
+        scores, y = class_scores(predict(model, test)["multiclass"], test.y, processes)
+        cm = confusion_frame(y, scores, list(processes))
+        cm.to_csv(run_dir / "confusion_matrix.csv", float_format="%.4f")
+        plot_confusion(cm, run_dir / "confusion_matrix.png",
+                       title=f"test events: accuracy {metrics['test']['accuracy']:.3f}, "
+                             f"macro AUC {metrics['test']['macro_auc']:.3f}")
+    tmp = run_dir / ".metrics.json.tmp"
+    tmp.write_text(json.dumps(metrics, indent=2, default=float) + "\n")
+    os.replace(tmp, run_dir / "metrics.json")
+    return metrics

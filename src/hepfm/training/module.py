@@ -1,0 +1,126 @@
+"""The LightningModule for supervised pretraining: the step, the loss, the optimiser."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import lightning as L
+import numpy as np
+import torch
+from torch import Tensor
+
+from hepfm.models.foundation import FoundationModel
+from hepfm.objectives.supervised import Objective, SupervisedObjective
+
+SCHEDULES = ("cosine", "onecycle", "constant")
+
+
+def epoch_metrics(objective: SupervisedObjective, logits: dict[str, np.ndarray],
+                  y: np.ndarray, y_multi: np.ndarray | None) -> dict[str, float]:
+    """Accuracy and macro AUC (multiclass), macro AUC over labels (multilabel)."""
+    from sklearn.metrics import roc_auc_score
+
+    from hepfm.analysis.metrics import macro_auc
+
+    out: dict[str, float] = {}
+    if "multiclass" in objective.heads and len(y):
+        s = logits["multiclass"]
+        out["acc"] = float((s.argmax(1) == y).mean())
+        if len(np.unique(y)) > 1:
+            out["auc"] = macro_auc(y, s)
+    if "multilabel" in objective.heads and y_multi is not None and len(y_multi):
+        s = logits["multilabel"]
+        cols = [k for k in range(y_multi.shape[1]) if 0 < y_multi[:, k].sum() < len(y_multi)]
+        if cols:
+            out["auc_multilabel"] = float(np.mean(
+                [roc_auc_score(y_multi[:, k], s[:, k]) for k in cols]))
+    return out
+
+
+class PretrainModule(L.LightningModule):
+    """Trains a :class:`FoundationModel` with a supervised objective.
+
+    Logs ``train/loss`` (per step and epoch), ``val/loss``, and at the end of each validation
+    epoch ``val/acc`` and ``val/auc`` (macro one-vs-rest, scikit-learn) for multiclass and
+    ``val/auc_multilabel`` for multilabel. AdamW with a warm-up then cosine decay per step
+    (``schedule="cosine"``), one-cycle (``"onecycle"``) or a constant rate.
+    """
+
+    def __init__(self, model: FoundationModel, objective: Objective = "multiclass",
+                 lr: float = 2e-3, weight_decay: float = 1e-2, schedule: str = "cosine",
+                 warmup_fraction: float = 0.05, multiclass_weight: float = 1.0,
+                 multilabel_weight: float = 1.0):
+        super().__init__()
+        if schedule not in SCHEDULES:
+            raise ValueError(f"unknown schedule '{schedule}': use one of {SCHEDULES}")
+        self.model = model
+        self.objective = SupervisedObjective(objective, multiclass_weight, multilabel_weight)
+        self.save_hyperparameters(ignore=["model"])
+        self._val: list[tuple[dict[str, Tensor], Tensor, Tensor | None]] = []
+
+    def forward(self, batch: Any) -> dict[str, Tensor]:
+        return self.model(batch)
+
+    def _step(self, batch: Any, stage: str) -> tuple[Tensor, dict[str, Tensor]]:
+        out = self.model(batch)
+        loss, parts = self.objective(out, batch)
+        n = int(batch.num_graphs)
+        train = stage == "train"
+        self.log(f"{stage}/loss", loss, batch_size=n, prog_bar=True, on_step=train,
+                 on_epoch=True, sync_dist=not train)
+        if len(parts) > 1:
+            for name, part in parts.items():
+                self.log(f"{stage}/loss_{name}", part, batch_size=n, on_step=False,
+                         on_epoch=True, sync_dist=not train)
+        return loss, out
+
+    def training_step(self, batch: Any, batch_idx: int) -> Tensor:
+        return self._step(batch, "train")[0]
+
+    def validation_step(self, batch: Any, batch_idx: int) -> None:
+        _, out = self._step(batch, "val")
+        y_multi = getattr(batch, "y_multi", None)
+        self._val.append(({k: v.detach().float().cpu() for k, v in out.items()},
+                          batch.y.cpu(), None if y_multi is None else y_multi.cpu()))
+
+    def on_validation_epoch_start(self) -> None:
+        self._val = []
+
+    def on_validation_epoch_end(self) -> None:
+        if not self._val:
+            return
+        logits = {k: torch.cat([o[k] for o, _, _ in self._val]).numpy() for k in self._val[0][0]}
+        y = torch.cat([t for _, t, _ in self._val]).numpy()
+        ym = None if self._val[0][2] is None else torch.cat([m for _, _, m in self._val]).numpy()
+        self._val = []
+        for name, value in epoch_metrics(self.objective, logits, y, ym).items():
+            self.log(f"val/{name}", value, prog_bar=name == "acc", sync_dist=True)
+
+    def on_train_epoch_start(self) -> None:
+        # reshuffle deterministically per epoch (also after --resume)
+        loader = self.trainer.train_dataloader
+        dataset = getattr(loader, "dataset", None)
+        if hasattr(dataset, "set_epoch"):
+            dataset.set_epoch(self.current_epoch)
+
+    def configure_optimizers(self) -> Any:
+        hp = self.hparams
+        opt = torch.optim.AdamW(self.parameters(), lr=hp.lr, weight_decay=hp.weight_decay)
+        if hp.schedule == "constant":
+            return opt
+        total = self.trainer.estimated_stepping_batches
+        if not math.isfinite(total) or total < 1:
+            total = max(1, int(self.trainer.max_epochs or 1))
+        total = int(total)
+        if hp.schedule == "onecycle":
+            sched: torch.optim.lr_scheduler.LRScheduler = torch.optim.lr_scheduler.OneCycleLR(
+                opt, max_lr=hp.lr, total_steps=total, pct_start=max(hp.warmup_fraction, 0.01))
+        else:
+            warm = max(1, int(hp.warmup_fraction * total))
+            sched = torch.optim.lr_scheduler.SequentialLR(opt, [
+                torch.optim.lr_scheduler.LinearLR(opt, start_factor=0.05, total_iters=warm),
+                torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, total - warm),
+                                                           eta_min=hp.lr * 0.01),
+            ], milestones=[warm])
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,262 @@
+"""``hepfm pretrain``: generate (if asked), load, train with Lightning, save, evaluate.
+
+A run directory ends up holding::
+
+    run.yaml                 the settings of this run (used by --resume)
+    config.yaml              model architecture, features, normalisation, provenance
+    model.safetensors        weights of the best epoch (lowest validation loss)
+    metrics.csv, hparams.yaml  Lightning CSV log (train/val loss, val accuracy and AUC)
+    checkpoints/best.ckpt, checkpoints/last.ckpt   Lightning checkpoints
+    metrics.json             validation and test metrics of the saved model
+    confusion_matrix.csv/.png  test confusion matrix (multiclass)
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hepfm.errors import HepfmError, InputDataError
+from hepfm.processes import resolve_processes
+
+log = logging.getLogger(__name__)
+
+DEFAULTS: dict[str, Any] = {
+    "processes": "all",
+    "objective": "multiclass",
+    "events_per_process": 2000,
+    "epochs": 10,
+    "batch_size": 256,
+    "seed": 0,
+    "lr": 2e-3,
+    "schedule": "cosine",
+    "patience": 4,
+}
+RUN_SETTINGS = "run.yaml"
+PRECISIONS = {"32": "32-true", "32-true": "32-true", "bf16": "bf16-mixed",
+              "bf16-mixed": "bf16-mixed", "16-mixed": "16-mixed"}
+
+
+def default_data_dir() -> Path:
+    """Where samples live when no --data is given: $HEPFM_DATA, else the user's cache."""
+    if os.environ.get("HEPFM_DATA"):
+        return Path(os.environ["HEPFM_DATA"]).expanduser()
+    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(cache) / "hepfm" / "data"
+
+
+def missing_processes(data_dir: Path, processes: Iterable[str]) -> list[str]:
+    """Processes without ``<process>.root`` or ``<process>_<k>.root`` in `data_dir`."""
+    return [p for p in processes
+            if not (data_dir / f"{p}.root").is_file() and not any(data_dir.glob(f"{p}_*.root"))]
+
+
+def generate_command(processes: list[str], events: int, data_dir: Path, seed: int) -> str:
+    """The exact ``hepfm generate`` command that makes the missing files."""
+    return (f"hepfm generate --processes {','.join(processes)} --events {events} "
+            f"--out {data_dir} --seed {seed}")
+
+
+@dataclass
+class PretrainResult:
+    """Where the model is and how good it is."""
+
+    run_dir: Path
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        lines = [f"model saved in {self.run_dir} (load with hepfm.load_pretrained"
+                 f"('{self.run_dir}'))"]
+        test = self.metrics.get("test", {})
+        if "accuracy" in test:
+            lines.append(f"test: {test['events']} events, accuracy {test['accuracy']:.3f}, "
+                         f"macro AUC {test['macro_auc']:.3f}")
+            per = {k.split("/", 1)[1]: v for k, v in test.items() if k.startswith("accuracy/")}
+            lines.append("per-class accuracy: " + ", ".join(f"{k} {v:.2f}"
+                                                             for k, v in per.items()))
+            lines.append(f"confusion matrix: {self.run_dir / 'confusion_matrix.png'} (.csv)")
+        if test.get("multilabel_macro_auc") is not None:
+            lines.append(f"test multilabel macro AUC {test['multilabel_macro_auc']:.3f}")
+        return "\n".join(lines)
+
+
+def _settings(out_dir: Path, resume: bool, given: dict[str, Any]) -> dict[str, Any]:
+    """Merge defaults, the run's saved settings (when resuming) and the given arguments."""
+    settings = dict(DEFAULTS)
+    path = out_dir / RUN_SETTINGS
+    if resume:
+        if not path.is_file():
+            raise HepfmError(f"cannot resume: '{out_dir}' has no {RUN_SETTINGS} "
+                             "(not a hepfm pretraining run directory)")
+        settings.update(yaml.safe_load(path.read_text()))
+    settings.update({k: v for k, v in given.items() if v is not None})
+    return settings
+
+
+def _write_yaml(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
+    os.replace(tmp, path)
+
+
+def _accelerator(device: str) -> str:
+    return {"cuda": "gpu", "gpu": "gpu", "cpu": "cpu", "auto": "auto", "mps": "mps"}.get(
+        device, device)
+
+
+def pretrain(
+    processes: str | Iterable[str] | None = None,
+    objective: str | None = None,
+    data_dir: str | os.PathLike[str] | None = None,
+    out_dir: str | os.PathLike[str] | None = None,
+    events_per_process: int | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    device: str = "auto",
+    precision: str = "32",
+    devices: int | str = 1,
+    num_nodes: int = 1,
+    seed: int | None = None,
+    resume: bool = False,
+    generate: bool = False,
+    *,
+    model_config: dict[str, Any] | None = None,
+    lr: float | None = None,
+    schedule: str | None = None,
+    patience: int | None = None,
+    num_workers: int = 0,
+    generate_workers: int | None = None,
+    progress: bool = True,
+    verbose: bool = True,
+) -> PretrainResult:
+    """Pretrain the foundation model on `processes` and write a run directory.
+
+    Missing sample files are an error naming them and the ``hepfm generate`` command, unless
+    `generate` is set or `data_dir` is left at its default (then they are generated, so that
+    ``hepfm pretrain --processes all`` works on a fresh install). `seed` fixes the split,
+    the initialisation and the batch order. With `resume`, the settings come from
+    ``out_dir/run.yaml`` (arguments given here override them, e.g. more `epochs`) and
+    training continues from ``checkpoints/last.ckpt``.
+    """
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, Timer
+    from lightning.pytorch.loggers import CSVLogger
+
+    from hepfm.models.foundation import FoundationModel, ModelConfig
+    from hepfm.training.datamodule import EventDataModule
+    from hepfm.training.evaluate import write_evaluation
+    from hepfm.training.module import PretrainModule
+
+    if out_dir is None:
+        if resume:
+            raise HepfmError("--resume needs --out RUN_DIR (the run to continue)")
+        out_dir = Path("runs") / time.strftime("pretrain-%Y%m%d-%H%M%S")
+    out_dir = Path(out_dir).expanduser()
+    s = _settings(out_dir, resume, {
+        "processes": None if processes is None else (
+            processes if isinstance(processes, str) else ",".join(processes)),
+        "objective": objective, "events_per_process": events_per_process, "epochs": epochs,
+        "batch_size": batch_size, "seed": seed, "lr": lr, "schedule": schedule,
+        "patience": patience, "model": model_config,
+        "data_dir": None if data_dir is None else str(Path(data_dir).expanduser()),
+    })
+    names = resolve_processes(s["processes"])
+    default_dir = s.get("data_dir") is None
+    data = Path(s["data_dir"]) if not default_dir else default_data_dir()
+    s["data_dir"] = str(data)
+
+    missing = missing_processes(data, names)
+    if missing:
+        if not (generate or default_dir):
+            raise InputDataError(
+                f"no sample files in '{data}' for {len(missing)} process(es): "
+                f"{', '.join(missing)}. Make them with:\n  "
+                f"{generate_command(missing, s['events_per_process'], data, s['seed'])}\n"
+                "or add --generate")
+        from hepfm.generate.run import generate_samples
+
+        if verbose:
+            print(f"generating {s['events_per_process']} events for {', '.join(missing)} "
+                  f"into {data}", file=sys.stderr)
+        generate_samples(missing, s["events_per_process"], data, s["seed"],
+                         generate_workers or os.cpu_count() or 1)
+
+    L.seed_everything(s["seed"], workers=True, verbose=False)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _write_yaml(out_dir / RUN_SETTINGS, {k: v for k, v in s.items() if v is not None})
+
+    dm = EventDataModule(data, names, s["events_per_process"], s["batch_size"], s["seed"],
+                         num_workers=num_workers, cache_dir=data / ".cache")
+    dm.setup("fit")
+    assert dm.train is not None and dm.val is not None and dm.test is not None
+    if len(dm.train) == 0 or len(dm.val) == 0:
+        raise InputDataError(f"too few events in '{data}' to split into train/val/test "
+                             f"({len(dm.train)} training events)")
+    cfg = ModelConfig(**(s.get("model") or {}))
+    model = FoundationModel(cfg, dm.stats)
+    module = PretrainModule(model, s["objective"], lr=s["lr"], schedule=s["schedule"])
+    if "multilabel" in module.objective.heads and not dm.has_multilabels:
+        raise InputDataError(f"objective '{s['objective']}' needs truth labels but the files "
+                             f"in '{data}' have no Truth branches")
+
+    ckpt_dir = out_dir / "checkpoints"
+    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/loss",
+                                 mode="min", save_top_k=1, save_last=True,
+                                 enable_version_counter=False)
+    timer = Timer()
+    n_dev = devices if isinstance(devices, int) else 1
+    distributed = n_dev > 1 or num_nodes > 1 or devices == -1
+    trainer = L.Trainer(
+        max_epochs=s["epochs"],
+        accelerator=_accelerator(device),
+        devices=devices,
+        num_nodes=num_nodes,
+        strategy="ddp" if distributed else "auto",
+        precision=PRECISIONS.get(str(precision), precision),
+        callbacks=[EarlyStopping(monitor="val/loss", mode="min", patience=s["patience"]),
+                   checkpoint, timer],
+        logger=CSVLogger(save_dir=out_dir, name="", version=""),
+        default_root_dir=out_dir,
+        enable_progress_bar=progress,
+        enable_model_summary=verbose,
+        num_sanity_val_steps=0,
+        log_every_n_steps=max(1, min(50, len(dm.train) // s["batch_size"])),
+    )
+    last = ckpt_dir / "last.ckpt"
+    if resume and not last.is_file():
+        raise HepfmError(f"cannot resume: no {last}")
+    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume else None)
+    if not trainer.is_global_zero:
+        return PretrainResult(out_dir)
+
+    best = checkpoint.best_model_path or str(last)
+    import torch
+
+    state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
+    module.load_state_dict(state)
+    model = module.model.cpu().float().eval()
+    best_epoch = None
+    if checkpoint.best_model_score is not None:
+        best_epoch = int(torch.load(best, map_location="cpu", weights_only=True)["epoch"])
+    provenance = {
+        "processes": names, "objective": s["objective"], "seed": s["seed"],
+        "events_per_process": s["events_per_process"], "split": list(dm.split),
+        "data_dir": str(data), "best_epoch": best_epoch,
+    }
+    model.save_pretrained(out_dir, **provenance)
+    metrics = write_evaluation(
+        out_dir, model, {"val": dm.val, "test": dm.test}, names, module.objective.heads,
+        extra={"best_epoch": best_epoch, "train_time_s": timer.time_elapsed("train"),
+               "events": {"train": len(dm.train), "val": len(dm.val), "test": len(dm.test)}})
+    result = PretrainResult(out_dir, metrics)
+    if verbose:
+        print(result.summary())
+    return result
