@@ -286,7 +286,7 @@ class EventBatches(IterableDataset):
         if not self._explicit_epoch and get_worker_info() is None:
             self.epoch += 1
         for b in batches:
-            yield build_batch(self.table, np.sort(b) if not self.shuffle else b)
+            yield build_batch(self.table, b, keep_order=not self.shuffle)
 
     def __len__(self) -> int:
         n = len(self.epoch_indices()) if self.sampling == "balanced" else len(self.table)
@@ -384,7 +384,7 @@ class StreamingEvents(IterableDataset):
                 n_full = len(table) // bs * bs
                 idx = rng.permutation(len(table)) if self.shuffle else np.arange(len(table))
                 for i in range(0, n_full, bs):
-                    yield build_batch(table, idx[i:i + bs])
+                    yield build_batch(table, idx[i:i + bs], keep_order=not self.shuffle)
                 rest = table.subset(idx[n_full:]) if n_full < len(table) else None
                 buf = [rest] if rest is not None else []
                 n_buf = len(rest) if rest is not None else 0
@@ -394,7 +394,7 @@ class StreamingEvents(IterableDataset):
             for i in range(0, len(table), bs):
                 if self.drop_last and i + bs > len(table):
                     break
-                yield build_batch(table, idx[i:i + bs])
+                yield build_batch(table, idx[i:i + bs], keep_order=not self.shuffle)
 
 
 __all__ = ["EventBatches", "StreamingEvents", "label_for", "load_events", "load_table",

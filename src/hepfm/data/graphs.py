@@ -8,6 +8,7 @@ attributes and features are those of ``docs/contracts.md`` section 2.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
 
 import numpy as np
@@ -15,7 +16,7 @@ import torch
 from torch_geometric.data import Batch
 
 from hepfm.data.features import BJET, EDGE_FEATURES, ELECTRON, JET, MUON, NODE_FEATURES, NODE_TYPES
-from hepfm.data.table import EventTable
+from hepfm.data.table import EventTable, segment_gather
 
 _TWO_PI = np.float32(2 * np.pi)
 _PI = np.float32(np.pi)
@@ -78,15 +79,90 @@ def node_features(table: EventTable) -> tuple[np.ndarray, dict[str, np.ndarray]]
                "pt": pt, "type": nt}
 
 
+_SIGN = np.array([-1, -1, 1, 1], dtype=np.float32)
+_EDGE_PROPS = ("eta", "phi", "e", "px", "py", "pz")
+
+
+def _offdiag_blocks(d: np.ndarray, m: int, n: int) -> np.ndarray:
+    """View of [m, n, n, F] without the diagonal as [m, n-1, n, F] (flattened: sender-major
+    off-diagonal pairs). Trick: dropping flat element 0, rows of n+1 end on the diagonal."""
+    f = d.shape[3]
+    return d.reshape(m, n * n, f)[:, 1:].reshape(m, n - 1, n + 1, f)[:, :, :n]
+
+
+@functools.lru_cache(maxsize=64)
+def _local_pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Local sender and receiver indices of the n(n-1) ordered pairs, sender-major."""
+    loc = np.arange(n, dtype=np.int64)
+    s = np.repeat(loc, n - 1)
+    r = np.tile(loc[:-1], n)
+    return s, r + (r >= s)
+
+
+def _edges_size_sorted(p: dict[str, np.ndarray], counts: np.ndarray, offsets: np.ndarray
+                       ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Edge index, features and edge offsets for events sorted by node count: every group of
+    equal-size events is one dense [m, n, n] block, computed by broadcasting."""
+    eptr = np.zeros(len(counts) + 1, dtype=np.int64)
+    np.cumsum(counts * (counts - 1), out=eptr[1:])
+    n_edges = int(eptr[-1])
+    attr = np.empty((n_edges, len(EDGE_FEATURES)), dtype=np.float32)
+    ei = np.empty((2, n_edges), dtype=np.int64)
+    sizes, first = np.unique(counts, return_index=True)
+    ends = np.append(first[1:], len(counts))
+    for n, a, b in zip(sizes.tolist(), first.tolist(), ends.tolist(), strict=True):
+        if n < 2:
+            continue
+        m = b - a
+        na, nb, ea, eb = offsets[a], offsets[b], eptr[a], eptr[b]
+        q = {k: p[k][na:nb].reshape(m, n) for k in _EDGE_PROPS}
+        d = np.empty((m, n, n, 4), dtype=np.float32)
+        deta = np.subtract(q["eta"][:, :, None], q["eta"][:, None, :], out=d[..., 0])
+        dphi = np.subtract(q["phi"][:, :, None], q["phi"][:, None, :], out=d[..., 1])
+        dphi -= _TWO_PI * (dphi >= _PI)
+        dphi += _TWO_PI * (dphi < -_PI)
+        np.sqrt(deta * deta + dphi * dphi, out=d[..., 2])
+        es = q["e"][:, :, None] + q["e"][:, None, :]
+        m2 = es * es
+        for k in ("px", "py", "pz"):
+            ps = q[k][:, :, None] + q[k][:, None, :]
+            m2 -= ps * ps
+        np.maximum(m2, 0, out=m2)
+        np.sqrt(m2, out=m2)
+        np.log1p(m2, out=d[..., 3])
+        attr[ea:eb].reshape(m, n - 1, n, 4)[:] = _offdiag_blocks(d, m, n)
+        loc_s, loc_r = _local_pairs(n)
+        first_node = (na + n * np.arange(m, dtype=np.int64))[:, None]
+        np.add(first_node, loc_s, out=ei[0, ea:eb].reshape(m, n * (n - 1)))
+        np.add(first_node, loc_r, out=ei[1, ea:eb].reshape(m, n * (n - 1)))
+    return ei, attr, eptr
+
+
+def edges(p: dict[str, np.ndarray], offsets: np.ndarray
+          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Edge index (int64 [2, E]), edge features (float32 [E, 4]) and edge offsets [B+1] of
+    all ordered pairs within each event, in event order, sender-major."""
+    counts = np.diff(offsets)
+    if len(counts) < 2 or np.all(counts[1:] >= counts[:-1]):
+        return _edges_size_sorted(p, counts, offsets)
+    order = np.argsort(counts, kind="stable")
+    nodes, offsets_s = segment_gather(offsets, order)
+    ps = {k: p[k][nodes] for k in _EDGE_PROPS}
+    ei_s, attr_s, eptr_s = _edges_size_sorted(ps, counts[order], offsets_s)
+    inv = np.empty_like(order)
+    inv[order] = np.arange(len(order))
+    eidx, eptr = segment_gather(eptr_s, inv)
+    return nodes[ei_s[:, eidx]], attr_s[eidx], eptr
+
+
 def edge_features(p: dict[str, np.ndarray], s: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """Edge features (float32 [E, 4]) for senders `s` and receivers `r`."""
+    """Edge features (float32 [E, 4]) for any senders `s` and receivers `r` (gather-based)."""
     out = np.empty((len(s), len(EDGE_FEATURES)), dtype=np.float32)
     eta, phi = p["eta"], p["phi"]
     deta = np.subtract(eta[s], eta[r], out=out[:, 0])
     dphi = np.subtract(phi[s], phi[r], out=out[:, 1])
-    dphi += _PI
-    np.mod(dphi, _TWO_PI, out=dphi)
-    dphi -= _PI
+    dphi -= _TWO_PI * (dphi >= _PI)
+    dphi += _TWO_PI * (dphi < -_PI)
     np.sqrt(deta * deta + dphi * dphi, out=out[:, 2])
     esum = p["e"][s] + p["e"][r]
     m2 = esum * esum
@@ -118,25 +194,31 @@ def global_features(p: dict[str, np.ndarray], offsets: np.ndarray) -> np.ndarray
     return u
 
 
-def build_batch(table: EventTable, indices: Sequence[int] | np.ndarray | None = None) -> Batch:
+def build_batch(table: EventTable, indices: Sequence[int] | np.ndarray | None = None,
+                keep_order: bool = True) -> Batch:
     """One ``Batch`` for all events of `table` (or events `indices` of it, in that order).
 
     Attributes: ``x``, ``edge_index``, ``edge_attr``, ``u``, ``batch``, ``ptr``,
-    ``node_type``, ``y`` and ``y_multi`` when the table has truth labels.
+    ``node_type``, ``y`` and ``y_multi`` when the table has truth labels. With
+    ``keep_order=False`` the events are reordered by node count (faster; fine for training
+    batches, whose order does not matter).
     """
+    if not keep_order:
+        idx = np.arange(len(table)) if indices is None else np.asarray(indices)
+        c = table.counts[idx]
+        indices = idx[np.argsort(c, kind="stable")]
     if indices is not None:
         table = table.subset(indices)
     offsets = table.offsets - table.offsets[0]
     counts = np.diff(offsets)
     nb = len(counts)
     x, p = node_features(table)
-    s, r, eptr = edge_pairs(counts)
-    edge_attr = edge_features(p, s, r)
+    edge_index, edge_attr, eptr = edges(p, offsets)
     u = global_features(p, offsets)
     ptr = torch.from_numpy(offsets)
     data = {
         "x": torch.from_numpy(x),
-        "edge_index": torch.from_numpy(np.stack([s, r])),
+        "edge_index": torch.from_numpy(edge_index),
         "edge_attr": torch.from_numpy(edge_attr),
         "u": torch.from_numpy(u),
         "batch": torch.repeat_interleave(torch.arange(nb), torch.from_numpy(counts)),
