@@ -15,7 +15,16 @@ import numpy as np
 import torch
 from torch_geometric.data import Batch
 
-from hepfm.data.features import BJET, EDGE_FEATURES, ELECTRON, JET, MUON, NODE_FEATURES, NODE_TYPES
+from hepfm.data.features import (
+    BJET,
+    EDGE_FEATURES,
+    ELECTRON,
+    JET,
+    MET,
+    MUON,
+    NODE_FEATURES,
+    NODE_TYPES,
+)
 from hepfm.data.table import EventTable, segment_gather
 
 _TWO_PI = np.float32(2 * np.pi)
@@ -186,7 +195,8 @@ def global_features(p: dict[str, np.ndarray], offsets: np.ndarray) -> np.ndarray
     isjet = t <= BJET
     ht = np.bincount(ev[isjet], weights=p["pt"][isjet], minlength=nb)
     u = np.empty((nb, 5), dtype=np.float32)
-    u[:, 0] = np.log1p(p["pt"][offsets[1:] - 1]) if nb else 0
+    ismet = t == MET
+    u[:, 0] = np.log1p(np.bincount(ev[ismet], weights=p["pt"][ismet], minlength=nb))
     u[:, 1] = np.log1p(ht)
     u[:, 2] = tc[:, JET] + tc[:, BJET]
     u[:, 3] = tc[:, BJET]

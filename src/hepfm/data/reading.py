@@ -302,6 +302,8 @@ def arrays_to_table(
     phi[dest] = met["phi"]
     ntype[dest] = MET
 
+    if len(phi) and (phi.min() < -np.pi or phi.max() >= np.pi):  # e.g. a [0, 2pi) convention
+        phi = (np.mod(phi.astype(np.float64) + np.pi, 2 * np.pi) - np.pi).astype(np.float32)
     y_multi = None
     if "truth" in collections:
         tb = branch_map.branches["truth"]
