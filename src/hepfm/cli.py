@@ -7,6 +7,7 @@ from rich.console import Console
 from rich.table import Table
 
 from hepfm.errors import HepfmError
+from hepfm.tasks import Task
 
 app = typer.Typer(
     help="hepfm: pretrained graph networks for collider event classification.",
@@ -115,6 +116,118 @@ def cka(
             console.print(f"wrote {out}/cka.csv, cka.png, cka_diagonal.png")
     except (HepfmError, ValueError) as err:
         fail(err)
+
+
+@app.command()
+def pretrain(
+    processes: str = typer.Option(None, help="'all' (default) or NAME,NAME,..."),
+    objective: str = typer.Option(None, help="multiclass (default), multilabel or both."),
+    data: str = typer.Option(None, help="Sample directory (<process>.root); default "
+                             "$HEPFM_DATA or ~/.cache/hepfm/data, generated if missing."),
+    out: str = typer.Option(None, help="Run directory (default runs/pretrain-<time>)."),
+    events_per_process: int = typer.Option(None, help="Events read per process [2000]."),
+    epochs: int = typer.Option(None, help="Maximum epochs (early stopping on val loss) [10]."),
+    batch_size: int = typer.Option(None, help="Events per batch [256]."),
+    device: str = typer.Option("auto", help="auto, cpu or cuda."),
+    precision: str = typer.Option("32", help="32 or bf16-mixed."),
+    devices: int = typer.Option(1, help="Devices per node (DDP when > 1)."),
+    num_nodes: int = typer.Option(1, help="Nodes (DDP under torchrun or SLURM when > 1)."),
+    seed: int = typer.Option(None, help="Seed of split, initialisation and batches [0]."),
+    resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its "
+                                "last checkpoint."),
+    gen: bool = typer.Option(False, "--generate", help="Generate missing sample files."),
+) -> None:
+    """Pretrain the foundation model (multiclass and/or multilabel heads) with Lightning."""
+    from hepfm.training.pretrain import pretrain as run_pretrain
+
+    try:
+        run_pretrain(processes=processes, objective=objective, data_dir=data, out_dir=out,
+                     events_per_process=events_per_process, epochs=epochs,
+                     batch_size=batch_size, device=device, precision=precision,
+                     devices=devices, num_nodes=num_nodes, seed=seed, resume=resume,
+                     generate=gen)
+    except HepfmError as err:
+        fail(err)
+
+
+def _task(name: str | None, signal: str | None, background: str | None) -> Task:
+    """A built-in task by name, or a custom one from --signal/--background."""
+    from hepfm.tasks import get_task, make_task
+
+    if signal or background:
+        if not (signal and background):
+            raise typer.BadParameter("give both --signal and --background")
+        return make_task(name or "custom", signal.split(","), background.split(","))
+    if not name:
+        raise typer.BadParameter("give --task NAME (see 'hepfm tasks') or --signal/--background")
+    return get_task(name)
+
+
+@app.command()
+def finetune(
+    task: str = typer.Option(None, help="Task name (see 'hepfm tasks')."),
+    signal: str = typer.Option(None, help="Custom task: signal processes NAME,NAME."),
+    background: str = typer.Option(None, help="Custom task: background processes NAME,NAME."),
+    source: str = typer.Option(None, "--from", help="Shipped model name or run directory "
+                               "[hepfm-small]."),
+    mode: str = typer.Option("full", help="scratch, full, frozen or linear."),
+    train_size: int = typer.Option(2000, help="Training events (balanced signal/background)."),
+    epochs: int = typer.Option(30, help="Maximum epochs (early stopping on val loss)."),
+    seed: int = typer.Option(0, help="Seed of the training sample and the training."),
+    out: str = typer.Option(None, help="Run directory [runs/finetune-<task>-<mode>-<seed>]."),
+    data: str = typer.Option(None, help="Sample directory; default $HEPFM_DATA or "
+                             "~/.cache/hepfm/data, generated if missing."),
+    events_per_process: int = typer.Option(2500, help="Events read (or generated) per "
+                                           "process."),
+    gen: bool = typer.Option(False, "--generate", help="Generate missing sample files."),
+) -> None:
+    """Fine-tune a pretrained model on a task; print AUC, accuracy and rejections."""
+    from hepfm.training.task_run import finetune_task
+
+    r = finetune_task(_task(task, signal, background), source, mode, train_size, epochs, seed,
+                      out, data, events_per_process, gen)
+    table = Table("metric", "value", title=f"{r['task']} ({r['mode']}, {r['train_events']} "
+                  f"training events, {r['test_events']} test events)")
+    for key in ("auc", "accuracy", "rejection_50", "rejection_70"):
+        table.add_row(key, f"{r[key]:.4g}")
+    table.add_row("train seconds", f"{r['train_seconds']:.1f}")
+    table.add_row("epochs to best val loss", str(r["epochs_to_best"]))
+    console.print(table)
+    console.print(f"model, metrics.json, roc.csv and roc.png in {r['out_dir']}")
+
+
+@app.command()
+def scan(
+    task: str = typer.Option(None, help="Task name, or 'all' for the five built-in tasks."),
+    tasks_: str = typer.Option(None, "--tasks", help="Comma-separated task names or 'all'."),
+    sizes: str = typer.Option("1000,3000,10000", help="Training sizes."),
+    modes: str = typer.Option("scratch,full,frozen", help="Modes to compare."),
+    seeds: int = typer.Option(3, help="Seeds per (mode, size)."),
+    source: str = typer.Option(None, "--from", help="Pretrained model(s): NAME_OR_DIR, or "
+                               "label=DIR,label=DIR to compare several [hepfm-small]."),
+    epochs: int = typer.Option(30, help="Maximum epochs per run."),
+    out: str = typer.Option("runs/scan", help="Output directory (resumes if it exists)."),
+    data: str = typer.Option(None, help="Sample directory (generated if missing)."),
+    events_per_process: int = typer.Option(None, help="Events read per process."),
+    gen: bool = typer.Option(False, "--generate", help="Generate missing sample files."),
+) -> None:
+    """Learning curves: AUC against training size for each mode, with seed spread."""
+    from hepfm.tasks import TASKS, get_task
+    from hepfm.training.task_run import scan_tasks
+
+    spec = tasks_ or task
+    if not spec:
+        raise typer.BadParameter("give --task NAME or --tasks all")
+    names = list(TASKS) if spec == "all" else [s.strip() for s in spec.split(",")]
+    models: dict[str, str | None] = {"pretrained": None}
+    if source:
+        models = dict(s.split("=", 1) if "=" in s else ("pretrained", s)
+                      for s in source.split(","))
+    out_dir = scan_tasks([get_task(n) for n in names], models,
+                         [int(s) for s in sizes.split(",")], modes.split(","), seeds, out,
+                         data, epochs, events_per_process, gen)
+    console.print(f"wrote scan.csv, summary.csv, learning curves and compute.csv in {out_dir}")
+    console.print((out_dir / "compute.txt").read_text())
 
 
 def main() -> None:

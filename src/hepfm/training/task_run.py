@@ -1,0 +1,136 @@
+"""``hepfm finetune`` and ``hepfm scan``: tasks end to end, from samples to saved results.
+
+A fine-tuning run directory holds ``config.yaml`` + ``model.safetensors`` (the fine-tuned
+model with its ``task`` head, loadable with ``hepfm.load_pretrained``), ``metrics.json``,
+``roc.csv`` and ``roc.png``. A scan directory holds ``scan.csv`` (one row per run),
+``summary.csv``, ``learning_curve_<task>.png`` and ``compute.csv``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from hepfm.analysis.plots import plot_learning_curve, plot_roc
+from hepfm.errors import HepfmError, InputDataError
+from hepfm.hub import available_models, load_pretrained
+from hepfm.models.foundation import FoundationModel
+from hepfm.tasks import Task
+from hepfm.training.finetune import FinetuneConfig, evaluate, finetune, prepare_model
+from hepfm.training.pretrain import default_data_dir, generate_command, missing_processes
+from hepfm.training.scan import compute_accounting, curve_label, run_scan, summarise
+from hepfm.training.taskdata import load_task_events, split_task
+
+DEFAULT_MODEL = "hepfm-small"
+DEFAULT_TRAIN_SIZE = 2000
+DEFAULT_EVENTS_PER_PROCESS = 2500
+
+
+def resolve_model(source: str | None) -> FoundationModel:
+    """The pretrained model to start from: a run directory, a shipped name, or the default."""
+    if source is None:
+        if DEFAULT_MODEL not in available_models():
+            raise HepfmError(
+                f"no shipped model '{DEFAULT_MODEL}' in this installation; pretrain one with "
+                "'hepfm pretrain --processes all --out runs/pretrain' and pass "
+                "--from runs/pretrain")
+        source = DEFAULT_MODEL
+    return load_pretrained(source)
+
+
+def ensure_samples(task: Task, data: str | Path | None, events_per_process: int, seed: int,
+                   generate: bool) -> Path:
+    """The data directory, with the task's samples generated if allowed and missing."""
+    default = data is None
+    path = default_data_dir() if default else Path(data).expanduser()
+    missing = missing_processes(path, task.processes)
+    if missing:
+        if not (generate or default):
+            raise InputDataError(
+                f"no sample files in '{path}' for {', '.join(missing)} (task {task.name}). "
+                f"Make them with:\n  {generate_command(missing, events_per_process, path, seed)}"
+                "\nor add --generate")
+        from hepfm.generate.run import generate_samples
+
+        print(f"generating {events_per_process} events for {', '.join(missing)} into {path}",
+              file=sys.stderr)
+        generate_samples(missing, events_per_process, path, seed, os.cpu_count() or 1)
+    return path
+
+
+def _json_safe(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, float) and not abs(v) < float("inf") else v)
+            for k, v in d.items()}
+
+
+def finetune_task(task: Task, source: str | None = None, mode: str = "full",
+                  train_size: int | None = DEFAULT_TRAIN_SIZE, epochs: int = 30, seed: int = 0,
+                  out: str | Path | None = None, data: str | Path | None = None,
+                  events_per_process: int = DEFAULT_EVENTS_PER_PROCESS,
+                  generate: bool = False, progress: bool = True) -> dict[str, Any]:
+    """Fine-tune on one task, evaluate on its fixed test set, write the run directory."""
+    pretrained = resolve_model(source)
+    path = ensure_samples(task, data, events_per_process, seed, generate)
+    table = load_task_events(task, path, events_per_process, cache_dir=path / ".cache")
+    splits = split_task(table, train_size, seed)
+    model = prepare_model(pretrained, "task", mode, seed=seed)
+    res = finetune(model, splits.train, splits.val, "task",
+                   FinetuneConfig(mode=mode, epochs=epochs, seed=seed, progress_bar=progress))
+    metrics, roc = evaluate(res.model, splits.test, "task")
+    out_dir = Path(out or Path("runs") / f"finetune-{task.name}-{mode}-{seed}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    res.model.save_pretrained(out_dir, task=task.name, mode=mode, source=str(source),
+                              train_size=len(splits.train), seed=seed)
+    summary = {"task": task.name, "mode": mode, "from": source or DEFAULT_MODEL,
+               "train_events": len(splits.train), "val_events": len(splits.val),
+               "test_events": len(splits.test), **metrics,
+               "train_seconds": res.train_seconds, "epochs_to_best": res.best_epoch,
+               "epochs_run": res.epochs_run, "seed": seed, "history": res.history}
+    tmp = out_dir / ".metrics.json.tmp"
+    tmp.write_text(json.dumps(_json_safe(summary), indent=2))
+    os.replace(tmp, out_dir / "metrics.json")
+    roc.to_csv(out_dir / "roc.csv", index=False)
+    plot_roc({f"{mode} (AUC {metrics['auc']:.3f})": roc}, out_dir / "roc.png", title=task.name)
+    summary["out_dir"] = str(out_dir)
+    return summary
+
+
+def scan_tasks(tasks: list[Task], models: dict[str, str | None], sizes: list[int],
+               modes: list[str], seeds: int, out: str | Path, data: str | Path | None = None,
+               epochs: int = 30, events_per_process: int | None = None,
+               generate: bool = False, pretrain_seconds: float | None = None) -> Path:
+    """Learning curves for every task; writes scan.csv, plots, summary and compute tables."""
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    loaded = {label: resolve_model(src) for label, src in models.items()}
+    need = max(sizes) * 2 + 400
+    frames = []
+    for task in tasks:
+        path = ensure_samples(task, data, events_per_process or need, 0, generate)
+        frames.append(run_scan(task, path, loaded, sizes, modes, seeds, out_dir / "scan.csv",
+                               FinetuneConfig(epochs=epochs), events_per_process))
+    frame = frames[-1]
+    summarise(frame).to_csv(out_dir / "summary.csv", index=False)
+    for name, t in frame.groupby("task"):
+        plot_learning_curve(t.assign(mode=curve_label(t)), out_dir / f"learning_curve_{name}.png",
+                            title=str(name))
+    if pretrain_seconds is None:
+        pretrain_seconds = _pretrain_seconds(next(iter(loaded.values())))
+    table, breakeven = compute_accounting(frame, pretrain_seconds or 0.0)
+    table.to_csv(out_dir / "compute.csv", index=False)
+    (out_dir / "compute.txt").write_text(
+        f"pretraining wall time: {pretrain_seconds or 0:.0f} s\n"
+        f"pretraining pays for itself after {breakeven} task(s)\n"
+        if breakeven else "fine-tuning saved no time on average: no break-even\n")
+    return out_dir
+
+
+def _pretrain_seconds(model: FoundationModel) -> float | None:
+    cfg = model.run_config or {}
+    for key in ("train_seconds", "pretrain_seconds"):
+        if key in cfg:
+            return float(cfg[key])
+    return None

@@ -1,0 +1,111 @@
+"""`hepfm finetune` and `hepfm scan` end to end on the generated sample."""
+
+from __future__ import annotations
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from hepfm.cli import app
+from hepfm.data import load_events
+from hepfm.data.normalization import FeatureStats
+from hepfm.errors import InputDataError
+from hepfm.hub import load_pretrained
+from hepfm.models.foundation import FoundationModel, ModelConfig
+from hepfm.tasks import get_task, make_task
+from hepfm.training.scan import compute_accounting
+from hepfm.training.taskdata import load_task_events
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def tiny_pretrained(generated_dir, tmp_path_factory):
+    """A tiny model with real normalisation statistics, saved as a run directory."""
+    torch.manual_seed(0)
+    stats = FeatureStats.from_table(load_events(generated_dir, ["tt", "ttH"]))
+    model = FoundationModel(ModelConfig(hidden=16, blocks=1, head_hidden=16), stats)
+    path = tmp_path_factory.mktemp("pretrained")
+    model.save_pretrained(path)
+    return path
+
+
+def test_finetune_cli_writes_metrics_and_roc(generated_dir, tiny_pretrained, tmp_path):
+    out = tmp_path / "ft"
+    res = runner.invoke(app, ["finetune", "--task", "ttH_vs_tt", "--from", str(tiny_pretrained),
+                              "--data", str(generated_dir), "--train-size", "100",
+                              "--epochs", "2", "--events-per-process", "200",
+                              "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    assert "auc" in res.output and "rejection_70" in res.output
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["train_events"] == 100 and metrics["test_events"] == 100
+    assert 0.0 <= metrics["auc"] <= 1.0 and metrics["epochs_to_best"] >= 1
+    roc = pd.read_csv(out / "roc.csv")
+    assert roc["tpr"].is_monotonic_increasing and (out / "roc.png").stat().st_size > 1000
+    model = load_pretrained(out)
+    assert model.heads["task"].out.out_features == 1
+
+
+def test_finetune_cli_custom_task_and_errors(generated_dir, tiny_pretrained, tmp_path):
+    res = runner.invoke(app, ["finetune", "--signal", "ZH", "--background", "Z_jets",
+                              "--from", str(tiny_pretrained), "--data", str(generated_dir),
+                              "--train-size", "100", "--epochs", "1",
+                              "--events-per-process", "200", "--out", str(tmp_path / "c")])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["finetune", "--task", "ttH_vs_ttbar"])
+    assert res.exit_code != 0 and "ttH_vs_tt" in str(res.exception or res.output)
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(InputDataError, match="hepfm generate --processes ttH,tt"):
+        from hepfm.training.task_run import ensure_samples
+
+        ensure_samples(get_task("ttH_vs_tt"), empty, 100, 0, generate=False)
+
+
+def test_task_without_events_of_one_class(generated_dir, tmp_path):
+    (tmp_path / "ttH.root").symlink_to(generated_dir / "ttH.root")
+    (tmp_path / "tt.root").symlink_to(generated_dir / "ttH.root")  # wrong file on purpose
+    task = make_task("t", ["ttH"], ["tt"])
+    table = load_task_events(task, tmp_path)
+    assert set(table.y.tolist()) == {0, 1}  # labels come from the file's process name
+    with pytest.raises(InputDataError, match="no signal events"):
+        load_task_events(task, {"ttH": [], "tt": str(generated_dir / "tt.root")})
+
+
+def test_scan_one_row_per_run_resumes_and_accounts(generated_dir, tiny_pretrained, tmp_path):
+    args = ["scan", "--task", "ttH_vs_tt", "--from", str(tiny_pretrained),
+            "--data", str(generated_dir), "--sizes", "40,80", "--modes", "scratch,frozen",
+            "--seeds", "2", "--epochs", "1", "--events-per-process", "200",
+            "--out", str(tmp_path)]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    frame = pd.read_csv(tmp_path / "scan.csv")
+    assert len(frame) == 2 * 2 * 2
+    assert not frame.duplicated(["mode", "train_size", "seed"]).any()
+    assert set(frame["model"]) == {"none", "pretrained"}
+    assert (tmp_path / "learning_curve_ttH_vs_tt.png").stat().st_size > 1000
+    before = (tmp_path / "scan.csv").read_text()
+    assert runner.invoke(app, args).exit_code == 0  # resumes: nothing left to run
+    assert (tmp_path / "scan.csv").read_text() == before
+
+
+def test_compute_accounting_by_hand():
+    rows = []
+    for seed in (0, 1):
+        rows += [
+            {"task": "a", "model": "none", "mode": "scratch", "train_size": 100, "seed": seed,
+             "auc": 0.70, "train_seconds": 10.0, "best_epoch": 3},
+            {"task": "a", "model": "none", "mode": "scratch", "train_size": 1000, "seed": seed,
+             "auc": 0.80, "train_seconds": 100.0, "best_epoch": 3},
+            {"task": "a", "model": "p", "mode": "full", "train_size": 100, "seed": seed,
+             "auc": 0.81, "train_seconds": 20.0, "best_epoch": 2},
+        ]
+    table, breakeven = compute_accounting(pd.DataFrame(rows), pretrain_seconds=240.0)
+    row = table[table["task"] == "a"].iloc[0]
+    assert row["scratch_best_auc"] == pytest.approx(0.80) and row["finetune_size"] == 100
+    assert row["saved_seconds"] == pytest.approx(80.0)
+    assert breakeven == 3  # 240 s of pretraining / 80 s saved per task
