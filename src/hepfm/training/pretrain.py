@@ -5,7 +5,8 @@ A run directory ends up holding::
     run.yaml                 the settings of this run (used by --resume)
     config.yaml              model architecture, features, normalisation, provenance
     model.safetensors        weights of the best epoch (lowest validation loss)
-    metrics.csv, hparams.yaml  Lightning CSV log (train/val loss, val accuracy and AUC)
+    metrics.csv              train/val loss, val accuracy and AUC per epoch (all attempts)
+    logs/version_<k>/        Lightning CSV log of each attempt (k > 0: --resume)
     checkpoints/best.ckpt, checkpoints/last.ckpt   Lightning checkpoints
     metrics.json             validation and test metrics of the saved model
     confusion_matrix.csv/.png  test confusion matrix (multiclass)
@@ -107,6 +108,28 @@ def _write_yaml(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def _merge_logs(out_dir: Path) -> None:
+    """Concatenate the CSV logs of every attempt (first run, resumes) into metrics.csv."""
+    import pandas as pd
+
+    parts = sorted((out_dir / "logs").glob("version_*/metrics.csv"),
+                   key=lambda p: int(p.parent.name.split("_")[1]))
+    frames = [pd.read_csv(p) for p in parts if p.stat().st_size > 0]
+    if frames:
+        tmp = out_dir / ".metrics.csv.tmp"
+        pd.concat(frames, ignore_index=True).to_csv(tmp, index=False)
+        os.replace(tmp, out_dir / "metrics.csv")
+
+
+def _quiet_lightning() -> None:
+    """Silence Lightning notices that do not apply to hepfm's loaders."""
+    import warnings
+
+    for pattern in (".*IterableDataset.*has `__len__` defined.*", ".*LeafSpec.*",
+                    ".*does not have many workers.*", ".*Checkpoint directory.*not empty.*"):
+        warnings.filterwarnings("ignore", message=pattern)
+
+
 def _accelerator(device: str) -> str:
     return {"cuda": "gpu", "gpu": "gpu", "cpu": "cpu", "auto": "auto", "mps": "mps"}.get(
         device, device)
@@ -189,6 +212,7 @@ def pretrain(
         generate_samples(missing, s["events_per_process"], data, s["seed"],
                          generate_workers or os.cpu_count() or 1)
 
+    _quiet_lightning()
     L.seed_everything(s["seed"], workers=True, verbose=False)
     out_dir.mkdir(parents=True, exist_ok=True)
     _write_yaml(out_dir / RUN_SETTINGS, {k: v for k, v in s.items() if v is not None})
@@ -223,7 +247,7 @@ def pretrain(
         precision=PRECISIONS.get(str(precision), precision),
         callbacks=[EarlyStopping(monitor="val/loss", mode="min", patience=s["patience"]),
                    checkpoint, timer],
-        logger=CSVLogger(save_dir=out_dir, name="", version=""),
+        logger=CSVLogger(save_dir=out_dir, name="logs"),  # logs/version_<k>: one per attempt
         default_root_dir=out_dir,
         enable_progress_bar=progress,
         enable_model_summary=verbose,
@@ -252,6 +276,7 @@ def pretrain(
         "data_dir": str(data), "best_epoch": best_epoch,
     }
     model.save_pretrained(out_dir, **provenance)
+    _merge_logs(out_dir)
     metrics = write_evaluation(
         out_dir, model, {"val": dm.val, "test": dm.test}, names, module.objective.heads,
         extra={"best_epoch": best_epoch, "train_time_s": timer.time_elapsed("train"),

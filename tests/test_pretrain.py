@@ -1,0 +1,77 @@
+"""End-to-end pretraining on the generated sample: run directory, reload, resume, errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from hepfm.cli import app
+from hepfm.errors import InputDataError
+from hepfm.hub import load_pretrained
+from hepfm.processes import PRETRAINING
+from hepfm.training.datamodule import EventDataModule
+from hepfm.training.evaluate import class_scores, predict
+from hepfm.training.pretrain import pretrain
+
+TINY = {"hidden": 16, "blocks": 1, "head_hidden": 16, "dropout": 0.0}
+pytestmark = pytest.mark.slow
+
+
+def _run(data: Path, out: Path, epochs: int, resume: bool = False):
+    return pretrain("all", "both", data, out, events_per_process=200, epochs=epochs,
+                    batch_size=128, device="cpu", seed=3, resume=resume,
+                    model_config=None if resume else TINY, progress=False, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def run_dir(generated_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("pretrain") / "run"
+    _run(generated_dir, out, epochs=1)
+    return out
+
+
+def test_resume_and_run_directory(run_dir: Path, generated_dir: Path) -> None:
+    assert (run_dir / "checkpoints" / "last.ckpt").is_file()
+    result = _run(generated_dir, run_dir, epochs=2, resume=True)
+    for name in ("config.yaml", "model.safetensors", "run.yaml", "metrics.csv", "metrics.json",
+                 "confusion_matrix.csv", "confusion_matrix.png", "checkpoints/best.ckpt",
+                 "logs/version_0/metrics.csv", "logs/version_1/metrics.csv"):
+        assert (run_dir / name).is_file(), name
+    log = pd.read_csv(run_dir / "metrics.csv")
+    assert sorted(log["epoch"].unique()) == [0, 1]  # epoch 0 before, epoch 1 after resuming
+    cm = pd.read_csv(run_dir / "confusion_matrix.csv", index_col=0)
+    assert list(cm.index) == list(PRETRAINING) and cm.shape == (12, 12)
+    test = result.metrics["test"]
+    assert 0 <= test["accuracy"] <= 1 and 0 <= test["macro_auc"] <= 1
+    assert set(test["multilabel_auc"])
+    config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    assert config["seed"] == 3 and config["processes"] == list(PRETRAINING)
+    assert config["model"]["hidden"] == 16
+    assert "model saved in" in result.summary()
+
+
+def test_reload_reproduces_logged_val_accuracy(run_dir: Path, generated_dir: Path) -> None:
+    model = load_pretrained(run_dir)
+    config = model.run_config
+    log = pd.read_csv(run_dir / "metrics.csv").dropna(subset=["val/acc"])
+    logged = float(log.loc[log["epoch"] == config["best_epoch"], "val/acc"].iloc[-1])
+    dm = EventDataModule(generated_dir, config["processes"], 200, seed=config["seed"])
+    dm.setup()
+    assert dm.val is not None
+    scores, y = class_scores(predict(model, dm.val)["multiclass"], dm.val.y, PRETRAINING)
+    assert np.mean(scores.argmax(1) == y) == pytest.approx(logged, abs=1e-6)
+
+
+def test_missing_files_name_the_generate_command(tmp_path: Path) -> None:
+    with pytest.raises(InputDataError, match=r"(?s)ttH, tt.*hepfm generate --processes ttH,tt"):
+        pretrain("ttH,tt", data_dir=tmp_path, out_dir=tmp_path / "run", verbose=False)
+    result = CliRunner().invoke(app, ["pretrain", "--processes", "ttH", "--data",
+                                      str(tmp_path), "--out", str(tmp_path / "run")])
+    assert result.exit_code == 2
+    assert "hepfm generate --processes ttH --events 2000" in result.output
+    assert not (tmp_path / "run").exists()
