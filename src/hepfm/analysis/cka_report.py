@@ -36,11 +36,6 @@ from hepfm.errors import HepfmError
 PathLike = str | os.PathLike[str]
 
 
-def default_data_dir() -> Path:
-    """``$HEPFM_DATA`` or ``~/.cache/hepfm/data`` (where ``hepfm generate`` writes)."""
-    return Path(os.environ.get("HEPFM_DATA", "~/.cache/hepfm/data")).expanduser()
-
-
 def resolve_processes(task: str | None, processes: str | Sequence[str] | None) -> list[str]:
     """Processes to draw events from: those of ``task``, or ``processes`` (a list, or
     ``"all"``, ``"everything"`` or ``"A,B,..."``; names need not be in the catalog)."""
@@ -63,14 +58,23 @@ def resolve_processes(task: str | None, processes: str | Sequence[str] | None) -
 
 def load_cka_events(data: PathLike | None, processes: Sequence[str], events: int,
                     seed: int = 0):  # -> EventTable
-    """``events`` events, an equal share per process, drawn at random (``seed``)."""
+    """``events`` events, an equal share per process, drawn at random (``seed``).
+
+    The first ``ceil(events / n_processes)`` events of each process are read; ``data``
+    defaults to the directory ``hepfm pretrain`` uses ($HEPFM_DATA or the user cache). CKA
+    compares representations, so these may be training events; to use held-out events,
+    point ``data`` at files the runs were not trained on.
+    """
     from hepfm.data import load_events
 
     if events < 4:
         raise HepfmError(f"--events must be at least 4, got {events}")
     per_process = math.ceil(events / len(processes))
-    table = load_events(data if data is not None else default_data_dir(), list(processes),
-                        per_process)
+    if data is None:
+        from hepfm.training.pretrain import default_data_dir
+
+        data = default_data_dir()
+    table = load_events(data, list(processes), per_process)
     if len(table) > events:
         pick = np.random.default_rng(seed).choice(len(table), events, replace=False)
         table = table.subset(np.sort(pick))
