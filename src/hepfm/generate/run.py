@@ -157,6 +157,7 @@ def generate_samples(processes: str | Iterable[str], events: int, out_dir: str |
     process order (files already complete with the same metadata are kept, not remade).
     """
     from tqdm.auto import tqdm
+    from tqdm.contrib.logging import logging_redirect_tqdm
 
     names = resolve_processes(processes)
     _validate(events, seed, workers, chunk_size)
@@ -184,27 +185,28 @@ def generate_samples(processes: str | Iterable[str], events: int, out_dir: str |
     stage = {"pythia": 0.0, "objects": 0.0, "jets": 0.0, "write": 0.0}
     busy = dict.fromkeys(todo, 0.0)
     wall = time.perf_counter()
-    bar = tqdm(total=len(tasks) and sum(t.n_events for t in tasks), unit="ev",
+    bar = tqdm(total=sum(t.n_events for t in tasks), unit="ev",
                disable=not progress, desc="generate")
     try:
-        for result in _results(tasks, workers):
-            name, task = result.task.process, result.task
-            path, meta, n_chunks = todo[name]
-            t0 = time.perf_counter()
-            if name not in writers:
-                writers[name] = SampleWriter(path, meta)
-            writers[name].write(result.collections)
-            if task.chunk == n_chunks - 1:
-                writers.pop(name).close()
-            for key, value in result.timings.items():
-                stage[key] += value
-            stage["write"] += time.perf_counter() - t0
-            busy[name] += sum(result.timings.values()) + time.perf_counter() - t0
-            if task.chunk == n_chunks - 1:
-                log.info("%s: %d events, %.1f s of worker time (%.0f ev/s per core) -> %s",
-                         name, events, busy[name], events / busy[name], path)
-            bar.set_postfix_str(name)
-            bar.update(task.n_events)
+        with logging_redirect_tqdm(loggers=[log]):
+            for result in _results(tasks, workers):
+                name, task = result.task.process, result.task
+                path, meta, n_chunks = todo[name]
+                t0 = time.perf_counter()
+                if name not in writers:
+                    writers[name] = SampleWriter(path, meta)
+                writers[name].write(result.collections)
+                if task.chunk == n_chunks - 1:
+                    writers.pop(name).close()
+                for key, value in result.timings.items():
+                    stage[key] += value
+                stage["write"] += time.perf_counter() - t0
+                busy[name] += sum(result.timings.values()) + time.perf_counter() - t0
+                if task.chunk == n_chunks - 1:
+                    log.info("%s: %d events, %.1f s of worker time (%.0f ev/s per core) -> %s",
+                             name, events, busy[name], events / busy[name], path)
+                bar.set_postfix_str(name)
+                bar.update(task.n_events)
     except BaseException:
         for writer in writers.values():
             writer.abort()
