@@ -123,15 +123,14 @@ def test_unbiased_cka_bounded_above_by_one() -> None:
 
 def test_independent_features_near_zero_with_unbiased_estimator() -> None:
     g = _gen(5)
-    x = torch.randn(20000, 32, generator=g, dtype=torch.float64)
-    y = torch.randn(20000, 32, generator=g, dtype=torch.float64)
-    unbiased = linear_cka(x, y, unbiased=True)
-    assert abs(unbiased) < 0.01
+    x = torch.randn(10000, 16, generator=g, dtype=torch.float64)
+    y = torch.randn(10000, 16, generator=g, dtype=torch.float64)
+    assert abs(linear_cka(x, y, unbiased=True)) < 0.005
     # the biased estimator is visibly biased upwards in the same setting with fewer events
     xs, ys = x[:200], y[:200]
-    assert linear_cka(xs, ys) > 0.1
-    assert abs(linear_cka(xs, ys, unbiased=True)) < 0.05
-    assert abs(minibatch_cka(x[:4000], y[:4000], "rbf", batch_size=500)) < 0.02
+    assert linear_cka(xs, ys) > 0.05
+    assert abs(linear_cka(xs, ys, unbiased=True)) < 0.02
+    assert abs(minibatch_cka(x[:2000], y[:2000], "rbf", batch_size=500)) < 0.01
 
 
 def test_linear_cka_matches_direct_formula() -> None:

@@ -104,11 +104,11 @@ def test_group_mode_writes_summary(setup: dict[str, Path]) -> None:
     result = CliRunner().invoke(app, [
         "cka", "--group-a", f"{setup['run0']},{setup['run1']}", "--group-b", str(setup["run2"]),
         "--task", "ttH_vs_tt", "--data", str(setup["data"]), "--events", "30",
-        "--out", str(out)])
+        "--labels", "scratch,finetuned", "--out", str(out)])
     assert result.exit_code == 0, result.output
     summary = pd.read_csv(out / "cka_groups.csv")
-    assert set(summary["comparison"]) == {"A vs A", "A vs B"}
-    across = summary[summary["comparison"] == "A vs B"]
+    assert set(summary["comparison"]) == {"scratch vs scratch", "scratch vs finetuned"}
+    across = summary[summary["comparison"] == "scratch vs finetuned"]
     assert (across["n_pairs"] == 2).all() and len(across) == 6
     assert ((summary["min"] <= summary["mean"]) & (summary["mean"] <= summary["max"])).all()
     assert len(pd.read_csv(out / "cka_pairs.csv")) == 3 * 6

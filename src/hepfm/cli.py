@@ -78,6 +78,8 @@ def cka(
     b: str = typer.Option(None, "--b", help="Run directory (or shipped model name) B."),
     group_a: str = typer.Option(None, help="Group mode: RUN,RUN,... (e.g. scratch seeds)."),
     group_b: str = typer.Option(None, help="Group mode: RUN,RUN,... (e.g. fine-tuned seeds)."),
+    labels: str = typer.Option("A,B", help="Group mode: names of the two groups, e.g. "
+                               "scratch,finetuned."),
     task: str = typer.Option(None, help="Compare on the events of this task's processes."),
     data: str = typer.Option(None, help="Directory of <process>.root files "
                              "[default: $HEPFM_DATA or ~/.cache/hepfm/data]."),
@@ -105,15 +107,29 @@ def cka(
         if group_a or group_b:
             if a or b or not (group_a and group_b):
                 raise HepfmError("group mode takes --group-a and --group-b (not --a/--b)")
-            summary = cka_group_report(group_a.split(","), group_b.split(","), **common)
-            console.print(summary.to_string(index=False, float_format="%.3f"))
+            names = [n.strip() for n in labels.split(",")]
+            if len(names) != 2 or not all(names):
+                raise HepfmError(f"--labels takes two names like scratch,finetuned; "
+                                 f"got '{labels}'")
+            summary = cka_group_report(group_a.split(","), group_b.split(","),
+                                       labels=(names[0], names[1]), **common)
+            table = Table("comparison", "stage", "mean", "std", "min", "max", "pairs")
+            for r in summary.itertuples(index=False):
+                table.add_row(r.comparison, r.stage, f"{r.mean:.3f}", f"{r.std:.3f}",
+                              f"{r.min:.3f}", f"{r.max:.3f}", str(r.n_pairs))
+            console.print(table)
             console.print(f"wrote {out}/cka_groups.csv, cka_pairs.csv, cka_groups.png")
         else:
             if not (a and b):
                 raise HepfmError("give two runs with --a and --b (or --group-a/--group-b)")
-            matrix = cka_report(a, b, **common)
-            console.print(matrix.to_string(float_format="%.3f"))
-            console.print(f"wrote {out}/cka.csv, cka.png, cka_diagonal.png")
+            from hepfm.analysis.cka import cka_diagonal
+
+            diag = cka_diagonal(cka_report(a, b, **common))
+            table = Table("stage", f"{kernel} CKA, A vs B")
+            for stage, value in diag.items():
+                table.add_row(stage, f"{value:.3f}")
+            console.print(table)
+            console.print(f"wrote {out}/cka.csv (all stage pairs), cka.png, cka_diagonal.png")
     except (HepfmError, ValueError) as err:
         fail(err)
 
