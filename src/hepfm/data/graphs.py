@@ -96,7 +96,8 @@ def _offdiag_blocks(d: np.ndarray, m: int, n: int) -> np.ndarray:
     """View of [m, n, n, F] without the diagonal as [m, n-1, n, F] (flattened: sender-major
     off-diagonal pairs). Trick: dropping flat element 0, rows of n+1 end on the diagonal."""
     f = d.shape[3]
-    return d.reshape(m, n * n, f)[:, 1:].reshape(m, n - 1, n + 1, f)[:, :, :n]
+    flat = d.reshape(m, n * n, f)  # still a view for the [n, n, m] layout transposed
+    return flat[:, 1:].reshape(m, n - 1, n + 1, f)[:, :, :n]
 
 
 @functools.lru_cache(maxsize=64)
@@ -110,8 +111,12 @@ def _local_pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _edges_size_sorted(p: dict[str, np.ndarray], counts: np.ndarray, offsets: np.ndarray
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Edge index, features and edge offsets for events sorted by node count: every group of
-    equal-size events is one dense [m, n, n] block, computed by broadcasting."""
+    """Edge index, features and edge offsets for events sorted by node count.
+
+    Every group of m equal-size events is one dense block computed by broadcasting in an
+    [n, n, m] layout (events innermost, so numpy's inner loops are long), then copied without
+    the diagonal into the sender-major edge list.
+    """
     eptr = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts * (counts - 1), out=eptr[1:])
     n_edges = int(eptr[-1])
@@ -119,27 +124,30 @@ def _edges_size_sorted(p: dict[str, np.ndarray], counts: np.ndarray, offsets: np
     ei = np.empty((2, n_edges), dtype=np.int64)
     sizes, first = np.unique(counts, return_index=True)
     ends = np.append(first[1:], len(counts))
+    props = np.stack([p[k] for k in _EDGE_PROPS])  # [6, N]
     for n, a, b in zip(sizes.tolist(), first.tolist(), ends.tolist(), strict=True):
         if n < 2:
             continue
         m = b - a
         na, nb, ea, eb = offsets[a], offsets[b], eptr[a], eptr[b]
-        q = {k: p[k][na:nb].reshape(m, n) for k in _EDGE_PROPS}
-        d = np.empty((m, n, n, 4), dtype=np.float32)
-        deta = np.subtract(q["eta"][:, :, None], q["eta"][:, None, :], out=d[..., 0])
-        dphi = np.subtract(q["phi"][:, :, None], q["phi"][:, None, :], out=d[..., 1])
+        q = np.ascontiguousarray(props[:, na:nb].reshape(6, m, n).transpose(0, 2, 1))
+        eta, phi, e, px, py, pz = q  # each [n, m]
+        d = np.empty((4, n, n, m), dtype=np.float32)
+        deta = np.subtract(eta[:, None], eta[None, :], out=d[0])
+        dphi = np.subtract(phi[:, None], phi[None, :], out=d[1])
         dphi -= _TWO_PI * (dphi >= _PI)
         dphi += _TWO_PI * (dphi < -_PI)
-        np.sqrt(deta * deta + dphi * dphi, out=d[..., 2])
-        es = q["e"][:, :, None] + q["e"][:, None, :]
-        m2 = es * es
-        for k in ("px", "py", "pz"):
-            ps = q[k][:, :, None] + q[k][:, None, :]
-            m2 -= ps * ps
+        np.sqrt(deta * deta + dphi * dphi, out=d[2])
+        m2 = np.add(e[:, None], e[None, :], out=d[3])
+        m2 *= m2
+        for k in (px, py, pz):
+            ps = k[:, None] + k[None, :]
+            ps *= ps
+            m2 -= ps
         np.maximum(m2, 0, out=m2)
         np.sqrt(m2, out=m2)
-        np.log1p(m2, out=d[..., 3])
-        attr[ea:eb].reshape(m, n - 1, n, 4)[:] = _offdiag_blocks(d, m, n)
+        np.log1p(m2, out=m2)
+        attr[ea:eb].reshape(m, n - 1, n, 4)[:] = _offdiag_blocks(d.transpose(3, 1, 2, 0), m, n)
         loc_s, loc_r = _local_pairs(n)
         first_node = (na + n * np.arange(m, dtype=np.int64))[:, None]
         np.add(first_node, loc_s, out=ei[0, ea:eb].reshape(m, n * (n - 1)))

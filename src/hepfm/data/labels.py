@@ -41,13 +41,28 @@ def multilabels(pid: ak.Array, pt: ak.Array) -> np.ndarray:
     fpt = np.asarray(ak.flatten(pt, axis=None), dtype=np.float64)
     event = np.repeat(np.arange(n), counts)
     out = np.zeros((n, len(MULTILABELS)), dtype=np.float32)
-    for k, (_, ids) in enumerate(PRESENCE_LABELS):
-        hit = np.isin(apid, ids)
-        out[:, k] = np.bincount(event[hit], minlength=n) > 0
-    res = np.isin(apid, RESONANCE_IDS)
+    code = np.where(apid < len(_PRESENCE_LUT), apid, 0)
+    lab = _PRESENCE_LUT[code]
+    hit = lab >= 0
+    out[event[hit], lab[hit]] = 1.0
+    res = _RESONANCE_LUT[code]
     lead = np.full(n, -1.0)
     np.maximum.at(lead, event[res], fpt[res])
     has = lead >= 0
     bins = np.searchsorted(np.asarray(RESONANCE_PT_BINS), lead[has], side="right") - 1
     out[np.flatnonzero(has), len(PRESENCE_LABELS) + bins] = 1.0
     return out
+
+
+def _luts() -> tuple[np.ndarray, np.ndarray]:
+    top = max(max(ids) for _, ids in PRESENCE_LABELS) + 1
+    presence = np.full(top, -1, dtype=np.int64)
+    for k, (_, ids) in enumerate(PRESENCE_LABELS):
+        presence[list(ids)] = k
+    presence[0] = -1
+    resonance = np.zeros(top, dtype=bool)
+    resonance[list(RESONANCE_IDS)] = True
+    return presence, resonance
+
+
+_PRESENCE_LUT, _RESONANCE_LUT = _luts()

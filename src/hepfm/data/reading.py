@@ -210,7 +210,9 @@ def _select(flds: dict[str, np.ndarray], counts: np.ndarray, coll: str,
     start = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(c, out=start[1:])
     if len(pt) > 1 and not np.all((pt[1:] <= pt[:-1]) | (ev[1:] != ev[:-1])):
-        order = np.lexsort((-pt, ev))
+        # one float64 key (event + fraction decreasing in pT): much faster than lexsort
+        scale = 0.5 / (float(np.abs(pt).max()) * 1.0001 + 1.0)
+        order = np.argsort(ev + (0.5 - pt.astype(np.float64) * scale), kind="stable")
         flds = {k: v[order] for k, v in flds.items()}
     rank = np.arange(len(ev), dtype=np.int64) - start[:-1][ev]
     if len(rank) and rank.max(initial=0) >= cut.max_objects:
