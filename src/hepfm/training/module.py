@@ -56,14 +56,23 @@ class PretrainModule(L.LightningModule):
             raise ValueError(f"unknown schedule '{schedule}': use one of {SCHEDULES}")
         self.model = model
         self.objective = SupervisedObjective(objective, multiclass_weight, multilabel_weight)
+        missing = [h for h in self.objective.heads if h not in model.heads]
+        if missing:
+            raise ValueError(f"objective '{objective}' needs head(s) {missing}; the model has "
+                             f"{list(model.heads)} (a multilabel head needs ModelConfig.labels)")
         self.save_hyperparameters(ignore=["model"])
+        # heads this objective does not train stay as they are (and DDP sees no unused ones)
+        for name, head in model.heads.items():
+            head.requires_grad_(name in self.objective.heads)
         self._val: list[tuple[dict[str, Tensor], Tensor, Tensor | None]] = []
 
     def forward(self, batch: Any) -> dict[str, Tensor]:
-        return self.model(batch)
+        """Logits of the heads this objective trains."""
+        u = self.model.embed(batch)
+        return {name: self.model.heads[name](u) for name in self.objective.heads}
 
     def _step(self, batch: Any, stage: str) -> tuple[Tensor, dict[str, Tensor]]:
-        out = self.model(batch)
+        out = self(batch)
         loss, parts = self.objective(out, batch)
         n = int(batch.num_graphs)
         train = stage == "train"
