@@ -215,6 +215,18 @@ def test_cka_matrix_layout_and_values() -> None:
     assert list(cka_diagonal(m).index) == ["encoder", "block_1"]
 
 
+@pytest.mark.parametrize("unbiased", [False, True])
+def test_linear_streaming_over_chunks_is_exact(unbiased: bool) -> None:
+    from hepfm.analysis.cka import _linear_hsic
+
+    x, y = _pair(n=500)
+    z = y[:, :3] + 100.0  # a large offset: centring must use the global mean
+    one = _linear_hsic([x, y], [y, z], unbiased, torch.device("cpu"), chunk=10_000)
+    many = _linear_hsic([x, y], [y, z], unbiased, torch.device("cpu"), chunk=37)
+    for a, b in zip(one, many, strict=True):
+        assert torch.allclose(a, b, rtol=1e-10, atol=0.0)
+
+
 def test_cka_matrix_rejects_bad_input() -> None:
     x, _ = _pair(n=50)
     with pytest.raises(ValueError, match="same events"):

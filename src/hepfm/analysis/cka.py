@@ -20,7 +20,7 @@ of events before taking the ratio, so kernel CKA needs ``batch_size^2`` memory i
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import numpy as np
@@ -32,15 +32,21 @@ Kernel = Literal["linear", "rbf"]
 KERNELS: tuple[str, ...] = ("linear", "rbf")
 DEFAULT_RBF_BATCH = 1024
 MEDIAN_SAMPLES = 1000
+LINEAR_CHUNK = 16384
 
 
 # --------------------------------------------------------------------------- kernels
 
 
-def _as64(x: Tensor, device: torch.device | str | None = None) -> Tensor:
+def _as_2d(x: Tensor) -> Tensor:
     x = torch.as_tensor(x)
     if x.ndim != 2:
         raise ValueError(f"features must be a 2-d tensor [n_events, n_features], got {x.shape}")
+    return x
+
+
+def _as64(x: Tensor, device: torch.device | str | None = None) -> Tensor:
+    x = _as_2d(x)
     return x.to(device=device or x.device, dtype=torch.float64)
 
 
@@ -58,12 +64,14 @@ def _sq_distances(x: Tensor) -> Tensor:
     return d
 
 
-def median_distance(x: Tensor, max_samples: int = MEDIAN_SAMPLES, seed: int = 0) -> float:
+def median_distance(x: Tensor, max_samples: int = MEDIAN_SAMPLES, seed: int = 0,
+                    device: torch.device | str | None = None) -> float:
     """Median Euclidean distance between distinct events (on a fixed random subsample)."""
-    x = _as64(x)
+    x = _as_2d(x)
     if x.shape[0] > max_samples:
         g = torch.Generator().manual_seed(seed)
         x = x[torch.randperm(x.shape[0], generator=g)[:max_samples].to(x.device)]
+    x = _as64(x, device)
     n = x.shape[0]
     if n < 2:
         return 0.0
@@ -135,30 +143,52 @@ def kernel_cka(k: Tensor, l: Tensor, unbiased: bool = False) -> float:  # noqa: 
 # --------------------------------------------------------------------------- CKA on features
 
 
-def _linear_terms(x: Tensor) -> tuple[Tensor, Tensor]:
-    """Centred float64 features and their squared norms (the diagonal of ``X X^T``)."""
-    x = x - x.mean(0, keepdim=True)
-    return x, x.square().sum(1)
+def _linear_hsic(
+    xs: Sequence[Tensor], ys: Sequence[Tensor], unbiased: bool, dev: torch.device,
+    chunk: int = LINEAR_CHUNK,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Linear HSIC of every pair (A x B) and of every stage with itself, in feature space.
 
-
-def _linear_hsic_pairs(xs: list[Tensor], ys: list[Tensor], unbiased: bool) -> Tensor:
-    """Linear HSIC for every pair (x in xs, y in ys) in feature space, ``[len(xs), len(ys)]``.
-
-    With centred features ``sum(K~) = -sum diag K`` and ``K~ 1 = -diag K``, so the unbiased
-    estimator needs only ``||X^T Y||_F^2`` and the diagonals: ``O(n p q)``, never ``n x n``.
+    Two streaming passes over ``chunk`` events (float64 on ``dev``): the means, then the
+    centred cross-covariances ``X^T Y``, so memory is ``O(chunk * dims + dims^2)`` whatever
+    ``n``. With centred features ``sum(K~) = -sum diag K`` and ``K~ 1 = -diag K``, so the
+    unbiased estimator needs only ``||X^T Y||_F^2`` and the diagonals ``|x_i|^2``.
     """
-    n = xs[0].shape[0]
-    tx = [_linear_terms(x) for x in xs]
-    ty = [_linear_terms(y) for y in ys]
-    out = torch.empty(len(xs), len(ys), dtype=torch.float64, device=xs[0].device)
-    for i, (x, dx) in enumerate(tx):
-        for j, (y, dy) in enumerate(ty):
-            tr_kl = (x.T @ y).square().sum()
-            if unbiased:
-                out[i, j] = _hsic_u_combine(tr_kl - dx @ dy, -dx.sum(), -dy.sum(), dx @ dy, n)
-            else:
-                out[i, j] = tr_kl / (n - 1) ** 2
-    return out
+    n, na, nb = int(xs[0].shape[0]), len(xs), len(ys)
+    feats = [*xs, *ys]
+    f64 = torch.float64
+    means = []
+    for f in feats:
+        total = torch.zeros(f.shape[1], dtype=f64, device=dev)
+        for c in range(0, n, chunk):
+            total += f[c:c + chunk].to(dev, f64).sum(0)
+        means.append(total / n)
+    dims_a = [int(x.shape[1]) for x in xs]
+    dims_b = [int(y.shape[1]) for y in ys]
+    cross = torch.zeros(sum(dims_a), sum(dims_b), dtype=f64, device=dev)
+    selfs = [torch.zeros(f.shape[1], f.shape[1], dtype=f64, device=dev) for f in feats]
+    d_xy = torch.zeros(na, nb, dtype=f64, device=dev)
+    d_self = torch.zeros(len(feats), dtype=f64, device=dev)
+    d_sum = torch.zeros(len(feats), dtype=f64, device=dev)
+    for c in range(0, n, chunk):
+        cs = [f[c:c + chunk].to(dev, f64) - m for f, m in zip(feats, means, strict=True)]
+        ds = torch.stack([x.square().sum(1) for x in cs])
+        for k, x in enumerate(cs):
+            selfs[k].addmm_(x.T, x)
+        cross.addmm_(torch.cat(cs[:na], 1).T, torch.cat(cs[na:], 1))
+        d_xy += ds[:na] @ ds[na:].T
+        d_self += ds.square().sum(1)
+        d_sum += ds.sum(1)
+    blocks_a = torch.split(cross, dims_a, 0)
+    tr_xy = torch.stack([torch.stack([blk.square().sum() for blk in torch.split(row, dims_b, 1)])
+                         for row in blocks_a])
+    tr_self = torch.stack([m.square().sum() for m in selfs])
+    if unbiased:
+        xy = _hsic_u_combine(tr_xy - d_xy, -d_sum[:na, None], -d_sum[None, na:], d_xy, n)
+        hs = _hsic_u_combine(tr_self - d_self, -d_sum, -d_sum, d_self, n)
+    else:
+        xy, hs = tr_xy / (n - 1) ** 2, tr_self / (n - 1) ** 2
+    return xy, hs[:na], hs[na:]
 
 
 def linear_cka(x: Tensor, y: Tensor, unbiased: bool = False) -> float:
@@ -167,8 +197,8 @@ def linear_cka(x: Tensor, y: Tensor, unbiased: bool = False) -> float:
     The biased form is ``||Y^T X||_F^2 / (||X^T X||_F ||Y^T Y||_F)`` on centred features.
     """
     x, y = _check_pair(x, y)
-    h = _linear_hsic_pairs([x, y], [x, y], unbiased)
-    return float(_ratio(h[0, 1], h[0, 0], h[1, 1]))
+    xy, xx, yy = _linear_hsic([x], [y], unbiased, x.device)
+    return float(_ratio(xy[0, 0], xx[0], yy[0]))
 
 
 def rbf_cka(
@@ -240,13 +270,10 @@ def cka_matrix(
         batch_size = DEFAULT_RBF_BATCH
 
     if batch_size is None:
-        xs = [_as64(reps_a[k], dev) for k in names_a]
-        ys = [_as64(reps_b[k], dev) for k in names_b]
         if n_events < (4 if unbiased else 2):
             raise ValueError(f"too few events for CKA: {n_events}")
-        xy = _linear_hsic_pairs(xs, ys, unbiased)
-        xx = torch.stack([_linear_hsic_pairs([x], [x], unbiased)[0, 0] for x in xs])
-        yy = torch.stack([_linear_hsic_pairs([y], [y], unbiased)[0, 0] for y in ys])
+        xy, xx, yy = _linear_hsic([_as_2d(reps_a[k]) for k in names_a],
+                                  [_as_2d(reps_b[k]) for k in names_b], unbiased, dev)
     else:
         xy, xx, yy = _minibatch_hsic(reps_a, reps_b, names_a, names_b, kernel, batch_size,
                                      fraction, dev, n_events, seed)
@@ -272,8 +299,8 @@ def _minibatch_hsic(
     if n_events // n_batches < 4:
         raise ValueError(f"minibatches need at least 4 events: {n_events} events, "
                          f"batch_size {batch_size}")
-    sig_a = {k: fraction * median_distance(reps_a[k], seed=seed) for k in names_a}
-    sig_b = {k: fraction * median_distance(reps_b[k], seed=seed) for k in names_b}
+    sig_a = {k: fraction * median_distance(reps_a[k], seed=seed, device=dev) for k in names_a}
+    sig_b = {k: fraction * median_distance(reps_b[k], seed=seed, device=dev) for k in names_b}
     perm = torch.randperm(n_events, generator=torch.Generator().manual_seed(seed))
     xy = torch.zeros(len(names_a), len(names_b), dtype=torch.float64, device=dev)
     xx = torch.zeros(len(names_a), dtype=torch.float64, device=dev)
