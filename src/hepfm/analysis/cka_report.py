@@ -115,7 +115,8 @@ def cka_report(
     table = load_cka_events(data, resolve_processes(task, processes), events, seed)
     reps_a = representations_of(run_a, table, device=device)
     reps_b = representations_of(run_b, table, device=device)
-    matrix = cka_matrix(reps_a, reps_b, kernel=kernel, batch_size=batch_size, seed=seed)
+    matrix = cka_matrix(reps_a, reps_b, kernel=kernel, batch_size=batch_size, seed=seed,
+                        device=device)
     return write_pair_outputs(matrix, out, _name(run_a), _name(run_b), kernel, len(table))
 
 
@@ -158,7 +159,7 @@ def cka_group_report(
             for r in dict.fromkeys([*map(str, group_a), *map(str, group_b)])}
     return group_summary(reps, [str(r) for r in group_a], [str(r) for r in group_b], out,
                          kernel=kernel, batch_size=batch_size, seed=seed, labels=labels,
-                         n_events=len(table))
+                         n_events=len(table), device=device)
 
 
 def group_summary(
@@ -172,6 +173,7 @@ def group_summary(
     seed: int = 0,
     labels: tuple[str, str] = ("A", "B"),
     n_events: int | None = None,
+    device: str | torch.device | None = None,
 ) -> pd.DataFrame:
     """Same-stage CKA of all pairs from precomputed ``reps`` (run -> stages); writes files."""
     la, lb = labels
@@ -184,7 +186,7 @@ def group_summary(
         if not common:
             raise HepfmError(f"runs '{a}' and '{b}' share no stage names")
         m = cka_matrix({s: reps[a][s] for s in common}, {s: reps[b][s] for s in common},
-                       kernel=kernel, batch_size=batch_size, seed=seed)
+                       kernel=kernel, batch_size=batch_size, seed=seed, device=device)
         for stage, value in cka_diagonal(m).items():
             rows.append({"comparison": comparison, "run_a": a, "run_b": b, "stage": stage,
                          "cka": value})
