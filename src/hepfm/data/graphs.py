@@ -135,9 +135,13 @@ def _edges_size_sorted(p: dict[str, np.ndarray], counts: np.ndarray, offsets: np
         d = np.empty((4, n, n, m), dtype=np.float32)
         deta = np.subtract(eta[:, None], eta[None, :], out=d[0])
         dphi = np.subtract(phi[:, None], phi[None, :], out=d[1])
-        dphi -= _TWO_PI * (dphi >= _PI)
-        dphi += _TWO_PI * (dphi < -_PI)
-        np.sqrt(deta * deta + dphi * dphi, out=d[2])
+        mask = np.greater_equal(dphi, _PI)  # wrap into [-pi, pi) without temporaries
+        np.subtract(dphi, _TWO_PI, out=dphi, where=mask)
+        np.less(dphi, -_PI, out=mask)
+        np.add(dphi, _TWO_PI, out=dphi, where=mask)
+        dr = np.multiply(deta, deta, out=d[2])
+        dr += np.square(dphi, out=d[3])
+        np.sqrt(dr, out=dr)
         m2 = np.add(e[:, None], e[None, :], out=d[3])
         m2 *= m2
         for k in (px, py, pz):
