@@ -6,7 +6,7 @@ same ``n`` events through their kernel (Gram) matrices ``K`` and ``L``::
     CKA(K, L) = HSIC(K, L) / sqrt(HSIC(K, K) HSIC(L, L))
 
 * ``linear``: ``K = X X^T``. Computed in feature space (``p x q`` matrices, never ``n x n``),
-  so it is exact for any ``n`` that fits in memory as features.
+  streamed over chunks of events: exact, and memory does not grow with ``n``.
 * ``rbf``: ``K_ij = exp(-|x_i - x_j|^2 / (2 sigma^2))`` with ``sigma`` a fraction (default 0.5)
   of the median pairwise distance, estimated once per stage on up to 1000 events.
 
@@ -299,8 +299,12 @@ def _minibatch_hsic(
     if n_events // n_batches < 4:
         raise ValueError(f"minibatches need at least 4 events: {n_events} events, "
                          f"batch_size {batch_size}")
-    sig_a = {k: fraction * median_distance(reps_a[k], seed=seed, device=dev) for k in names_a}
-    sig_b = {k: fraction * median_distance(reps_b[k], seed=seed, device=dev) for k in names_b}
+    def bandwidths(reps: Mapping[str, Tensor], names: list[str]) -> dict[str, float]:
+        if kernel != "rbf":
+            return dict.fromkeys(names, 0.0)
+        return {k: fraction * median_distance(reps[k], seed=seed, device=dev) for k in names}
+
+    sig_a, sig_b = bandwidths(reps_a, names_a), bandwidths(reps_b, names_b)
     perm = torch.randperm(n_events, generator=torch.Generator().manual_seed(seed))
     xy = torch.zeros(len(names_a), len(names_b), dtype=torch.float64, device=dev)
     xx = torch.zeros(len(names_a), dtype=torch.float64, device=dev)
