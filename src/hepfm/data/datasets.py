@@ -304,6 +304,9 @@ class StreamingEvents(IterableDataset):
     so no event is read twice in an epoch. Each shard reads its files chunk by chunk in
     turn (mixing processes) into a shuffle buffer of `buffer_events` events and yields
     batches of `batch_size`. The file order and shuffling depend on (`seed`, epoch).
+    Whole-file shards can differ in size; ``split_files=True`` gives every shard an equal
+    entry range of every file (equal shares to within one event per file), which DDP
+    training prefers.
     """
 
     def __init__(self, source: Source, processes: Sequence[str] | str | None = None,
