@@ -97,6 +97,11 @@ def test_multiclass_metrics_by_hand() -> None:
     m = multiclass_metrics(y, s, ["tt", "ttH", "WW"])
     assert m["accuracy"] == pytest.approx(4 / 6)
     assert m["accuracy/ttH"] == 1.0
+    one_class = multiclass_metrics(y[:2], s[:2])
+    assert one_class["accuracy"] == 0.5 and math.isnan(one_class["macro_auc"])
+    assert math.isnan(one_class["accuracy/2"])
+    with pytest.raises(ValueError, match="two classes"):
+        macro_auc(y[:2], s[:2])
 
 
 def test_confusion_frames() -> None:

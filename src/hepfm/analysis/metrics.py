@@ -180,9 +180,14 @@ def confusion_frame(
 def multiclass_metrics(
     y_true: ArrayLike, scores: ArrayLike, class_names: Sequence[str] | None = None
 ) -> dict[str, float]:
-    """Overall accuracy, macro one-vs-rest AUC and ``accuracy/<class>`` for each class."""
+    """Overall accuracy, macro one-vs-rest AUC and ``accuracy/<class>`` for each class.
+
+    ``macro_auc`` is NaN when fewer than two classes have events; so is the accuracy of a
+    class without events.
+    """
     y, s = _multiclass_inputs(y_true, scores)
-    out = {"accuracy": float(skm.accuracy_score(y, s.argmax(1))), "macro_auc": macro_auc(y, s)}
+    auc = macro_auc(y, s) if np.unique(y).size > 1 else float("nan")
+    out = {"accuracy": float(skm.accuracy_score(y, s.argmax(1))), "macro_auc": auc}
     for name, acc in per_class_accuracy(y, s, class_names).items():
         out[f"accuracy/{name}"] = float(acc)
     return out
