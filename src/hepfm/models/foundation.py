@@ -29,14 +29,15 @@ class ModelConfig:
     """Architecture of a :class:`FoundationModel`; saved verbatim in ``config.yaml``.
 
     ``classes`` names the multiclass logits (index == process label id) and ``labels`` the
-    multilabel logits; an empty ``labels`` means no multilabel head. ``heads`` holds the extra
-    heads added with :meth:`FoundationModel.with_head` as ``{name: {n_outputs, hidden}}``.
+    multilabel logits; an empty ``labels`` means no multilabel head. ``dropout`` (default 0:
+    pretraining sets are large) acts on every block update and in the heads. ``heads`` holds
+    the extra heads added with :meth:`FoundationModel.with_head` as ``{name: {n_outputs, hidden}}``.
     """
 
     hidden: int = 64
     blocks: int = 3
     mlp_layers: int = 2
-    dropout: float = 0.1
+    dropout: float = 0.0
     head_hidden: int | None = 64
     classes: tuple[str, ...] = PRETRAINING
     labels: tuple[str, ...] = field(default_factory=default_labels)
