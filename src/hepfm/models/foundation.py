@@ -11,6 +11,7 @@ import torch
 from torch import Tensor, nn
 
 from hepfm.models.heads import Head
+from hepfm.models.masked import MPMHead
 from hepfm.models.network import GraphNetwork, default_features
 from hepfm.processes import PRETRAINING
 
@@ -32,6 +33,8 @@ class ModelConfig:
     multilabel logits; an empty ``labels`` means no multilabel head. ``dropout`` (default 0:
     pretraining sets are large) acts on every block update and in the heads. ``heads`` holds
     the extra heads added with :meth:`FoundationModel.with_head` as ``{name: {n_outputs, hidden}}``.
+    ``mpm`` (``{codebook_size, hidden}``), when set, adds masked particle modeling: mask
+    embeddings in the backbone and a per-node :class:`~hepfm.models.masked.MPMHead`.
     """
 
     hidden: int = 64
@@ -43,6 +46,7 @@ class ModelConfig:
     labels: tuple[str, ...] = field(default_factory=default_labels)
     features: dict[str, tuple[str, ...]] = field(default_factory=default_features)
     heads: dict[str, dict[str, Any]] = field(default_factory=dict)
+    mpm: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
         self.classes = tuple(self.classes)
@@ -85,10 +89,14 @@ class FoundationModel(nn.Module):
         super().__init__()
         self.config = config or ModelConfig()
         c = self.config
-        self.backbone = GraphNetwork(c.features, c.hidden, c.blocks, c.mlp_layers, c.dropout)
+        self.backbone = GraphNetwork(c.features, c.hidden, c.blocks, c.mlp_layers, c.dropout,
+                                     masking=c.mpm is not None)
         self.heads = nn.ModuleDict()
         for name, spec in c.head_specs().items():
             self.heads[name] = Head(c.hidden, spec["n_outputs"], spec.get("hidden"), c.dropout)
+        #: per-node masked particle modeling head (None unless ``config.mpm``)
+        self.mpm = None if c.mpm is None else MPMHead(
+            c.hidden, n_features=len(c.features["node"]), **c.mpm)
         self.stats = stats
         #: config.yaml of the directory this model was loaded from (set by load_pretrained).
         self.run_config: dict[str, Any] | None = None
@@ -100,9 +108,9 @@ class FoundationModel(nn.Module):
         """Event representation: the final global vector, ``[B, hidden]``."""
         return self.backbone.run(batch)[1]
 
-    def node_embeddings(self, batch: Any) -> Tensor:
-        """Final node states ``[N, hidden]``."""
-        return self.backbone.run(batch)[0]
+    def node_embeddings(self, batch: Any, node_mask: Tensor | None = None) -> Tensor:
+        """Final node states ``[N, hidden]`` (with masked nodes hidden, given `node_mask`)."""
+        return self.backbone.run(batch, node_mask=node_mask)[0]
 
     def representations(self, batch: Any) -> dict[str, Tensor]:
         """Named per-event vectors of every stage, in order, ending with each head's input."""

@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from hepfm.data.features import EDGE_FEATURES, GLOBAL_FEATURES, NODE_FEATURES
 from hepfm.models import scatter
 from hepfm.models.blocks import GraphNetBlock, mlp
+from hepfm.models.masked import MaskEmbeddings
 
 
 def default_features() -> dict[str, tuple[str, ...]]:
@@ -84,7 +85,7 @@ class GraphNetwork(nn.Module):
     """Normaliser, encoders, ``blocks`` processor steps; the readout is the global vector."""
 
     def __init__(self, features: dict[str, Sequence[str]], hidden: int = 64, blocks: int = 3,
-                 mlp_layers: int = 2, dropout: float = 0.0):
+                 mlp_layers: int = 2, dropout: float = 0.0, masking: bool = False):
         super().__init__()
         dims = {k: len(features[k]) for k in _KINDS}
         self.hidden = hidden
@@ -96,13 +97,21 @@ class GraphNetwork(nn.Module):
         self.blocks = nn.ModuleList(
             GraphNetBlock(hidden, mlp_layers, dropout) for _ in range(blocks)
         )
+        #: learned embeddings for masked particle modeling (``run(..., node_mask=...)``)
+        self.mask_embeddings = MaskEmbeddings(hidden) if masking else None
 
     @staticmethod
     def _pool(x: Tensor, u: Tensor, batch: Tensor) -> Tensor:
         return torch.cat([scatter.scatter_mean(x, batch, u.shape[0]), u], dim=-1)
 
-    def run(self, data: Any, collect: bool = False) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-        """Final node states ``[N,H]``, global vector ``[B,H]`` and (if `collect`) stages."""
+    def run(self, data: Any, collect: bool = False, node_mask: Tensor | None = None
+            ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """Final node states ``[N,H]``, global vector ``[B,H]`` and (if `collect`) stages.
+
+        `node_mask` (bool ``[N]``, masked particle modeling) replaces the encoded features of
+        masked nodes, of edges touching them and of their events' globals by learned
+        embeddings (:class:`~hepfm.models.masked.MaskEmbeddings`); needs ``masking=True``.
+        """
         x_raw, e_raw, u_raw = data.x, data.edge_attr, data.u
         u_raw = u_raw.view(-1, u_raw.shape[-1])
         batch = data.batch if getattr(data, "batch", None) is not None else \
@@ -111,6 +120,11 @@ class GraphNetwork(nn.Module):
         x = enc["node"](norm("node", x_raw))
         e = enc["edge"](norm("edge", e_raw))
         u = enc["global"](norm("global", u_raw))
+        if node_mask is not None:
+            if self.mask_embeddings is None:
+                raise ValueError("node_mask needs a backbone built with masking=True "
+                                 "(ModelConfig.mpm)")
+            x, e, u = self.mask_embeddings(x, e, u, data.edge_index, batch, node_mask)
         stages: dict[str, Tensor] = {}
         if collect:
             stages["encoder"] = self._pool(x, u, batch)
