@@ -86,6 +86,11 @@ class PretrainResult:
             lines.append(f"confusion matrix: {self.run_dir / 'confusion_matrix.png'} (.csv)")
         if test.get("multilabel_macro_auc") is not None:
             lines.append(f"test multilabel macro AUC {test['multilabel_macro_auc']:.3f}")
+        if "mpm_type_accuracy" in test:
+            tok = test.get("mpm_token_accuracy")
+            lines.append(f"test masked objects: type accuracy {test['mpm_type_accuracy']:.3f}"
+                         + ("" if tok is None else f", token accuracy {tok:.3f}")
+                         + f", regression loss {test['mpm_regression_loss']:.3f}")
         return "\n".join(lines)
 
 
@@ -152,6 +157,7 @@ def pretrain(
     generate: bool = False,
     *,
     model_config: dict[str, Any] | None = None,
+    mpm: dict[str, Any] | None = None,
     lr: float | None = None,
     schedule: str | None = None,
     patience: int | None = None,
@@ -167,13 +173,16 @@ def pretrain(
     ``hepfm pretrain --processes all`` works on a fresh install). `seed` fixes the split,
     the initialisation and the batch order. With `resume`, the settings come from
     ``out_dir/run.yaml`` (arguments given here override them, e.g. more `epochs`) and
-    training continues from ``checkpoints/last.ckpt``.
+    training continues from ``checkpoints/last.ckpt``. An `objective` with ``mpm`` (e.g.
+    ``"mpm"``, ``"mpm+multiclass"``) adds masked particle modeling; `mpm` sets its
+    ``fraction`` [0.3], ``targets`` [tokens, regression] and ``codebook_size`` [128].
     """
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, Timer
     from lightning.pytorch.loggers import CSVLogger
 
     from hepfm.models.foundation import FoundationModel, ModelConfig
+    from hepfm.objectives.mpm import TARGETS, fit_codebook, parse_objective
     from hepfm.training.datamodule import EventDataModule
     from hepfm.training.evaluate import write_evaluation
     from hepfm.training.module import PretrainModule
@@ -182,13 +191,13 @@ def pretrain(
         if resume:
             raise HepfmError("--resume needs --out RUN_DIR (the run to continue)")
         out_dir = Path("runs") / time.strftime("pretrain-%Y%m%d-%H%M%S")
-    out_dir = Path(out_dir).expanduser()
+    out_dir = Path(out_dir).expanduser().absolute()
     s = _settings(out_dir, resume, {
         "processes": None if processes is None else (
             processes if isinstance(processes, str) else ",".join(processes)),
         "objective": objective, "events_per_process": events_per_process, "epochs": epochs,
         "batch_size": batch_size, "seed": seed, "lr": lr, "schedule": schedule,
-        "patience": patience, "model": model_config,
+        "patience": patience, "model": model_config, "mpm": mpm,
         "data_dir": None if data_dir is None else str(Path(data_dir).expanduser()),
     })
     names = resolve_processes(s["processes"])
@@ -221,12 +230,30 @@ def pretrain(
                          num_workers=num_workers, cache_dir=data / ".cache")
     dm.setup("fit")
     assert dm.train is not None and dm.val is not None and dm.test is not None
+    counts = {p: sum(t.process_counts().get(p, 0) for t in (dm.train, dm.val, dm.test))
+              for p in names}
+    short = {p: n for p, n in counts.items() if n < s["events_per_process"]}
+    if short and verbose:
+        cmd = generate_command(list(short), s["events_per_process"], data, s["seed"])
+        listing = ", ".join(f"{p} ({n})" for p, n in short.items())
+        print(f"warning: fewer than {s['events_per_process']} events for {listing}; "
+              f"to make more: {cmd}", file=sys.stderr)
     if len(dm.train) == 0 or len(dm.val) == 0:
         raise InputDataError(f"too few events in '{data}' to split into train/val/test "
                              f"({len(dm.train)} training events)")
     cfg = ModelConfig(**(s.get("model") or {}))
+    mpm_opts = {"fraction": 0.3, "targets": list(TARGETS), "codebook_size": 128,
+                **(s.get("mpm") or {})}
+    use_mpm = "mpm" in parse_objective(s["objective"])
+    if use_mpm and cfg.mpm is None:
+        cfg.mpm = {"codebook_size": int(mpm_opts["codebook_size"]),
+                   "hidden": cfg.head_hidden or cfg.hidden}
     model = FoundationModel(cfg, dm.stats)
-    module = PretrainModule(model, s["objective"], lr=s["lr"], schedule=s["schedule"])
+    if use_mpm and "tokens" in mpm_opts["targets"]:  # deterministic: refitted on --resume
+        fit_codebook(model, dm.train, seed=s["seed"])
+    module = PretrainModule(model, s["objective"], lr=s["lr"], schedule=s["schedule"],
+                            mask_fraction=mpm_opts["fraction"],
+                            mpm_targets=mpm_opts["targets"], seed=s["seed"])
     if "multilabel" in module.objective.heads and not dm.has_multilabels:
         raise InputDataError(f"objective '{s['objective']}' needs truth labels but the files "
                              f"in '{data}' have no Truth branches")
@@ -275,10 +302,13 @@ def pretrain(
         "events_per_process": s["events_per_process"], "split": list(dm.split),
         "data_dir": str(data), "best_epoch": best_epoch,
     }
+    if module.objective.mpm is not None:
+        provenance["mpm"] = module.objective.mpm.to_dict()
     model.save_pretrained(out_dir, **provenance)
     _merge_logs(out_dir)
     metrics = write_evaluation(
         out_dir, model, {"val": dm.val, "test": dm.test}, names, module.objective.heads,
+        mpm=module.objective.mpm,
         extra={"best_epoch": best_epoch, "train_time_s": timer.time_elapsed("train"),
                "events": {"train": len(dm.train), "val": len(dm.val), "test": len(dm.test)}})
     result = PretrainResult(out_dir, metrics)
