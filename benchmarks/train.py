@@ -166,7 +166,7 @@ def measure(model: FoundationModel, make_loader: Callable[[], Iterable], device:
 
 
 def compare(model: FoundationModel, table: EventTable, device: torch.device, precision: str,
-            batch_size: int, repeats: int) -> dict[str, float]:
+            batch_size: int, repeats: int, workers: int = 0) -> dict[str, float]:
     """hepfm and baseline throughput, interleaved so that load changes hit both."""
     baseline = baseline_of(model)
     t0 = time.perf_counter()
@@ -175,10 +175,11 @@ def compare(model: FoundationModel, table: EventTable, device: torch.device, pre
 
     def hepfm_loader() -> Iterable:
         return DataLoader(EventBatches(table, batch_size, shuffle=True, seed=0),
-                          batch_size=None)
+                          batch_size=None, num_workers=workers)
 
     def pyg_loader() -> Iterable:
-        return PygDataLoader(data_list, batch_size=batch_size, shuffle=True)
+        return PygDataLoader(data_list, batch_size=batch_size, shuffle=True,
+                             num_workers=workers)
 
     ours, theirs = [], []
     for _ in range(repeats):
@@ -218,6 +219,8 @@ def main() -> None:
     ap.add_argument("--batch-size", type=int, default=256)
     ap.add_argument("--gpu-batch-size", type=int, default=4096)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
+    ap.add_argument("--gpu-workers", type=int, default=4,
+                    help="DataLoader worker processes for both sides in the GPU runs")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--hidden", type=int, default=ModelConfig.hidden)
     ap.add_argument("--blocks", type=int, default=ModelConfig.blocks)
@@ -253,7 +256,8 @@ def main() -> None:
         while len(big) < 8 * args.gpu_batch_size:  # enough batches for a steady state
             big = EventTable.concat([big, table])
         for precision in ("fp32", "bf16"):
-            r = compare(model, big, gpu, precision, args.gpu_batch_size, args.repeats)
+            r = compare(model, big, gpu, precision, args.gpu_batch_size, args.repeats,
+                        workers=args.gpu_workers)
             rows.append((torch.cuda.get_device_name(), precision, torch.get_num_threads(),
                          args.gpu_batch_size, r))
             print(f"GPU {precision}: hepfm {r['hepfm']:.0f} ev/s, baseline "

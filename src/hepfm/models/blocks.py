@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 
@@ -56,7 +55,8 @@ class GraphNetBlock(MessagePassing):
         size = (n_nodes, n_nodes)
         w_e, w_s, w_r, w_u = self.edge_mlp[0].weight.split(self.hidden, dim=1)
         send = x @ w_s.t()
-        recv = x @ w_r.t() + (u @ w_u.t())[batch]  # an edge's event is its receiver's event
+        # an edge's event is its receiver's event; the bias is added once per node
+        recv = torch.addmm((u @ w_u.t() + self.edge_mlp[0].bias)[batch], x, w_r.t())
         e = self.edge_updater(edge_index, send=send, recv=recv, edge_attr=edge_attr,
                               w_e=w_e, size=size)
         x = self.propagate(edge_index, x=x, edge_attr=e, u_node=u[batch], size=size)
@@ -69,7 +69,7 @@ class GraphNetBlock(MessagePassing):
     def edge_update(self, send_j: Tensor, recv_i: Tensor, edge_attr: Tensor,
                     w_e: Tensor) -> Tensor:
         # send_j is gathered at the sender (row 0), recv_i at the receiver (row 1)
-        h = F.linear(edge_attr, w_e, self.edge_mlp[0].bias) + send_j + recv_i
+        h = torch.addmm(send_j + recv_i, edge_attr, w_e.t())
         delta = self.edge_mlp[1:](h)
         return self.edge_norm(edge_attr + self.dropout(delta))
 
