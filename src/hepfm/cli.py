@@ -137,7 +137,11 @@ def cka(
 @app.command()
 def pretrain(
     processes: str = typer.Option(None, help="'all' (default) or NAME,NAME,..."),
-    objective: str = typer.Option(None, help="multiclass (default), multilabel or both."),
+    objective: str = typer.Option(None, help="multiclass (default), multilabel, both, mpm "
+                                  "(masked particle modeling) or a sum like mpm+multiclass "
+                                  "(weights: mpm:0.5+multiclass)."),
+    mask_fraction: float = typer.Option(None, help="MPM: fraction of objects masked [0.3]."),
+    codebook_size: int = typer.Option(None, help="MPM: k-means token codebook size [128]."),
     data: str = typer.Option(None, help="Sample directory (<process>.root); default "
                              "$HEPFM_DATA or ~/.cache/hepfm/data, generated if missing."),
     out: str = typer.Option(None, help="Run directory (default runs/pretrain-<time>)."),
@@ -153,15 +157,18 @@ def pretrain(
                                 "last checkpoint."),
     gen: bool = typer.Option(False, "--generate", help="Generate missing sample files."),
 ) -> None:
-    """Pretrain the foundation model (multiclass and/or multilabel heads) with Lightning."""
+    """Pretrain the foundation model (multiclass, multilabel and/or MPM) with Lightning."""
     from hepfm.training.pretrain import pretrain as run_pretrain
+
+    mpm = {k: v for k, v in (("fraction", mask_fraction), ("codebook_size", codebook_size))
+           if v is not None}
 
     try:
         run_pretrain(processes=processes, objective=objective, data_dir=data, out_dir=out,
                      events_per_process=events_per_process, epochs=epochs,
                      batch_size=batch_size, device=device, precision=precision,
                      devices=devices, num_nodes=num_nodes, seed=seed, resume=resume,
-                     generate=gen)
+                     generate=gen, mpm=mpm or None)
     except HepfmError as err:
         fail(err)
 

@@ -40,14 +40,20 @@ def class_scores(logits: np.ndarray, y: np.ndarray, processes: Sequence[str]
 
 
 def evaluate_split(model: FoundationModel, table: EventTable, processes: Sequence[str],
-                   objective_heads: Sequence[str], batch_size: int = 1024) -> dict[str, Any]:
-    """Accuracy, per-class accuracy and macro AUC (multiclass), per-label AUC (multilabel)."""
+                   objective_heads: Sequence[str], batch_size: int = 1024,
+                   mpm: Any = None) -> dict[str, Any]:
+    """Accuracy, per-class accuracy and macro AUC (multiclass), per-label AUC (multilabel),
+    masked-object accuracies and regression loss (`mpm`, a MaskedParticleObjective)."""
     from sklearn.metrics import roc_auc_score
 
     from hepfm.analysis.metrics import multiclass_metrics
 
-    logits = predict(model, table, batch_size)
+    logits = predict(model, table, batch_size) if objective_heads else {}
     out: dict[str, Any] = {"events": len(table)}
+    if mpm is not None:
+        from hepfm.objectives.mpm import evaluate_mpm
+
+        out.update(evaluate_mpm(model, table, mpm, batch_size=batch_size))
     if "multiclass" in objective_heads:
         scores, y = class_scores(logits["multiclass"], table.y, processes)
         out.update(multiclass_metrics(y, scores, list(processes)))
@@ -65,8 +71,8 @@ def evaluate_split(model: FoundationModel, table: EventTable, processes: Sequenc
 
 def write_evaluation(run_dir: str | os.PathLike[str], model: FoundationModel,
                      tables: dict[str, EventTable], processes: Sequence[str],
-                     objective_heads: Sequence[str], extra: dict[str, Any] | None = None
-                     ) -> dict[str, Any]:
+                     objective_heads: Sequence[str], extra: dict[str, Any] | None = None,
+                     mpm: Any = None) -> dict[str, Any]:
     """Evaluate on each table (``val``, ``test``), write ``metrics.json`` and, for multiclass,
     the test confusion matrix as ``confusion_matrix.csv`` and ``confusion_matrix.png``."""
     from hepfm.analysis.metrics import confusion_frame
@@ -75,7 +81,7 @@ def write_evaluation(run_dir: str | os.PathLike[str], model: FoundationModel,
     run_dir = Path(run_dir)
     metrics: dict[str, Any] = dict(extra or {})
     for name, table in tables.items():
-        metrics[name] = evaluate_split(model, table, processes, objective_heads)
+        metrics[name] = evaluate_split(model, table, processes, objective_heads, mpm=mpm)
     if "multiclass" in objective_heads and "test" in tables and len(processes) > 1:
         test = tables["test"]
         scores, y = class_scores(predict(model, test)["multiclass"], test.y, processes)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import lightning as L
@@ -11,12 +12,14 @@ import torch
 from torch import Tensor
 
 from hepfm.models.foundation import FoundationModel
+from hepfm.objectives.combined import PretrainObjective
+from hepfm.objectives.mpm import TARGETS, MaskedParticleObjective
 from hepfm.objectives.supervised import Objective, SupervisedObjective
 
 SCHEDULES = ("cosine", "onecycle", "constant")
 
 
-def epoch_metrics(objective: SupervisedObjective, logits: dict[str, np.ndarray],
+def epoch_metrics(objective: SupervisedObjective | PretrainObjective, logits: dict[str, np.ndarray],
                   y: np.ndarray, y_multi: np.ndarray | None) -> dict[str, float]:
     """Accuracy and macro AUC (multiclass), macro AUC over labels (multilabel)."""
     from sklearn.metrics import roc_auc_score
@@ -45,17 +48,29 @@ class PretrainModule(L.LightningModule):
     epoch ``val/acc`` and ``val/auc`` (macro one-vs-rest, scikit-learn) for multiclass and
     ``val/auc_multilabel`` for multilabel. AdamW with a warm-up then cosine decay per step
     (``schedule="cosine"``), one-cycle (``"onecycle"``) or a constant rate.
+
+    An objective with ``mpm`` (e.g. ``"mpm"``, ``"mpm+multiclass"``, see
+    :mod:`hepfm.objectives.combined`) adds masked particle modeling with `mask_fraction` and
+    `mpm_targets`, masks drawn from `seed`, and logs ``*/mpm_type_acc`` and
+    ``*/mpm_token_acc`` (over masked objects); the model needs ``ModelConfig.mpm``.
     """
 
-    def __init__(self, model: FoundationModel, objective: Objective = "multiclass",
+    def __init__(self, model: FoundationModel, objective: Objective | str = "multiclass",
                  lr: float = 2e-3, weight_decay: float = 1e-2, schedule: str = "cosine",
                  warmup_fraction: float = 0.05, multiclass_weight: float = 1.0,
-                 multilabel_weight: float = 1.0):
+                 multilabel_weight: float = 1.0, mpm_weight: float = 1.0,
+                 mask_fraction: float = 0.3, mpm_targets: Sequence[str] = TARGETS,
+                 seed: int = 0):
         super().__init__()
         if schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule '{schedule}': use one of {SCHEDULES}")
         self.model = model
-        self.objective = SupervisedObjective(objective, multiclass_weight, multilabel_weight)
+        self.objective = PretrainObjective.from_name(
+            objective, multiclass_weight, multilabel_weight, mpm_weight,
+            MaskedParticleObjective(mask_fraction, tuple(mpm_targets)))
+        if self.objective.mpm is not None and model.mpm is None:
+            raise ValueError(f"objective '{objective}' needs an MPM head: build the model "
+                             "with ModelConfig(mpm={'codebook_size': ...})")
         missing = [h for h in self.objective.heads if h not in model.heads]
         if missing:
             raise ValueError(f"objective '{objective}' needs head(s) {missing}; the model has "
@@ -71,10 +86,28 @@ class PretrainModule(L.LightningModule):
         u = self.model.embed(batch)
         return {name: self.model.heads[name](u) for name in self.objective.heads}
 
-    def _step(self, batch: Any, stage: str) -> tuple[Tensor, dict[str, Tensor]]:
-        out = self(batch)
-        loss, parts = self.objective(out, batch)
+    def _mpm_generator(self, stage: str, batch_idx: int) -> torch.Generator:
+        """Masks reproducible from (seed, step or validation batch, rank), also on resume."""
+        step = self.global_step if stage == "train" else batch_idx
+        key = ((int(self.hparams.seed) * 1_000_003 + step) * 2 + (stage != "train")) * 1009
+        return torch.Generator().manual_seed((key + self.global_rank) % (2**63))
+
+    def _step(self, batch: Any, stage: str, batch_idx: int = 0
+              ) -> tuple[Tensor, dict[str, Tensor]]:
+        out = self(batch) if self.objective.heads else {}
+        loss, parts = self.objective(out, batch) if self.objective.heads else (None, {})
         n = int(batch.num_graphs)
+        if self.objective.mpm is not None:
+            mpm_loss, mpm_parts, stats = self.objective.mpm(
+                self.model, batch, self._mpm_generator(stage, batch_idx))
+            mpm_loss = self.objective.mpm_weight * mpm_loss
+            loss = mpm_loss if loss is None else loss + mpm_loss
+            parts.update(mpm_parts)
+            m = max(int(stats.pop("masked")), 1)
+            for name, value in stats.items():
+                self.log(f"{stage}/mpm_{name}", value, batch_size=m, on_step=False,
+                         on_epoch=True, prog_bar=stage == "val", sync_dist=stage != "train")
+        assert loss is not None
         train = stage == "train"
         self.log(f"{stage}/loss", loss, batch_size=n, prog_bar=True, on_step=train,
                  on_epoch=True, sync_dist=not train)
@@ -85,10 +118,10 @@ class PretrainModule(L.LightningModule):
         return loss, out
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        return self._step(batch, "train")[0]
+        return self._step(batch, "train", batch_idx)[0]
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
-        _, out = self._step(batch, "val")
+        _, out = self._step(batch, "val", batch_idx)
         y_multi = getattr(batch, "y_multi", None)
         self._val.append(({k: v.detach().float().cpu() for k, v in out.items()},
                           batch.y.cpu(), None if y_multi is None else y_multi.cpu()))

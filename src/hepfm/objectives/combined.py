@@ -1,0 +1,55 @@
+"""A pretraining objective by name: supervised heads and/or masked particle modeling.
+
+Names join parts with ``+`` and may weight each with ``:w``: ``multiclass``, ``both``,
+``mpm``, ``mpm+multiclass``, ``mpm:0.5+both``. The total loss is the weighted sum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from torch import Tensor
+
+from hepfm.objectives.mpm import MaskedParticleObjective, parse_objective, supervised_name
+from hepfm.objectives.supervised import SupervisedObjective
+
+
+@dataclass(frozen=True)
+class PretrainObjective:
+    """The supervised part (``None`` for MPM alone) and the MPM part (``None`` without)."""
+
+    name: str
+    supervised: SupervisedObjective | None
+    mpm: MaskedParticleObjective | None = None
+    mpm_weight: float = 1.0
+
+    @classmethod
+    def from_name(cls, name: str, multiclass_weight: float = 1.0,
+                  multilabel_weight: float = 1.0, mpm_weight: float = 1.0,
+                  mpm: MaskedParticleObjective | None = None) -> PretrainObjective:
+        """Parse `name`; weights written in the name (``mpm:0.5``) override the arguments."""
+        parts = parse_objective(name)
+
+        def weight(key: str, default: float) -> float:
+            given = parts.get(key)
+            return default if given is None else given
+
+        sup = supervised_name(list(parts))
+        supervised = None if sup is None else SupervisedObjective(
+            sup, weight("multiclass", multiclass_weight), weight("multilabel", multilabel_weight))
+        m = (mpm or MaskedParticleObjective()) if "mpm" in parts else None
+        mpm_weight = weight("mpm", mpm_weight)
+        return cls(name, supervised, m, mpm_weight)
+
+    @property
+    def heads(self) -> tuple[str, ...]:
+        """The event-level model heads this objective trains (the MPM head is separate)."""
+        return () if self.supervised is None else self.supervised.heads
+
+    def __call__(self, outputs: dict[str, Tensor], batch: Any
+                 ) -> tuple[Tensor, dict[str, Tensor]]:
+        """The supervised loss and its parts (see :class:`SupervisedObjective`)."""
+        if self.supervised is None:
+            raise ValueError(f"objective '{self.name}' has no supervised part")
+        return self.supervised(outputs, batch)
