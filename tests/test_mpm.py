@@ -252,7 +252,7 @@ def test_pretrain_mpm_end_to_end(generated_dir: Path, tmp_path: Path) -> None:
     assert model.mpm is not None and model.mpm.has_codebook
     assert model.mpm.codebook.shape == (16, 13)
     # fine-tuning from the MPM run uses the usual API (the multiclass head is unused)
-    splits = split_task(synthetic_table(300, seed=4), train_size=120, seed=0)
+    splits = split_task(synthetic_table(600, seed=4), train_size=120, seed=0)
     tuned = prepare_model(model, "task", mode="full")
     res = finetune(tuned, splits.train, splits.val,
                    config=FinetuneConfig(mode="full", epochs=1, batch_size=64))
