@@ -160,3 +160,17 @@ def test_unknown_name_lists_shipped(tmp_path: Path) -> None:
         load_pretrained("nosuch")
     with pytest.raises(CheckpointError, match=r"no config\.yaml"):
         load_pretrained(tmp_path)
+
+
+def test_shipped_model_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import hepfm.hub as hub
+
+    monkeypatch.setattr(hub, "PRETRAINED_DIR", tmp_path)
+    model = tiny()
+    save_pretrained(model, tmp_path / "hepfm-tiny")
+    assert hub.available_models() == ["hepfm-tiny"]
+    batch = make_batch(4)
+    torch.testing.assert_close(load_pretrained("hepfm-tiny")(batch)["multiclass"],
+                               model(batch)["multiclass"])
+    with pytest.raises(UnknownNameError, match="hepfm-tiny"):
+        load_pretrained("hepfm-tin")
