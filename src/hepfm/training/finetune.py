@@ -103,12 +103,18 @@ class TaskModule(L.LightningModule):
             [*self.model.backbone_parameters(), *self.model.head_parameters(head)]
         for p in trainable:
             p.requires_grad_(True)
+        self.on_train_epoch_start()
         self.history: list[dict[str, float]] = []
         self._val: list[tuple[Tensor, Tensor]] = []
 
-    def forward(self, batch: Any) -> Tensor:
+    def on_train_epoch_start(self) -> None:
+        """Train mode for what is trained (a loaded model arrives in eval mode)."""
+        self.model.train()
         if self.frozen:
             self.model.backbone.eval()
+
+    def forward(self, batch: Any) -> Tensor:
+        if self.frozen:
             with torch.no_grad():
                 u = self.model.embed(batch)
         else:
