@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -108,8 +109,9 @@ def _settings(out_dir: Path, resume: bool, given: dict[str, Any]) -> dict[str, A
 
 
 def _write_yaml(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(yaml.safe_dump(data, sort_keys=False))
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(yaml.safe_dump(data, sort_keys=False))
     os.replace(tmp, path)
 
 
@@ -190,6 +192,9 @@ def pretrain(
     if out_dir is None:
         if resume:
             raise HepfmError("--resume needs --out RUN_DIR (the run to continue)")
+        if devices != 1 or num_nodes != 1:
+            raise HepfmError("give --out RUN_DIR with --devices/--num-nodes: every rank must "
+                             "write to the same run directory")
         out_dir = Path("runs") / time.strftime("pretrain-%Y%m%d-%H%M%S")
     out_dir = Path(out_dir).expanduser().absolute()
     s = _settings(out_dir, resume, {
