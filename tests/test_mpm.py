@@ -201,7 +201,7 @@ def test_loss_decreases_on_a_tiny_sample() -> None:
         opt.zero_grad()
         loss.backward()
         opt.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
     assert losses[-1] < 0.6 * losses[0]
 
 
