@@ -156,6 +156,8 @@ def pretrain(
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its "
                                 "last checkpoint."),
     gen: bool = typer.Option(False, "--generate", help="Generate missing sample files."),
+    threads: int = typer.Option(None, help="CPU training: torch threads [half the cores, "
+                                "at most 4]."),
 ) -> None:
     """Pretrain the foundation model (multiclass, multilabel and/or MPM) with Lightning."""
     from hepfm.training.pretrain import pretrain as run_pretrain
@@ -168,7 +170,7 @@ def pretrain(
                      events_per_process=events_per_process, epochs=epochs,
                      batch_size=batch_size, device=device, precision=precision,
                      devices=devices, num_nodes=num_nodes, seed=seed, resume=resume,
-                     generate=gen, mpm=mpm or None)
+                     generate=gen, mpm=mpm or None, threads=threads)
     except HepfmError as err:
         fail(err)
 
