@@ -216,7 +216,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", help="sample directory (<process>.root); synthetic if omitted")
     ap.add_argument("--events", type=int, default=6000, help="training events per epoch")
-    ap.add_argument("--batch-size", type=int, default=256)
+    ap.add_argument("--batch-size", type=int, nargs="+", default=[256, 1024])
     ap.add_argument("--gpu-batch-size", type=int, default=4096)
     ap.add_argument("--threads", type=int, default=1, help="torch CPU threads")
     ap.add_argument("--gpu-workers", type=int, default=4,
@@ -246,10 +246,12 @@ def main() -> None:
 
     rows = []
     cpu = torch.device("cpu")
-    r = compare(model, table, cpu, "fp32", args.batch_size, args.repeats)
-    rows.append(("cpu", "fp32", torch.get_num_threads(), args.batch_size, r))
-    print(f"CPU fp32, {torch.get_num_threads()} thread(s): hepfm {r['hepfm']:.0f} ev/s, "
-          f"baseline {r['baseline']:.0f} ev/s, ratio {r['ratio']:.2f}x")
+    for bs in args.batch_size:
+        r = compare(model, table, cpu, "fp32", bs, args.repeats)
+        rows.append(("cpu", "fp32", torch.get_num_threads(), bs, r))
+        print(f"CPU fp32, {torch.get_num_threads()} thread(s), batch {bs}: hepfm "
+              f"{r['hepfm']:.0f} ev/s, baseline {r['baseline']:.0f} ev/s, "
+              f"ratio {r['ratio']:.2f}x")
     if torch.cuda.is_available():
         gpu = torch.device("cuda")
         big = table
