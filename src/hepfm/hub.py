@@ -14,7 +14,6 @@ name and moved into place with ``os.replace``, so a crash never leaves half a mo
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from hepfm import __version__
+from hepfm.atomic import atomic_path
 from hepfm.errors import CheckpointError, UnknownNameError
 from hepfm.models.foundation import FoundationModel, ModelConfig
 from hepfm.models.network import default_features
@@ -58,14 +58,8 @@ def resolve_model_dir(name_or_dir: str | os.PathLike[str]) -> Path:
 
 def _atomic_write(path: Path, write: Any) -> None:
     """Call ``write(tmp_path)`` then move the temporary file onto `path`."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        write(tmp)
 
 
 def _normalisation(model: FoundationModel) -> dict[str, Any]:

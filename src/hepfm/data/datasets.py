@@ -12,7 +12,6 @@ import json
 import logging
 import os
 import re
-import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +21,7 @@ import torch
 from torch.utils.data import IterableDataset, get_worker_info
 from torch_geometric.data import Batch
 
+from hepfm.atomic import atomic_path
 from hepfm.data.branches import DELPHES, BranchMap
 from hepfm.data.features import DEFAULT_SELECTION, FEATURE_VERSION, Selection
 from hepfm.data.graphs import build_batch
@@ -119,17 +119,8 @@ def _cache_key(sources: dict[str, list[str]], labels: list[int], **config: Any) 
 
 def save_table(table: EventTable, path: PathLike) -> None:
     """Write `table` to an ``.npz`` file atomically (temporary file, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **table.to_arrays())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **table.to_arrays())
 
 
 def load_table(path: PathLike) -> EventTable:

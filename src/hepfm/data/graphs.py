@@ -92,30 +92,31 @@ _SIGN = np.array([-1, -1, 1, 1], dtype=np.float32)
 _EDGE_PROPS = ("eta", "phi", "e", "px", "py", "pz")
 
 
-def _offdiag_blocks(d: np.ndarray, m: int, n: int) -> np.ndarray:
-    """View of [m, n, n, F] without the diagonal as [m, n-1, n, F] (flattened: sender-major
-    off-diagonal pairs). Trick: dropping flat element 0, rows of n+1 end on the diagonal."""
-    f = d.shape[3]
-    flat = d.reshape(m, n * n, f)  # still a view for the [n, n, m] layout transposed
-    return flat[:, 1:].reshape(m, n - 1, n + 1, f)[:, :, :n]
-
-
 @functools.lru_cache(maxsize=64)
-def _local_pairs(n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Local sender and receiver indices of the n(n-1) ordered pairs, sender-major."""
+def _pair_tables(n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """For events of n nodes: local senders and receivers of the n(n-1) ordered pairs
+    (sender-major), the unordered pairs i < j, and ``perm`` that puts the features of
+    [i->j pairs, then j->i pairs] into sender-major edge order."""
     loc = np.arange(n, dtype=np.int64)
     s = np.repeat(loc, n - 1)
     r = np.tile(loc[:-1], n)
-    return s, r + (r >= s)
+    iu, ju = np.triu_indices(n, 1)
+    half = len(iu)
+    perm = np.empty(n * (n - 1), dtype=np.int64)
+    perm[iu * (n - 1) + ju - 1] = np.arange(half)  # edge i->j sits at i(n-1) + j - 1
+    perm[ju * (n - 1) + iu] = half + np.arange(half)  # edge j->i at j(n-1) + i
+    return s, r + (r >= s), iu, ju, perm
 
 
 def _edges_size_sorted(p: dict[str, np.ndarray], counts: np.ndarray, offsets: np.ndarray
                        ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Edge index, features and edge offsets for events sorted by node count.
 
-    Every group of m equal-size events is one dense block computed by broadcasting in an
-    [n, n, m] layout (events innermost, so numpy's inner loops are long), then copied without
-    the diagonal into the sender-major edge list.
+    Every group of m equal-size events is one block in a [pair, m] layout (events innermost,
+    so numpy's inner loops are long). Features are computed for the unordered pairs i < j
+    only and mirrored: delta eta and delta phi change sign (with -pi kept in [-pi, pi)),
+    delta R and the pair mass are symmetric; the result is bit for bit the same as computing
+    every ordered pair.
     """
     eptr = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts * (counts - 1), out=eptr[1:])
@@ -130,29 +131,36 @@ def _edges_size_sorted(p: dict[str, np.ndarray], counts: np.ndarray, offsets: np
             continue
         m = b - a
         na, nb, ea, eb = offsets[a], offsets[b], eptr[a], eptr[b]
+        loc_s, loc_r, iu, ju, perm = _pair_tables(n)
+        h = len(iu)
         q = np.ascontiguousarray(props[:, na:nb].reshape(6, m, n).transpose(0, 2, 1))
-        eta, phi, e, px, py, pz = q  # each [n, m]
-        d = np.empty((4, n, n, m), dtype=np.float32)
-        deta = np.subtract(eta[:, None], eta[None, :], out=d[0])
-        dphi = np.subtract(phi[:, None], phi[None, :], out=d[1])
-        mask = np.greater_equal(dphi, _PI)  # wrap into [-pi, pi) without temporaries
-        np.subtract(dphi, _TWO_PI, out=dphi, where=mask)
-        np.less(dphi, -_PI, out=mask)
-        np.add(dphi, _TWO_PI, out=dphi, where=mask)
-        dr = np.multiply(deta, deta, out=d[2])
-        dr += np.square(dphi, out=d[3])
+        qi = np.take(q, iu, axis=1)  # [6, h, m]: eta, phi, e, px, py, pz of node i
+        qj = np.take(q, ju, axis=1)
+        g = np.empty((4, 2 * h, m), dtype=np.float32)  # [feature, (i->j, j->i), m]
+        deta = np.subtract(qi[0], qj[0], out=g[0, :h])
+        dphi = np.subtract(qi[1], qj[1], out=g[1, :h])
+        corr = np.subtract(np.less(dphi, -_PI), np.greater_equal(dphi, _PI), dtype=np.float32)
+        corr *= _TWO_PI
+        dphi += corr  # wrapped into [-pi, pi)
+        dr = np.multiply(deta, deta, out=g[2, :h])
+        dr += np.square(dphi, out=g[3, h:])
         np.sqrt(dr, out=dr)
-        m2 = np.add(e[:, None], e[None, :], out=d[3])
-        m2 *= m2
-        for k in (px, py, pz):
-            ps = k[:, None] + k[None, :]
-            ps *= ps
-            m2 -= ps
+        four = qi[2:]  # (e, px, py, pz) sums, in place in the fresh copy qi
+        four += qj[2:]
+        four *= four
+        m2 = four[0]
+        m2 -= four[1]
+        m2 -= four[2]
+        m2 -= four[3]
         np.maximum(m2, 0, out=m2)
         np.sqrt(m2, out=m2)
-        np.log1p(m2, out=m2)
-        attr[ea:eb].reshape(m, n - 1, n, 4)[:] = _offdiag_blocks(d.transpose(3, 1, 2, 0), m, n)
-        loc_s, loc_r = _local_pairs(n)
+        np.log1p(m2, out=g[3, :h])
+        np.negative(g[:2, :h], out=g[:2, h:])
+        back = g[1, h:]
+        np.copyto(back, -_PI, where=np.equal(back, _PI))  # -(-pi) wraps to -pi
+        g[2:, h:] = g[2:, :h]
+        out = attr[ea:eb].reshape(m, n * (n - 1), 4)
+        out[:] = np.take(g, perm, axis=1).transpose(2, 1, 0)
         first_node = (na + n * np.arange(m, dtype=np.int64))[:, None]
         np.add(first_node, loc_s, out=ei[0, ea:eb].reshape(m, n * (n - 1)))
         np.add(first_node, loc_r, out=ei[1, ea:eb].reshape(m, n * (n - 1)))

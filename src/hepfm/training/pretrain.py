@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -26,6 +25,7 @@ from typing import Any
 
 import yaml
 
+from hepfm.atomic import write_text
 from hepfm.errors import HepfmError, InputDataError
 from hepfm.processes import resolve_processes
 
@@ -109,10 +109,7 @@ def _settings(out_dir: Path, resume: bool, given: dict[str, Any]) -> dict[str, A
 
 
 def _write_yaml(path: Path, data: dict[str, Any]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as fh:
-        fh.write(yaml.safe_dump(data, sort_keys=False))
-    os.replace(tmp, path)
+    write_text(path, yaml.safe_dump(data, sort_keys=False))
 
 
 def _merge_logs(out_dir: Path) -> None:

@@ -10,13 +10,13 @@ tasks does the one-off pretraining cost pay for itself?
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import pandas as pd
 from tqdm.auto import tqdm
 
+from hepfm.atomic import write_text
 from hepfm.errors import UnknownNameError
 from hepfm.models.foundation import FoundationModel
 from hepfm.tasks import Task
@@ -35,9 +35,7 @@ KEY = ("task", "model", "mode", "train_size", "seed")
 
 
 def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_csv(tmp, index=False)
-    os.replace(tmp, path)
+    write_text(path, frame.to_csv(index=False))
 
 
 def run_scan(task: Task, data: str | Path, models: Mapping[str, FoundationModel],

@@ -15,8 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from hepfm.analysis.plots import plot_learning_curve, plot_roc
+from hepfm.atomic import write_text
 from hepfm.errors import HepfmError, InputDataError
-from hepfm.hub import available_models, load_pretrained
+from hepfm.hub import available_models, load_pretrained, resolve_model_dir
 from hepfm.models.foundation import FoundationModel
 from hepfm.tasks import Task
 from hepfm.training.finetune import FinetuneConfig, evaluate, finetune, prepare_model
@@ -89,10 +90,8 @@ def finetune_task(task: Task, source: str | None = None, mode: str = "full",
                "test_events": len(splits.test), **metrics,
                "train_seconds": res.train_seconds, "epochs_to_best": res.best_epoch,
                "epochs_run": res.epochs_run, "seed": seed, "history": res.history}
-    tmp = out_dir / ".metrics.json.tmp"
-    tmp.write_text(json.dumps(_json_safe(summary), indent=2))
-    os.replace(tmp, out_dir / "metrics.json")
-    roc.to_csv(out_dir / "roc.csv", index=False)
+    write_text(out_dir / "metrics.json", json.dumps(_json_safe(summary), indent=2))
+    write_text(out_dir / "roc.csv", roc.to_csv(index=False))
     plot_roc({f"{mode} (AUC {metrics['auc']:.3f})": roc}, out_dir / "roc.png", title=task.name)
     summary["out_dir"] = str(out_dir)
     return summary
@@ -118,19 +117,19 @@ def scan_tasks(tasks: list[Task], models: dict[str, str | None], sizes: list[int
         plot_learning_curve(t.assign(mode=curve_label(t)), out_dir / f"learning_curve_{name}.png",
                             title=str(name))
     if pretrain_seconds is None:
-        pretrain_seconds = _pretrain_seconds(next(iter(loaded.values())))
+        pretrain_seconds = _pretrain_seconds(next(iter(models.values())))
     table, breakeven = compute_accounting(frame, pretrain_seconds or 0.0)
-    table.to_csv(out_dir / "compute.csv", index=False)
-    (out_dir / "compute.txt").write_text(
+    write_text(out_dir / "compute.csv", table.to_csv(index=False))
+    write_text(out_dir / "compute.txt",
         f"pretraining wall time: {pretrain_seconds or 0:.0f} s\n"
         f"pretraining pays for itself after {breakeven} task(s)\n"
         if breakeven else "fine-tuning saved no time on average: no break-even\n")
     return out_dir
 
 
-def _pretrain_seconds(model: FoundationModel) -> float | None:
-    cfg = model.run_config or {}
-    for key in ("train_seconds", "pretrain_seconds"):
-        if key in cfg:
-            return float(cfg[key])
-    return None
+def _pretrain_seconds(source: str | None) -> float | None:
+    """Pretraining wall time recorded in the model directory's metrics.json, if any."""
+    metrics = resolve_model_dir(source or DEFAULT_MODEL) / "metrics.json"
+    if not metrics.is_file():
+        return None
+    return json.loads(metrics.read_text()).get("train_time_s")
