@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -255,7 +257,17 @@ def scan(
     console.print((out_dir / "compute.txt").read_text())
 
 
+#: Lightning warnings that say nothing actionable about hepfm's own data pipeline.
+_QUIET = (
+    r".*IterableDataset. has .__len__. defined",  # our datasets shard before __len__
+    r".*LeafSpec.* is deprecated",
+    r"Found \d+ module\(s\) in eval mode",  # frozen backbones are in eval mode on purpose
+)
+
+
 def main() -> None:
+    for message in _QUIET:
+        warnings.filterwarnings("ignore", message=message)
     try:
         app()
     except HepfmError as err:
