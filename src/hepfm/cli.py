@@ -22,8 +22,8 @@ console = Console()
 
 def fail(err: Exception) -> None:
     """Print a hepfm error as one clear line and exit with status 2."""
-    console.print(f"[bold red]error:[/] {err}")
-    raise typer.Exit(2)
+    Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False)
+    raise SystemExit(2)
 
 
 @app.command()
