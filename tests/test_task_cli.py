@@ -106,6 +106,9 @@ def test_compute_accounting_by_hand():
         ]
     table, breakeven = compute_accounting(pd.DataFrame(rows), pretrain_seconds=240.0)
     row = table[table["task"] == "a"].iloc[0]
+    assert row["curve"] == "full"
     assert row["scratch_best_auc"] == pytest.approx(0.80) and row["finetune_size"] == 100
     assert row["saved_seconds"] == pytest.approx(80.0)
-    assert breakeven == 3  # 240 s of pretraining / 80 s saved per task
+    assert breakeven == {"full": 3}  # 240 s of pretraining / 80 s saved per task
+    total = table[table["task"] == "total"].iloc[0]
+    assert total["scratch_seconds"] == pytest.approx(100.0)

@@ -97,22 +97,23 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def compute_accounting(frame: pd.DataFrame, pretrain_seconds: float,
-                       finetune_curve: str = "full") -> tuple[pd.DataFrame, float | None]:
-    """Per task: train time for scratch to reach its best mean AUC, and for `finetune_curve`
-    to match it; the saving; and the number of tasks after which pretraining pays off."""
+def compute_accounting(frame: pd.DataFrame, pretrain_seconds: float
+                       ) -> tuple[pd.DataFrame, dict[str, int | None]]:
+    """Training time for scratch to reach its best mean AUC and for each fine-tuned curve
+    to match it, per task and summed; and, per curve, the number of tasks after which the
+    one-off `pretrain_seconds` is paid back by the time saved (None: never)."""
     s = summarise(frame)
     rows = []
-    for task, t in s.groupby("task"):
-        scratch = t[t["curve"] == "scratch"].sort_values("train_size")
-        tuned = t[t["curve"] == finetune_curve].sort_values("train_size")
-        if scratch.empty or tuned.empty:
+    for (task, curve), tuned in s[s["curve"] != "scratch"].groupby(["task", "curve"]):
+        scratch = s[(s["task"] == task) & (s["curve"] == "scratch")]
+        if scratch.empty:
             continue
         best = scratch.loc[scratch["auc_mean"].idxmax()]
-        reach = tuned[tuned["auc_mean"] >= best["auc_mean"]]
+        reach = tuned.sort_values("train_size")
+        reach = reach[reach["auc_mean"] >= best["auc_mean"]]
         hit = reach.iloc[0] if len(reach) else None
         rows.append({
-            "task": task, "scratch_best_auc": best["auc_mean"],
+            "task": task, "curve": curve, "scratch_best_auc": best["auc_mean"],
             "scratch_size": int(best["train_size"]), "scratch_seconds": best["seconds_mean"],
             "finetune_size": None if hit is None else int(hit["train_size"]),
             "finetune_auc": None if hit is None else hit["auc_mean"],
@@ -120,12 +121,16 @@ def compute_accounting(frame: pd.DataFrame, pretrain_seconds: float,
             "saved_seconds": None if hit is None else best["seconds_mean"] - hit["seconds_mean"],
         })
     table = pd.DataFrame(rows)
+    breakeven: dict[str, int | None] = {}
     if table.empty:
-        return table, None
-    total = table.select_dtypes("number").sum(numeric_only=True)
-    table = pd.concat([table, pd.DataFrame([{"task": "total", **{
-        k: total[k] for k in ("scratch_seconds", "finetune_seconds", "saved_seconds")}}])])
-    saved = table.loc[table["task"] != "total", "saved_seconds"].dropna()
-    per_task = saved.mean() if len(saved) else float("nan")
-    breakeven = math.ceil(pretrain_seconds / per_task) if per_task > 0 else None
-    return table.reset_index(drop=True), breakeven
+        return table, breakeven
+    totals = []
+    for curve, t in table.groupby("curve", sort=False):
+        saved = t["saved_seconds"].dropna()
+        per_task = saved.mean() if len(saved) else float("nan")
+        breakeven[curve] = math.ceil(pretrain_seconds / per_task) if per_task > 0 else None
+        totals.append({"task": "total", "curve": curve, **{
+            k: t[k].sum(min_count=1) for k in ("scratch_seconds", "finetune_seconds",
+                                               "saved_seconds")}})
+    table = pd.concat([table, pd.DataFrame(totals)], ignore_index=True)
+    return table, breakeven

@@ -120,10 +120,11 @@ def scan_tasks(tasks: list[Task], models: dict[str, str | None], sizes: list[int
         pretrain_seconds = _pretrain_seconds(next(iter(models.values())))
     table, breakeven = compute_accounting(frame, pretrain_seconds or 0.0)
     write_text(out_dir / "compute.csv", table.to_csv(index=False))
-    write_text(out_dir / "compute.txt",
-        f"pretraining wall time: {pretrain_seconds or 0:.0f} s\n"
-        f"pretraining pays for itself after {breakeven} task(s)\n"
-        if breakeven else "fine-tuning saved no time on average: no break-even\n")
+    lines = [f"pretraining wall time: {pretrain_seconds or 0:.0f} s"]
+    for curve, n in breakeven.items():
+        lines.append(f"{curve}: pretraining pays for itself after {n} task(s)" if n else
+                     f"{curve}: reaches the best scratch AUC no faster: no break-even")
+    write_text(out_dir / "compute.txt", "\n".join(lines) + "\n")
     return out_dir
 
 
