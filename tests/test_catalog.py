@@ -77,3 +77,14 @@ def test_cli_lists_processes_and_tasks():
         assert name in out.output
     out = runner.invoke(app, ["tasks"])
     assert out.exit_code == 0 and "Zprime_vs_tt" in out.output
+
+
+def test_cp_odd_a_decays_like_the_higgs_without_vector_bosons():
+    settings = PROCESSES["ttA"].settings
+    channels = [s.split("=")[1].split() for s in settings if "Channel" in s]
+    brs = [float(c[1]) for c in channels]
+    products = {" ".join(c[3:]) for c in channels}
+    assert abs(sum(brs) - 1.0) < 1e-4
+    assert {"5 -5", "15 -15", "22 22"} <= products
+    assert not products & {"24 -24", "23 23"}
+    assert all(c[2] == "100" for c in channels)  # meMode 100: Pythia keeps the ratios

@@ -26,9 +26,7 @@ COMMON_SETTINGS: tuple[str, ...] = (
     "Next:numberCount = 0",
 )
 
-# SM Higgs branching ratios at 125 GeV (LHC Higgs WG, YR4), used to give the CP-odd A of
-# `ttA` the same decays as the SM Higgs, so that ttA vs ttH differ only by CP in production.
-# meMode = 100 keeps these ratios as given (Pythia would otherwise rescale by fermion mass).
+# SM Higgs branching ratios at 125 GeV (LHC Higgs WG, YR4).
 _SM_HIGGS_DECAYS: tuple[tuple[float, str], ...] = (
     (0.5824, "5 -5"),
     (0.2137, "24 -24"),
@@ -40,6 +38,15 @@ _SM_HIGGS_DECAYS: tuple[tuple[float, str], ...] = (
     (0.00153, "22 23"),
     (0.000218, "13 -13"),
 )
+# A CP-odd scalar has no tree-level coupling to W or Z pairs: the decays of the A in `ttA` are
+# the SM Higgs ones without WW and ZZ, renormalised. This matters: Pythia's g g -> A t tbar
+# (Sigma3gg2HQQbar) uses the scalar matrix element for the A too (only the coupling
+# differs), so the decays are the one difference between ttA and ttH that Pythia can model.
+# meMode = 100 keeps these ratios as given (Pythia would otherwise rescale by fermion mass).
+_VV = {"24 -24", "23 23"}
+_A_NORM = sum(br for br, ch in _SM_HIGGS_DECAYS if ch not in _VV)
+_CP_ODD_DECAYS = tuple((round(br / _A_NORM, 6), ch) for br, ch in _SM_HIGGS_DECAYS
+                       if ch not in _VV)
 
 
 def _forced_decays(pdg_id: int, channels: Iterable[tuple[float, str]]) -> tuple[str, ...]:
@@ -133,9 +140,10 @@ _CATALOG: tuple[Process, ...] = (
     Process(
         "ttA", "tt̄A (CP-odd, 125 GeV)",
         ("Higgs:useBSM = on", "HiggsBSM:gg2A3ttbar = on", "HiggsBSM:qqbar2A3ttbar = on",
-         "36:m0 = 125.", "36:mWidth = 0.00407", *_forced_decays(36, _SM_HIGGS_DECAYS)),
+         "36:m0 = 125.", "36:mWidth = 0.00407", *_forced_decays(36, _CP_ODD_DECAYS)),
         100, pretraining=False,
-        description="A CP-odd scalar of 125 GeV with a top pair, decaying like the SM Higgs.",
+        description="A CP-odd scalar of 125 GeV with a top pair; SM-Higgs-like decays but no "
+        "WW or ZZ (no tree-level coupling).",
     ),
     Process(
         "Zprime_tt", "Z' (1 TeV) → tt̄",
