@@ -97,12 +97,14 @@ def summarise(frame: pd.DataFrame) -> pd.DataFrame:
     return out.reset_index()
 
 
-def compute_accounting(frame: pd.DataFrame, pretrain_seconds: float
+def compute_accounting(frame: pd.DataFrame, pretrain_seconds: float | Mapping[str, float]
                        ) -> tuple[pd.DataFrame, dict[str, int | None]]:
     """Training time for scratch to reach its best mean AUC and for each fine-tuned curve
     to match it, per task and summed; and, per curve, the number of tasks after which the
-    one-off `pretrain_seconds` is paid back by the time saved (None: never)."""
+    one-off pretraining time (one number, or one per model label) is paid back by the time
+    saved (None: never)."""
     s = summarise(frame)
+    model_of = dict(zip(curve_label(frame), frame["model"], strict=True))
     rows = []
     for (task, curve), tuned in s[s["curve"] != "scratch"].groupby(["task", "curve"]):
         scratch = s[(s["task"] == task) & (s["curve"] == "scratch")]
@@ -128,8 +130,10 @@ def compute_accounting(frame: pd.DataFrame, pretrain_seconds: float
     for curve, t in table.groupby("curve", sort=False):
         saved = t["saved_seconds"].dropna()
         per_task = saved.mean() if len(saved) else float("nan")
-        breakeven[curve] = math.ceil(pretrain_seconds / per_task) if per_task > 0 else None
-        totals.append({"task": "total", "curve": curve, **{
+        cost = pretrain_seconds if not isinstance(pretrain_seconds, Mapping) \
+            else pretrain_seconds.get(model_of[curve], float("nan"))
+        breakeven[curve] = math.ceil(cost / per_task) if per_task > 0 and cost == cost else None
+        totals.append({"task": "total", "curve": curve, "pretrain_seconds": cost, **{
             k: t[k].sum(min_count=1) for k in ("scratch_seconds", "finetune_seconds",
                                                "saved_seconds")}})
     table = pd.concat([table, pd.DataFrame(totals)], ignore_index=True)

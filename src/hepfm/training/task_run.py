@@ -116,11 +116,12 @@ def scan_tasks(tasks: list[Task], models: dict[str, str | None], sizes: list[int
     for name, t in frame.groupby("task"):
         plot_learning_curve(t.assign(mode=curve_label(t)), out_dir / f"learning_curve_{name}.png",
                             title=str(name))
-    if pretrain_seconds is None:
-        pretrain_seconds = _pretrain_seconds(next(iter(models.values())))
-    table, breakeven = compute_accounting(frame, pretrain_seconds or 0.0)
+    costs: float | dict[str, float] = pretrain_seconds if pretrain_seconds is not None else {
+        label: _pretrain_seconds(src) or float("nan") for label, src in models.items()}
+    table, breakeven = compute_accounting(frame, costs)
     write_text(out_dir / "compute.csv", table.to_csv(index=False))
-    lines = [f"pretraining wall time: {pretrain_seconds or 0:.0f} s"]
+    lines = [f"pretraining wall time of {label}: {s:.0f} s" for label, s in
+             (costs.items() if isinstance(costs, dict) else [("the model", costs)])]
     for curve, n in breakeven.items():
         lines.append(f"{curve}: pretraining pays for itself after {n} task(s)" if n else
                      f"{curve}: reaches the best scratch AUC no faster: no break-even")
