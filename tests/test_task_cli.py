@@ -110,5 +110,5 @@ def test_compute_accounting_by_hand():
     assert row["scratch_best_auc"] == pytest.approx(0.80) and row["finetune_size"] == 100
     assert row["saved_seconds"] == pytest.approx(80.0)
     assert breakeven == {"full": 3}  # 240 s of pretraining / 80 s saved per task
-    total = table[table["task"] == "total"].iloc[0]
+    total = table[table["task"] == "total (1/1 tasks reached)"].iloc[0]
     assert total["scratch_seconds"] == pytest.approx(100.0)

@@ -133,8 +133,10 @@ def compute_accounting(frame: pd.DataFrame, pretrain_seconds: float | Mapping[st
         cost = pretrain_seconds if not isinstance(pretrain_seconds, Mapping) \
             else pretrain_seconds.get(model_of[curve], float("nan"))
         breakeven[curve] = math.ceil(cost / per_task) if per_task > 0 and cost == cost else None
-        totals.append({"task": "total", "curve": curve, "pretrain_seconds": cost, **{
-            k: t[k].sum(min_count=1) for k in ("scratch_seconds", "finetune_seconds",
-                                               "saved_seconds")}})
+        reached = t[t["finetune_size"].notna()]  # sums over the tasks where it caught up
+        totals.append({"task": f"total ({len(reached)}/{len(t)} tasks reached)",
+                       "curve": curve, "pretrain_seconds": cost, **{
+                           k: reached[k].sum() for k in ("scratch_seconds", "finetune_seconds",
+                                                         "saved_seconds")}})
     table = pd.concat([table, pd.DataFrame(totals)], ignore_index=True)
     return table, breakeven
