@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from matplotlib.axes import Axes
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
@@ -32,6 +33,15 @@ def save_figure(fig: Figure, path: str | os.PathLike[str]) -> Path:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=DPI)
     return Path(path)
+
+
+def _finish(fig: Figure, ax: Axes, path: str | os.PathLike[str], title: str | None) -> Path:
+    """Grid, legend and title of a line plot, then write it."""
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(frameon=False)
+    if title:
+        ax.set_title(title)
+    return save_figure(fig, path)
 
 
 def plot_roc(
@@ -62,11 +72,7 @@ def plot_roc(
     ax.set_ylim(1.0, top * 2.0)
     ax.set_xlabel("signal efficiency")
     ax.set_ylabel("background rejection 1 / $\\varepsilon_B$")
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(frameon=False)
-    if title:
-        ax.set_title(title)
-    return save_figure(fig, path)
+    return _finish(fig, ax, path, title)
 
 
 def plot_confusion(
@@ -131,11 +137,7 @@ def plot_learning_curve(
     ax.set_xscale("log")
     ax.set_xlabel("training events")
     ax.set_ylabel(metric.upper() if metric == "auc" else metric)
-    ax.grid(True, which="both", alpha=0.3)
-    ax.legend(frameon=False)
-    if title:
-        ax.set_title(title)
-    return save_figure(fig, path)
+    return _finish(fig, ax, path, title)
 
 
 def plot_cka_heatmap(
