@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import warnings
-
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -160,6 +158,10 @@ def pretrain(
     gen: bool = typer.Option(False, "--generate", help="Generate missing sample files."),
     threads: int = typer.Option(None, help="CPU training: torch threads [half the cores, "
                                 "at most 4]."),
+    streaming: bool = typer.Option(False, "--streaming", help="Stream training events from "
+                                   "the files instead of loading them (split by entry ranges "
+                                   "per file; --events-per-process then caps each file)."),
+    num_workers: int = typer.Option(0, help="DataLoader worker processes."),
 ) -> None:
     """Pretrain the foundation model (multiclass, multilabel and/or MPM) with Lightning."""
     from hepfm.training.pretrain import pretrain as run_pretrain
@@ -172,7 +174,8 @@ def pretrain(
                      events_per_process=events_per_process, epochs=epochs,
                      batch_size=batch_size, device=device, precision=precision,
                      devices=devices, num_nodes=num_nodes, seed=seed, resume=resume,
-                     generate=gen, mpm=mpm or None, threads=threads)
+                     generate=gen, mpm=mpm or None, threads=threads,
+                     streaming=streaming, num_workers=num_workers)
     except HepfmError as err:
         fail(err)
 
@@ -257,17 +260,10 @@ def scan(
     console.print((out_dir / "compute.txt").read_text())
 
 
-#: Lightning warnings that say nothing actionable about hepfm's own data pipeline.
-_QUIET = (
-    r".*IterableDataset. has .__len__. defined",  # our datasets shard before __len__
-    r".*LeafSpec.* is deprecated",
-    r"Found \d+ module\(s\) in eval mode",  # frozen backbones are in eval mode on purpose
-)
-
-
 def main() -> None:
-    for message in _QUIET:
-        warnings.filterwarnings("ignore", message=message)
+    from hepfm.training.quiet import ignore_irrelevant_warnings
+
+    ignore_irrelevant_warnings()
     try:
         app()
     except HepfmError as err:

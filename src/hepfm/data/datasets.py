@@ -53,6 +53,8 @@ def resolve_sources(source: Source, processes: Sequence[str] | str | None = None
 
         processes = resolve_processes(processes)
     out: dict[str, list[str]] = {}
+    if isinstance(source, (str, os.PathLike)):
+        source = os.path.expanduser(source)
     if isinstance(source, Mapping):
         for p, fs in source.items():
             out[str(p)] = [os.fspath(fs)] if isinstance(fs, (str, os.PathLike)) \

@@ -31,6 +31,7 @@ from hepfm.data.datasets import EventBatches
 from hepfm.data.table import EventTable
 from hepfm.errors import UnknownNameError
 from hepfm.models.foundation import FoundationModel
+from hepfm.training.quiet import quiet_lightning
 
 MODES = ("scratch", "full", "frozen", "linear")
 
@@ -182,8 +183,9 @@ def finetune(model: FoundationModel, train: EventTable, val: EventTable, head: s
             enable_progress_bar=cfg.progress_bar, enable_model_summary=False,
             num_sanity_val_steps=0, deterministic=False)
         start = time.perf_counter()
-        trainer.fit(module, _loader(train, cfg.batch_size, True, cfg.seed),
-                    _loader(val, 4096, False, cfg.seed))
+        with quiet_lightning():
+            trainer.fit(module, _loader(train, cfg.batch_size, True, cfg.seed),
+                        _loader(val, 4096, False, cfg.seed))
         seconds = time.perf_counter() - start
         best = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)
     module.load_state_dict(best["state_dict"])
