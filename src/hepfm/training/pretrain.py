@@ -173,6 +173,7 @@ def pretrain(
     schedule: str | None = None,
     patience: int | None = None,
     num_workers: int = 0,
+    streaming: bool = False,
     threads: int | None = None,
     generate_workers: int | None = None,
     progress: bool = True,
@@ -188,6 +189,10 @@ def pretrain(
     training continues from ``checkpoints/last.ckpt``. An `objective` with ``mpm`` (e.g.
     ``"mpm"``, ``"mpm+multiclass"``) adds masked particle modeling; `mpm` sets its
     ``fraction`` [0.3], ``targets`` [tokens, regression] and ``codebook_size`` [128].
+    With `streaming`, training events are streamed from the files (split by entry ranges
+    per file, see :class:`~hepfm.training.datamodule.EventDataModule`); there
+    `events_per_process` caps the entries read per file and, unless given, reads them all.
+    `num_workers`: DataLoader worker processes.
     """
     import lightning as L
     from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, Timer
@@ -214,6 +219,7 @@ def pretrain(
         "batch_size": batch_size, "seed": seed, "lr": lr, "schedule": schedule,
         "patience": patience, "model": model_config, "mpm": mpm,
         "data_dir": None if data_dir is None else str(Path(data_dir).expanduser()),
+        "streaming": streaming or None,
     })
     names = resolve_processes(s["processes"])
     default_dir = s.get("data_dir") is None
@@ -236,6 +242,12 @@ def pretrain(
         generate_samples(missing, s["events_per_process"], data, s["seed"],
                          generate_workers or os.cpu_count() or 1)
 
+    streaming = bool(s.get("streaming"))
+    if streaming and events_per_process is None and not (
+            resume and "events_per_process" in yaml.safe_load((out_dir / RUN_SETTINGS)
+                                                               .read_text())):
+        s["events_per_process"] = None  # streaming reads whole files unless capped
+
     _quiet_lightning()
     _set_cpu_threads(device, threads)
     L.seed_everything(s["seed"], workers=True, verbose=False)
@@ -243,20 +255,30 @@ def pretrain(
     _write_yaml(out_dir / RUN_SETTINGS, {k: v for k, v in s.items() if v is not None})
 
     dm = EventDataModule(data, names, s["events_per_process"], s["batch_size"], s["seed"],
-                         num_workers=num_workers, cache_dir=data / ".cache")
+                         num_workers=num_workers, cache_dir=data / ".cache",
+                         streaming=streaming)
     dm.setup("fit")
-    assert dm.train is not None and dm.val is not None and dm.test is not None
-    counts = {p: sum(t.process_counts().get(p, 0) for t in (dm.train, dm.val, dm.test))
-              for p in names}
-    short = {p: n for p, n in counts.items() if n < s["events_per_process"]}
+    if streaming:
+        assert dm.sample is not None and dm.val is not None and dm.test is not None
+        n_train = sum(dm.entries(0).values())
+        train_sample = dm.sample
+        counts = {p: sum(dm.entries(k)[p] for k in range(3)) for p in names}
+    else:
+        assert dm.train is not None and dm.val is not None and dm.test is not None
+        n_train = len(dm.train)
+        train_sample = dm.train
+        counts = {p: sum(t.process_counts().get(p, 0) for t in (dm.train, dm.val, dm.test))
+                  for p in names}
+    short = {p: n for p, n in counts.items()
+             if s["events_per_process"] is not None and n < s["events_per_process"]}
     if short and verbose:
         cmd = generate_command(list(short), s["events_per_process"], data, s["seed"])
         listing = ", ".join(f"{p} ({n})" for p, n in short.items())
         print(f"warning: fewer than {s['events_per_process']} events for {listing}; "
               f"to make more: {cmd}", file=sys.stderr)
-    if len(dm.train) == 0 or len(dm.val) == 0:
+    if n_train == 0 or len(dm.val) == 0:
         raise InputDataError(f"too few events in '{data}' to split into train/val/test "
-                             f"({len(dm.train)} training events)")
+                             f"({n_train} training events)")
     cfg = ModelConfig(**(s.get("model") or {}))
     mpm_opts = {"fraction": 0.3, "targets": list(TARGETS), "codebook_size": 128,
                 **(s.get("mpm") or {})}
@@ -266,7 +288,7 @@ def pretrain(
                    "hidden": cfg.head_hidden or cfg.hidden}
     model = FoundationModel(cfg, dm.stats)
     if use_mpm and "tokens" in mpm_opts["targets"]:  # deterministic: refitted on --resume
-        fit_codebook(model, dm.train, seed=s["seed"])
+        fit_codebook(model, train_sample, seed=s["seed"])
     module = PretrainModule(model, s["objective"], lr=s["lr"], schedule=s["schedule"],
                             mask_fraction=mpm_opts["fraction"],
                             mpm_targets=mpm_opts["targets"], seed=s["seed"])
@@ -295,7 +317,7 @@ def pretrain(
         enable_progress_bar=progress,
         enable_model_summary=verbose,
         num_sanity_val_steps=0,
-        log_every_n_steps=max(1, min(50, len(dm.train) // s["batch_size"])),
+        log_every_n_steps=max(1, min(50, n_train // s["batch_size"])),
     )
     last = ckpt_dir / "last.ckpt"
     if resume and not last.is_file():
@@ -318,6 +340,8 @@ def pretrain(
         "events_per_process": s["events_per_process"], "split": list(dm.split),
         "data_dir": str(data), "best_epoch": best_epoch,
     }
+    if streaming:
+        provenance["streaming"] = True
     if module.objective.mpm is not None:
         provenance["mpm"] = module.objective.mpm.to_dict()
     model.save_pretrained(out_dir, **provenance)
@@ -326,7 +350,7 @@ def pretrain(
         out_dir, model, {"val": dm.val, "test": dm.test}, names, module.objective.heads,
         mpm=module.objective.mpm,
         extra={"best_epoch": best_epoch, "train_time_s": timer.time_elapsed("train"),
-               "events": {"train": len(dm.train), "val": len(dm.val), "test": len(dm.test)}})
+               "events": {"train": n_train, "val": len(dm.val), "test": len(dm.test)}})
     result = PretrainResult(out_dir, metrics)
     if verbose:
         print(result.summary())
