@@ -127,7 +127,10 @@ def plot_learning_curve(
         raise ValueError(f"learning-curve table lacks columns {sorted(missing)}")
     fig = _figure()
     ax = fig.add_subplot()
-    for mode, group in results.groupby(mode_col, sort=False):
+    # the same order (so the same colour) for a curve in every plot: scratch first
+    order = sorted(results[mode_col].unique(), key=lambda m: (m != "scratch", str(m)))
+    for mode in order:
+        group = results[results[mode_col] == mode]
         stats = group.groupby(size_col)[metric].agg(["mean", "std", "count"]).sort_index()
         std = stats["std"].fillna(0.0)
         x = stats.index.to_numpy(dtype=np.float64)
