@@ -230,3 +230,28 @@ def test_complete_files_are_skipped(generated_dir: Path, tmp_path: Path):
 def _chunk_of(a: ak.Array) -> dict[str, ak.Array]:
     """Delphes collections (as the writer takes them) from arrays read back."""
     return {c: ak.zip({f: a[f"{c}.{f}"] for f in fields}) for c, fields in SCHEMA.items()}
+
+
+def test_detector_file_changes_parameters_and_names_bad_files(tmp_path):
+    from typer.testing import CliRunner
+
+    from hepfm.cli import app
+    from hepfm.generate.detector import load_detector
+    from hepfm.generate.writer import read_metadata
+
+    good = tmp_path / "det.yaml"
+    good.write_text("btag_eff_b: 0.77\njet_pt_min: 30\n")
+    det = load_detector(good)
+    assert det.btag_eff_b == 0.77 and det.jet_pt_min == 30.0 and det.muon_efficiency == 0.95
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("btag_eff_bb: 0.77\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml.*btag_eff_bb"):
+        load_detector(bad)
+    out = tmp_path / "gen"
+    result = CliRunner().invoke(app, ["generate", "--processes", "tt", "--events", "50",
+                                      "--out", str(out), "--no-mpi", "--detector", str(good)])
+    assert result.exit_code == 0, result.output
+    meta = read_metadata(out / "tt.root")
+    assert meta["detector"]["btag_eff_b"] == 0.77 and meta["detector"]["jet_pt_min"] == 30.0
+    with uproot.open(out / "tt.root") as f:
+        assert ak.all(f["Delphes"]["Jet.PT"].array() > 30.0)

@@ -56,16 +56,21 @@ def generate(
     workers: int = typer.Option(1, help="Worker processes running in parallel."),
     mpi: bool = typer.Option(True, "--mpi/--no-mpi", help="Multi-parton interactions."),
     chunk_size: int = typer.Option(500, help="Events per chunk (one seed per chunk)."),
+    detector: str = typer.Option(None, help="YAML file of detector parameters to change, "
+                                 "e.g. 'btag_eff_b: 0.77' (names: hepfm.generate."
+                                 "DetectorConfig)."),
 ) -> None:
     """Generate events with Pythia 8 + a parametric detector into Delphes-layout ROOT files."""
     import logging
 
     from hepfm.generate import generate_samples
+    from hepfm.generate.detector import load_detector
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         paths = generate_samples(processes, events, out, seed=seed, workers=workers, mpi=mpi,
-                                 chunk_size=chunk_size)
+                                 chunk_size=chunk_size,
+                                 detector=load_detector(detector) if detector else None)
     except (HepfmError, ValueError) as err:
         fail(err)
     for path in paths:

@@ -37,12 +37,15 @@ mismeasurement of every reconstructed object plus the soft-term resolution.
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import asdict, dataclass, fields
+from pathlib import Path
 from typing import Any
 
 import awkward as ak
 import numpy as np
+import yaml
 
 
 @dataclass(frozen=True)
@@ -91,6 +94,21 @@ class DetectorConfig:
         if unknown:
             raise ValueError(f"unknown detector parameters: {sorted(unknown)}")
         return cls(**values)
+
+
+def load_detector(path: str | os.PathLike[str]) -> DetectorConfig:
+    """The default detector with the parameters of a YAML file changed; errors name the file."""
+    try:
+        values = yaml.safe_load(Path(path).read_text()) or {}
+    except (OSError, yaml.YAMLError) as err:
+        raise ValueError(f"cannot read detector file '{path}': {err}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"detector file '{path}' must hold 'name: value' lines")
+    try:
+        return DetectorConfig.from_dict({**DetectorConfig().to_dict(),
+                                         **{k: float(v) for k, v in values.items()}})
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"detector file '{path}': {err}") from None
 
 
 def reconstruct(prt: ak.Array, config: DetectorConfig, rng: np.random.Generator,
