@@ -61,9 +61,9 @@ def test_finetune_cli_custom_task_and_errors(generated_dir, tiny_pretrained, tmp
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(InputDataError, match="hepfm generate --processes ttH,tt"):
-        from hepfm.training.task_run import ensure_samples
+        from hepfm.training.pretrain import ensure_samples
 
-        ensure_samples(get_task("ttH_vs_tt"), empty, 100, 0, generate=False)
+        ensure_samples(get_task("ttH_vs_tt").processes, empty, 100, 0, generate=False)
 
 
 def test_task_without_events_of_one_class(generated_dir, tmp_path):

@@ -31,6 +31,7 @@ from torch import Tensor
 from hepfm.analysis.cka import Kernel, cka_diagonal, cka_matrix
 from hepfm.analysis.plots import plot_cka_diagonal, plot_cka_heatmap
 from hepfm.analysis.representations import extract_representations
+from hepfm.atomic import atomic_path
 from hepfm.errors import HepfmError
 
 PathLike = str | os.PathLike[str]
@@ -84,13 +85,12 @@ def load_cka_events(data: PathLike | None, processes: Sequence[str], events: int
 def representations_of(run: PathLike, table, batch_size: int = 1024,
                        device: str | torch.device = "cpu") -> dict[str, Tensor]:
     """Load a run (directory or shipped name) and collect its stages on every event."""
-    from hepfm.data import build_batch
+    from hepfm.data import EventBatches
     from hepfm.hub import load_pretrained
 
     model = load_pretrained(run, device=device)
-    chunks = np.array_split(np.arange(len(table)), max(1, math.ceil(len(table) / batch_size)))
-    return extract_representations(model, (build_batch(table, idx) for idx in chunks),
-                                   device=device)
+    batches = EventBatches(table, batch_size, shuffle=False, shard=False)
+    return extract_representations(model, batches, device=device)
 
 
 def _name(run: PathLike) -> str:
@@ -210,6 +210,5 @@ def group_summary(
 
 def _write_csv(frame: pd.DataFrame, path: Path, index: bool = True) -> None:
     """Write a CSV atomically (temporary name in the same directory, then rename)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    frame.to_csv(tmp, index=index)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=index)

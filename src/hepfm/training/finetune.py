@@ -31,6 +31,7 @@ from hepfm.data.datasets import EventBatches
 from hepfm.data.table import EventTable
 from hepfm.errors import UnknownNameError
 from hepfm.models.foundation import FoundationModel
+from hepfm.training.evaluate import predict
 from hepfm.training.quiet import quiet_lightning
 
 MODES = ("scratch", "full", "frozen", "linear")
@@ -197,17 +198,12 @@ def finetune(model: FoundationModel, train: EventTable, val: EventTable, head: s
                           module.history)
 
 
-@torch.no_grad()
 def predict_proba(model: FoundationModel, table: EventTable, head: str = "task",
                   batch_size: int = 4096) -> np.ndarray:
     """Signal probability per event (softmax probabilities for an n-class head)."""
-    model.eval()
-    out = []
-    for batch in EventBatches(table, batch_size, shuffle=False, shard=False):
-        logits = model.heads[head](model.embed(batch.to(model.device))).float().cpu()
-        out.append(torch.sigmoid(logits[:, 0]) if logits.shape[-1] == 1
-                   else torch.softmax(logits, -1))
-    return torch.cat(out).numpy()
+    logits = torch.from_numpy(predict(model, table, batch_size)[head])
+    return (torch.sigmoid(logits[:, 0]) if logits.shape[-1] == 1
+            else torch.softmax(logits, -1)).numpy()
 
 
 def evaluate(model: FoundationModel, table: EventTable, head: str = "task"

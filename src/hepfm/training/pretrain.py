@@ -67,6 +67,30 @@ def generate_command(processes: list[str], events: int, data_dir: Path, seed: in
             f"--out {data_dir} --seed {seed}")
 
 
+def ensure_samples(processes: Iterable[str], data_dir: str | os.PathLike[str] | None,
+                   events: int, seed: int, generate: bool, *, workers: int | None = None,
+                   verbose: bool = True) -> Path:
+    """The sample directory (`data_dir`, or :func:`default_data_dir` when None) holding a
+    file for every process. Missing files are generated when `generate` is set or the
+    directory is the default one; otherwise the error names them and the command to run."""
+    data = default_data_dir() if data_dir is None else Path(data_dir).expanduser()
+    missing = missing_processes(data, processes)
+    if missing:
+        if not (generate or data_dir is None):
+            raise InputDataError(
+                f"no sample files in '{data}' for {len(missing)} process(es): "
+                f"{', '.join(missing)}. Make them with:\n  "
+                f"{generate_command(missing, events, data, seed)}\n"
+                "or add --generate")
+        from hepfm.generate.run import generate_samples
+
+        if verbose:
+            print(f"generating {events} events for {', '.join(missing)} into {data}",
+                  file=sys.stderr)
+        generate_samples(missing, events, data, seed, workers or os.cpu_count() or 1)
+    return data
+
+
 @dataclass
 class PretrainResult:
     """Where the model is and how good it is."""
@@ -222,25 +246,9 @@ def pretrain(
         "streaming": streaming or None,
     })
     names = resolve_processes(s["processes"])
-    default_dir = s.get("data_dir") is None
-    data = Path(s["data_dir"]) if not default_dir else default_data_dir()
+    data = ensure_samples(names, s.get("data_dir"), s["events_per_process"], s["seed"],
+                          generate, workers=generate_workers, verbose=verbose)
     s["data_dir"] = str(data)
-
-    missing = missing_processes(data, names)
-    if missing:
-        if not (generate or default_dir):
-            raise InputDataError(
-                f"no sample files in '{data}' for {len(missing)} process(es): "
-                f"{', '.join(missing)}. Make them with:\n  "
-                f"{generate_command(missing, s['events_per_process'], data, s['seed'])}\n"
-                "or add --generate")
-        from hepfm.generate.run import generate_samples
-
-        if verbose:
-            print(f"generating {s['events_per_process']} events for {', '.join(missing)} "
-                  f"into {data}", file=sys.stderr)
-        generate_samples(missing, s["events_per_process"], data, s["seed"],
-                         generate_workers or os.cpu_count() or 1)
 
     streaming = bool(s.get("streaming"))
     if streaming and events_per_process is None and not (

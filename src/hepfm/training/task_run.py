@@ -9,19 +9,17 @@ model with its ``task`` head, loadable with ``hepfm.load_pretrained``), ``metric
 from __future__ import annotations
 
 import json
-import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from hepfm.analysis.plots import plot_learning_curve, plot_roc
 from hepfm.atomic import write_text
-from hepfm.errors import HepfmError, InputDataError
+from hepfm.errors import HepfmError
 from hepfm.hub import available_models, load_pretrained, resolve_model_dir
 from hepfm.models.foundation import FoundationModel
 from hepfm.tasks import Task
 from hepfm.training.finetune import FinetuneConfig, evaluate, finetune, prepare_model
-from hepfm.training.pretrain import default_data_dir, generate_command, missing_processes
+from hepfm.training.pretrain import ensure_samples
 from hepfm.training.scan import compute_accounting, curve_label, run_scan, summarise
 from hepfm.training.taskdata import load_task_events, split_task
 
@@ -42,26 +40,6 @@ def resolve_model(source: str | None) -> FoundationModel:
     return load_pretrained(source)
 
 
-def ensure_samples(task: Task, data: str | Path | None, events_per_process: int, seed: int,
-                   generate: bool) -> Path:
-    """The data directory, with the task's samples generated if allowed and missing."""
-    default = data is None
-    path = default_data_dir() if default else Path(data).expanduser()
-    missing = missing_processes(path, task.processes)
-    if missing:
-        if not (generate or default):
-            raise InputDataError(
-                f"no sample files in '{path}' for {', '.join(missing)} (task {task.name}). "
-                f"Make them with:\n  {generate_command(missing, events_per_process, path, seed)}"
-                "\nor add --generate")
-        from hepfm.generate.run import generate_samples
-
-        print(f"generating {events_per_process} events for {', '.join(missing)} into {path}",
-              file=sys.stderr)
-        generate_samples(missing, events_per_process, path, seed, os.cpu_count() or 1)
-    return path
-
-
 def _json_safe(d: dict[str, Any]) -> dict[str, Any]:
     return {k: (str(v) if isinstance(v, float) and not abs(v) < float("inf") else v)
             for k, v in d.items()}
@@ -74,7 +52,7 @@ def finetune_task(task: Task, source: str | None = None, mode: str = "full",
                   generate: bool = False, progress: bool = True) -> dict[str, Any]:
     """Fine-tune on one task, evaluate on its fixed test set, write the run directory."""
     pretrained = resolve_model(source)
-    path = ensure_samples(task, data, events_per_process, seed, generate)
+    path = ensure_samples(task.processes, data, events_per_process, seed, generate)
     table = load_task_events(task, path, events_per_process, cache_dir=path / ".cache")
     splits = split_task(table, train_size, seed)
     model = prepare_model(pretrained, "task", mode, seed=seed)
@@ -108,7 +86,7 @@ def scan_tasks(tasks: list[Task], models: dict[str, str | None], sizes: list[int
     need = max(sizes) * 2 + 400
     frames = []
     for task in tasks:
-        path = ensure_samples(task, data, events_per_process or need, 0, generate)
+        path = ensure_samples(task.processes, data, events_per_process or need, 0, generate)
         frames.append(run_scan(task, path, loaded, sizes, modes, seeds, out_dir / "scan.csv",
                                FinetuneConfig(epochs=epochs), events_per_process))
     frame = frames[-1]
