@@ -85,6 +85,16 @@ events = list(EventBatches(splits.test, 512, shuffle=False, shard=False))
 reps = {m: extract_representations(t.model, events) for m, t in tuned.items()}
 matrix = cka_matrix(reps["full"], reps["scratch"], kernel="linear")
 matrix.round(2)"""),
+    ("markdown", """Scratch against scratch: a second from-scratch model with another seed.
+Same-stage CKA between independent scratch trainings says whether they converge to the same
+solution."""),
+    ("code", """from hepfm.analysis.cka import cka_diagonal
+
+scratch_2 = FineTuner(model, mode="scratch", epochs=10, seed=1).fit(splits.train, splits.val)
+reps["scratch_2"] = extract_representations(scratch_2.model, events)
+print("fine-tuned vs scratch:", cka_diagonal(matrix).round(2).to_dict())
+print("scratch vs scratch:   ",
+      cka_diagonal(cka_matrix(reps["scratch"], reps["scratch_2"])).round(2).to_dict())"""),
     ("code", """from hepfm.analysis.plots import plot_cka_heatmap
 
 png = plot_cka_heatmap(matrix, WORK / "cka.png", label_a="fine-tuned", label_b="scratch")

@@ -37,5 +37,6 @@ def test_tutorial_is_current_and_runs(generated_dir, tmp_path, monkeypatch):
             source = source.replace(full, tiny)
         exec(compile(source, "tutorial", "exec"), namespace)
     assert set(namespace["tuned"]) == {"scratch", "full", "frozen"}
+    assert set(namespace["reps"]) == {"scratch", "full", "frozen", "scratch_2"}
     assert namespace["matrix"].shape[0] == namespace["matrix"].shape[1]
     assert (tmp_path / "tutorial-work" / "cka.png").stat().st_size > 1000
