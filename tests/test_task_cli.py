@@ -112,3 +112,10 @@ def test_compute_accounting_by_hand():
     assert breakeven == {"full": 3}  # 240 s of pretraining / 80 s saved per task
     total = table[table["task"] == "total (1/1 tasks reached)"].iloc[0]
     assert total["scratch_seconds"] == pytest.approx(100.0)
+
+
+def test_scan_rejects_bad_sizes_by_name():
+    res = runner.invoke(app, ["scan", "--task", "ttH_vs_tt", "--sizes", "300,abc"])
+    assert res.exit_code == 2 and "--sizes must be integers" in res.output
+    res = runner.invoke(app, ["scan", "--task", "ttH_vs_tt", "--sizes", "0,300"])
+    assert res.exit_code == 2 and "at least 2" in res.output

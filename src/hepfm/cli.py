@@ -254,12 +254,18 @@ def scan(
     if not spec:
         raise typer.BadParameter("give --task NAME or --tasks all")
     names = list(TASKS) if spec == "all" else [s.strip() for s in spec.split(",")]
+    try:
+        size_list = [int(n) for n in sizes.split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"--sizes must be integers like 300,1000, got '{sizes}'") from None
+    if min(size_list) < 2:
+        raise typer.BadParameter(f"--sizes must be at least 2 events each, got '{sizes}'")
     models: dict[str, str | None] = {"pretrained": None}
     if source:
         models = dict(s.split("=", 1) if "=" in s else ("pretrained", s)
                       for s in source.split(","))
     out_dir = scan_tasks([get_task(n) for n in names], models,
-                         [int(s) for s in sizes.split(",")], modes.split(","), seeds, out,
+                         size_list, modes.split(","), seeds, out,
                          data, epochs, events_per_process, gen)
     console.print(f"wrote scan.csv, summary.csv, learning curves and compute.csv in {out_dir}")
     console.print((out_dir / "compute.txt").read_text())
