@@ -36,21 +36,23 @@ MULTILABELS: tuple[str, ...] = (
 def multilabels(pid: ak.Array, pt: ak.Array) -> np.ndarray:
     """Multilabel targets, float32 [B, len(MULTILABELS)], from jagged truth PID and pT."""
     counts = np.asarray(ak.num(pid, axis=1), dtype=np.int64)
-    n = len(counts)
+    n, n_labels = len(counts), len(MULTILABELS)
     apid = np.abs(np.asarray(ak.flatten(pid, axis=None), dtype=np.int64))
     fpt = np.asarray(ak.flatten(pt, axis=None), dtype=np.float64)
-    event = np.repeat(np.arange(n), counts)
-    out = np.zeros((n, len(MULTILABELS)), dtype=np.float32)
+    event = np.repeat(np.arange(n, dtype=np.int64), counts)
     code = np.where(apid < len(_PRESENCE_LUT), apid, 0)
     lab = _PRESENCE_LUT[code]
     hit = lab >= 0
-    out[event[hit], lab[hit]] = 1.0
-    res = _RESONANCE_LUT[code]
-    lead = np.full(n, -1.0)
-    np.maximum.at(lead, event[res], fpt[res])
-    has = lead >= 0
-    bins = np.searchsorted(np.asarray(RESONANCE_PT_BINS), lead[has], side="right") - 1
-    out[np.flatnonzero(has), len(PRESENCE_LABELS) + bins] = 1.0
+    seen = np.bincount(event[hit] * n_labels + lab[hit], minlength=n * n_labels)
+    out = (seen > 0).astype(np.float32).reshape(n, n_labels)
+    res = np.flatnonzero(_RESONANCE_LUT[code])
+    if len(res):  # leading resonance pT: a maximum over runs of one event (events ascend)
+        ev = event[res]
+        runs = np.flatnonzero(np.concatenate([[True], ev[1:] != ev[:-1]]))
+        lead = np.maximum.reduceat(fpt[res], runs)
+        ok = lead >= 0
+        bins = np.searchsorted(np.asarray(RESONANCE_PT_BINS), lead[ok], side="right") - 1
+        out[ev[runs[ok]], len(PRESENCE_LABELS) + bins] = 1.0
     return out
 
 

@@ -196,29 +196,41 @@ def _invalid_events(n: int, colls: dict[str, tuple[dict[str, np.ndarray], np.nda
 
 def _select(flds: dict[str, np.ndarray], counts: np.ndarray, coll: str,
             selection: Selection) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Apply pT/eta cuts, order by pT (descending) within events, keep at most max_objects."""
+    """Apply pT/eta cuts, order by pT (descending) within events, keep at most max_objects.
+
+    Objects come pT-ordered from Delphes-layout files; only unordered input is sorted. The
+    kept objects are gathered once (cuts and the maximum together) in the ordered case.
+    """
     cut = selection.cut(coll)
     n = len(counts)
     pt, eta = flds["pt"], flds["eta"]
     keep = (pt > cut.pt_min) & (np.abs(eta) < cut.eta_max)
-    ev = np.repeat(np.arange(n, dtype=np.int64), counts)
-    if not keep.all():
-        ev = ev[keep]
-        flds = {k: v[keep] for k, v in flds.items()}
-        pt = flds["pt"]
-    c = np.bincount(ev, minlength=n).astype(np.int64)
+    kept = np.zeros(len(pt) + 1, dtype=np.int64)  # objects kept before each position
+    np.cumsum(keep, out=kept[1:])
+    ends = np.cumsum(counts)
+    c = kept[ends] - kept[ends - counts]
+    idx = None if int(kept[-1]) == len(pt) else np.flatnonzero(keep)
     start = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(c, out=start[1:])
-    if len(pt) > 1 and not np.all((pt[1:] <= pt[:-1]) | (ev[1:] != ev[:-1])):
+    pt = pt if idx is None else pt[idx]
+    first = np.zeros(len(pt) + 1, dtype=bool)  # first object of an event
+    first[start[:-1]] = True
+    if len(pt) > 1 and not np.all((pt[1:] <= pt[:-1]) | first[1:-1]):
         # one float64 key (event + fraction decreasing in pT): much faster than lexsort
+        ev = np.repeat(np.arange(n, dtype=np.int64), c)
         scale = 0.5 / (float(np.abs(pt).max()) * 1.0001 + 1.0)
         order = np.argsort(ev + (0.5 - pt.astype(np.float64) * scale), kind="stable")
-        flds = {k: v[order] for k, v in flds.items()}
-    rank = np.arange(len(ev), dtype=np.int64) - start[:-1][ev]
-    if len(rank) and rank.max(initial=0) >= cut.max_objects:
-        k = rank < cut.max_objects
-        flds = {key: v[k] for key, v in flds.items()}
+        idx = order if idx is None else idx[order]
+    if n and int(c.max()) > cut.max_objects:  # drop the softest objects of crowded events
+        over = np.flatnonzero(c > cut.max_objects)
+        extra = c[over] - cut.max_objects
+        first_drop = start[over] + cut.max_objects
+        drop = np.arange(int(extra.sum()), dtype=np.int64) + np.repeat(
+            first_drop - (np.cumsum(extra) - extra), extra)
+        idx = np.delete(np.arange(len(pt), dtype=np.int64) if idx is None else idx, drop)
         c = np.minimum(c, cut.max_objects)
+    if idx is not None:
+        flds = {k: v[idx] for k, v in flds.items()}
     return flds, c
 
 
