@@ -9,7 +9,12 @@ import pytest
 import torch
 
 from hepfm.data import EventTable, build_batch, read_table
+from hepfm.data.edge_kernel import HAVE_NUMBA
 from tests._data_helpers import random_events, write_delphes
+
+#: graph backends to test: numba (hepfm[fast], installed in CI) and the numpy fallback
+BACKENDS = ["numpy", pytest.param("numba", marks=pytest.mark.skipif(
+    not HAVE_NUMBA, reason="numba not installed (pip install hepfm[fast])"))]
 
 
 def reference_event(t: EventTable, i: int) -> dict[str, np.ndarray]:
@@ -79,12 +84,15 @@ def test_edge_count_is_n_times_n_minus_1(table):
     assert np.all(ei[0] != ei[1])
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("keep_order", [True, False])
-def test_batch_equals_slow_reference(table, keep_order):
+def test_batch_equals_slow_reference(table, keep_order, backend):
     idx = np.random.default_rng(0).permutation(len(table))[:120]
-    b = build_batch(table, idx, keep_order=keep_order)
+    b = build_batch(table, idx, keep_order=keep_order, backend=backend)
     sub = table.subset(idx)
-    order = np.arange(len(idx)) if keep_order else np.argsort(sub.counts, kind="stable")
+    # only the numpy backend reorders (by node count) when allowed to
+    sort = not keep_order and backend == "numpy"
+    order = np.argsort(sub.counts, kind="stable") if sort else np.arange(len(idx))
     assert np.array_equal(b.y.numpy(), sub.y[order])
     for j in range(len(idx)):
         g = b.get_example(j)
@@ -93,6 +101,32 @@ def test_batch_equals_slow_reference(table, keep_order):
         np.testing.assert_array_equal(g.edge_index.numpy(), ref["edge_index"])
         np.testing.assert_allclose(g.edge_attr.numpy(), ref["edge_attr"], rtol=1e-4, atol=2e-4)
         np.testing.assert_allclose(g.u.numpy()[0], ref["u"], rtol=1e-5)
+
+
+@pytest.mark.skipif(not HAVE_NUMBA, reason="numba not installed (pip install hepfm[fast])")
+def test_backends_agree(table):
+    """The compiled edge loop and the numpy blocks: the same batch, bit for bit, for events
+    in any order, including delta phi exactly at -pi and pi."""
+    one = table[:40]
+    phi = one.phi.copy()
+    phi[one.offsets[3]:one.offsets[3] + 2] = [np.float32(np.pi) / 2, -np.float32(np.pi) / 2]
+    phi[one.offsets[4]:one.offsets[4] + 2] = [np.float32(-np.pi), np.float32(0)]
+    one.phi = phi
+    shuffled = table.subset(np.random.default_rng(2).permutation(len(table)))
+    for t in (one, shuffled):
+        a = build_batch(t, backend="numpy")
+        b = build_batch(t, backend="numba")
+        assert a.keys() == b.keys()
+        for k in a.keys():  # noqa: SIM118 (Batch.keys is a method)
+            ta, tb = getattr(a, k), getattr(b, k)
+            assert ta.dtype == tb.dtype and ta.shape == tb.shape, k
+            assert torch.equal(ta, tb), k
+        assert a._slice_dict.keys() == b._slice_dict.keys()
+        assert all(torch.equal(a._slice_dict[k], b._slice_dict[k]) for k in a._slice_dict)
+        dphi = b.edge_attr[:, 1]
+        assert bool((dphi >= -math.pi).all()) and bool((dphi < np.float32(math.pi)).all())
+    with pytest.raises(ValueError, match="unknown graph backend 'cuda'"):
+        build_batch(one, backend="cuda")
 
 
 def test_permuting_objects_permutes_nodes(table):

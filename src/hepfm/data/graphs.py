@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Sequence
+from typing import Literal
 
 import numpy as np
 import torch
 from torch_geometric.data import Batch
 
+from hepfm.data.edge_kernel import HAVE_NUMBA, complete_graph_edges
 from hepfm.data.features import (
     BJET,
     EDGE_FEATURES,
@@ -30,6 +32,21 @@ from hepfm.data.table import EventTable, segment_gather
 _TWO_PI = np.float32(2 * np.pi)
 _PI = np.float32(np.pi)
 _N_TYPES = len(NODE_TYPES)
+
+Backend = Literal["numba", "numpy"]
+#: How edges are built when a call passes ``backend=None``: the compiled loop of
+#: :mod:`hepfm.data.edge_kernel` when numba is installed, the numpy blocks below otherwise.
+#: Both give the same numbers, bit for bit.
+BACKEND: Backend = "numba" if HAVE_NUMBA else "numpy"
+
+
+def _backend(backend: str | None) -> Backend:
+    backend = backend or BACKEND
+    if backend not in ("numba", "numpy"):
+        raise ValueError(f"unknown graph backend '{backend}': use 'numba' or 'numpy'")
+    if backend == "numba" and not HAVE_NUMBA:
+        raise ImportError("graph backend 'numba' needs numba: pip install hepfm[fast]")
+    return backend  # type: ignore[return-value]
 
 
 def edge_pairs(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -167,10 +184,12 @@ def _edges_size_sorted(p: dict[str, np.ndarray], counts: np.ndarray, offsets: np
     return ei, attr, eptr
 
 
-def edges(p: dict[str, np.ndarray], offsets: np.ndarray
+def edges(p: dict[str, np.ndarray], offsets: np.ndarray, backend: Backend | None = None
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Edge index (int64 [2, E]), edge features (float32 [E, 4]) and edge offsets [B+1] of
     all ordered pairs within each event, in event order, sender-major."""
+    if _backend(backend) == "numba":
+        return complete_graph_edges(p, offsets)
     counts = np.diff(offsets)
     if len(counts) < 2 or np.all(counts[1:] >= counts[:-1]):
         return _edges_size_sorted(p, counts, offsets)
@@ -231,15 +250,18 @@ def _batch_type() -> type:
 
 
 def build_batch(table: EventTable, indices: Sequence[int] | np.ndarray | None = None,
-                keep_order: bool = True) -> Batch:
+                keep_order: bool = True, backend: Backend | None = None) -> Batch:
     """One ``Batch`` for all events of `table` (or events `indices` of it, in that order).
 
     Attributes: ``x``, ``edge_index``, ``edge_attr``, ``u``, ``batch``, ``ptr``,
     ``node_type``, ``y`` and ``y_multi`` when the table has truth labels. With
-    ``keep_order=False`` the events are reordered by node count (faster; fine for training
-    batches, whose order does not matter).
+    ``keep_order=False`` the builder may reorder the events (the numpy backend sorts them by
+    node count, which is faster for it; fine for training batches, whose order does not
+    matter). `backend` (``"numba"`` or ``"numpy"``, default :data:`BACKEND`) chooses how
+    edges are computed; the batch is the same either way, up to event order.
     """
-    if not keep_order:
+    backend = _backend(backend)
+    if not keep_order and backend == "numpy":
         idx = np.arange(len(table)) if indices is None else np.asarray(indices)
         c = table.counts[idx]
         indices = idx[np.argsort(c, kind="stable")]
@@ -249,7 +271,7 @@ def build_batch(table: EventTable, indices: Sequence[int] | np.ndarray | None = 
     counts = np.diff(offsets)
     nb = len(counts)
     x, p = node_features(table)
-    edge_index, edge_attr, eptr = edges(p, offsets)
+    edge_index, edge_attr, eptr = edges(p, offsets, backend)
     u = global_features(p, offsets)
     ptr = torch.from_numpy(offsets)
     data = {
@@ -257,7 +279,7 @@ def build_batch(table: EventTable, indices: Sequence[int] | np.ndarray | None = 
         "edge_index": torch.from_numpy(edge_index),
         "edge_attr": torch.from_numpy(edge_attr),
         "u": torch.from_numpy(u),
-        "batch": torch.repeat_interleave(torch.arange(nb), torch.from_numpy(counts)),
+        "batch": torch.from_numpy(np.repeat(np.arange(nb, dtype=np.int64), counts)),
         "ptr": ptr,
         "node_type": torch.from_numpy(p["type"]),
         "y": torch.from_numpy(np.ascontiguousarray(table.y, dtype=np.int64)),
