@@ -227,6 +227,21 @@ def test_complete_files_are_skipped(generated_dir: Path, tmp_path: Path):
     assert meta is not None and meta["n_events_written"] == N
 
 
+def test_writer_buffers_chunks_into_big_baskets(generated_dir: Path, tmp_path: Path):
+    """Chunks are written in baskets of at least `basket_events` events; same content."""
+    src = arrays(generated_dir / "tt.root")
+    with SampleWriter(tmp_path / "tt.root", {"process": "tt"}, basket_events=7) as writer:
+        for a in range(0, len(src), 3):  # chunks of 3 events
+            writer.write(_chunk_of(src[a:a + 3]))
+    out = tmp_path / "tt.root"
+    assert same_arrays(arrays(out), src)
+    branch = uproot.open(out)["Delphes"]["Jet.PT"]
+    sizes = [int(stop - start) for start, stop in
+             (branch.basket_entry_start_stop(i) for i in range(branch.num_baskets))]
+    assert sum(sizes) == len(src) and all(k == 9 for k in sizes[:-1]), sizes
+    assert read_metadata(out)["n_events_written"] == len(src)
+
+
 def _chunk_of(a: ak.Array) -> dict[str, ak.Array]:
     """Delphes collections (as the writer takes them) from arrays read back."""
     return {c: ak.zip({f: a[f"{c}.{f}"] for f in fields}) for c, fields in SCHEMA.items()}

@@ -1,7 +1,9 @@
 """Writing samples as ROOT files in the Delphes layout, atomically, with JSON metadata.
 
 The TTree ``Delphes`` is made with ``uproot``'s ``mktree`` (``file[name] = ...`` would write an
-RNTuple) and filled chunk by chunk with ``extend``. Collections are jagged records whose
+RNTuple) and filled with ``extend``, one basket per branch for every ``basket_events`` events
+(chunks are buffered until then: big baskets make reading about twice as fast as the
+generator's 500-event chunks would). Collections are jagged records whose
 branches are named ``Jet.PT`` with counters ``Jet_size``, as in Delphes. The file is written
 to a hidden temporary name in the same directory (``.<name>.<pid>.tmp``) and renamed to its
 final name only when complete, so a killed run never leaves a file that looks complete.
@@ -46,13 +48,21 @@ def temp_path(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}.tmp")
 
 
+#: Events per basket written (ROOT's AutoFlush cluster plays this role in Delphes files).
+BASKET_EVENTS = 10_000
+
+
 class SampleWriter:
     """Writes one sample file: ``write`` chunks, then ``close`` (rename) or ``abort``."""
 
-    def __init__(self, path: str | os.PathLike[str], metadata: dict[str, Any]):
+    def __init__(self, path: str | os.PathLike[str], metadata: dict[str, Any],
+                 basket_events: int = BASKET_EVENTS):
         self.path = Path(path)
         self.metadata = dict(metadata)
         self.n_events = 0
+        self.basket_events = basket_events
+        self._buffer: list[dict[str, ak.Array]] = []
+        self._buffered = 0
         self.tmp = temp_path(self.path)
         self._file = uproot.recreate(self.tmp)
         self._tree = self._file.mktree(
@@ -66,11 +76,23 @@ class SampleWriter:
         lengths = {len(collections[c]) for c in SCHEMA}
         if len(lengths) != 1:
             raise ValueError(f"collections of different lengths: {lengths}")
-        self._tree.extend({c: _typed(c, collections[c]) for c in SCHEMA})
-        self.n_events += lengths.pop()
+        self._buffer.append({c: _typed(c, collections[c]) for c in SCHEMA})
+        self._buffered += lengths.pop()
+        if self._buffered >= self.basket_events:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._buffer:
+            return
+        parts, self._buffer = self._buffer, []
+        self._tree.extend({c: parts[0][c] if len(parts) == 1 else
+                           ak.concatenate([p[c] for p in parts]) for c in SCHEMA})
+        self.n_events += self._buffered
+        self._buffered = 0
 
     def close(self) -> Path:
-        """Write the metadata, close, and move the file to its final name."""
+        """Write what is buffered and the metadata, close, and move the file to its name."""
+        self._flush()
         self.metadata["n_events_written"] = self.n_events
         self._file[METADATA_KEY] = json.dumps(self.metadata, sort_keys=True)
         self._file.close()
