@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 import yaml
 from typer.testing import CliRunner
 
@@ -75,3 +76,20 @@ def test_missing_files_name_the_generate_command(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "hepfm generate --processes ttH --events 2000" in result.output
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("objective", ["both", "mpm"])
+def test_bf16_mixed_precision_trains(generated_dir: Path, tmp_path: Path, objective: str) -> None:
+    """The autocast path GPU users take (``--precision bf16-mixed``), here on the CPU:
+    finite losses and weights, and a float32 model saved."""
+    result = pretrain("ttH,tt,QCD_multijet", objective, generated_dir, tmp_path / "run",
+                      events_per_process=100, epochs=1, batch_size=64, device="cpu",
+                      precision="bf16-mixed", seed=1, model_config=TINY, progress=False,
+                      verbose=False)
+    log = pd.read_csv(tmp_path / "run" / "metrics.csv")
+    losses = log.filter(like="loss").to_numpy(dtype=float)
+    assert np.isfinite(losses[~np.isnan(losses)]).all() and (~np.isnan(losses)).any()
+    model = load_pretrained(tmp_path / "run")
+    params = list(model.parameters())
+    assert all(p.dtype == torch.float32 and bool(p.isfinite().all()) for p in params)
+    assert result.metrics["test"]
