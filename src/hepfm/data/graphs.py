@@ -49,36 +49,6 @@ def _backend(backend: str | None) -> Backend:
     return backend  # type: ignore[return-value]
 
 
-def edge_pairs(counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Sender and receiver node indices of all ordered pairs within each event, and edge
-    offsets per event; `counts` are nodes per event. No loop over events."""
-    counts = np.asarray(counts, dtype=np.int64)
-    offsets = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(counts, out=offsets[1:])
-    per = counts * (counts - 1)
-    eptr = np.zeros(len(counts) + 1, dtype=np.int64)
-    np.cumsum(per, out=eptr[1:])
-    n_edges = int(eptr[-1])
-    if n_edges == 0:
-        z = np.zeros(0, dtype=np.int64)
-        return z, z.copy(), eptr
-    # Loop over distinct event sizes only (a handful), never over events.
-    senders = np.empty(n_edges, dtype=np.int64)
-    receivers = np.empty(n_edges, dtype=np.int64)
-    for n in np.unique(counts[counts > 1]):
-        n = int(n)
-        ev = np.flatnonzero(counts == n)
-        loc = np.arange(n)
-        s_t = np.repeat(loc, n - 1)
-        r_t = np.tile(loc[:-1], n) if n > 1 else loc[:0]
-        r_t = r_t + (r_t >= s_t)
-        pos = (eptr[ev][:, None] + np.arange(n * (n - 1))[None, :]).ravel()
-        base = offsets[ev][:, None]
-        senders[pos] = (base + s_t[None, :]).ravel()
-        receivers[pos] = (base + r_t[None, :]).ravel()
-    return senders, receivers, eptr
-
-
 def node_features(table: EventTable) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Raw node features x (float32 [N, 13]) and the four-vector pieces used for edges."""
     a = int(table.offsets[0])
@@ -201,26 +171,6 @@ def edges(p: dict[str, np.ndarray], offsets: np.ndarray, backend: Backend | None
     inv[order] = np.arange(len(order))
     eidx, eptr = segment_gather(eptr_s, inv)
     return nodes[ei_s[:, eidx]], attr_s[eidx], eptr
-
-
-def edge_features(p: dict[str, np.ndarray], s: np.ndarray, r: np.ndarray) -> np.ndarray:
-    """Edge features (float32 [E, 4]) for any senders `s` and receivers `r` (gather-based)."""
-    out = np.empty((len(s), len(EDGE_FEATURES)), dtype=np.float32)
-    eta, phi = p["eta"], p["phi"]
-    deta = np.subtract(eta[s], eta[r], out=out[:, 0])
-    dphi = np.subtract(phi[s], phi[r], out=out[:, 1])
-    dphi -= _TWO_PI * (dphi >= _PI)
-    dphi += _TWO_PI * (dphi < -_PI)
-    np.sqrt(deta * deta + dphi * dphi, out=out[:, 2])
-    esum = p["e"][s] + p["e"][r]
-    m2 = esum * esum
-    for k in ("px", "py", "pz"):
-        q = p[k][s] + p[k][r]
-        m2 -= q * q
-    np.maximum(m2, 0, out=m2)
-    np.sqrt(m2, out=m2)
-    np.log1p(m2, out=out[:, 3])
-    return out
 
 
 def global_features(p: dict[str, np.ndarray], offsets: np.ndarray) -> np.ndarray:

@@ -50,7 +50,6 @@ class FileInfo:
     tree: Any
     num_entries: int
     collections: tuple[str, ...]
-    met_jagged: bool
 
 
 def _listing(names: Sequence[str], limit: int = 40) -> str:
@@ -100,9 +99,7 @@ def open_file(path: str | os.PathLike, branch_map: BranchMap = DELPHES,
     n = int(tree.num_entries)
     if n == 0 and not allow_empty:
         raise InputDataError(f"'{path}', tree '{branch_map.tree}' has 0 entries (empty file)")
-    met_branch = tree[branch_map.branch("met", "met")]
-    met_jagged = not isinstance(met_branch.interpretation, uproot.interpretation.numerical.AsDtype)
-    return FileInfo(path, tree, n, tuple(collections), met_jagged)
+    return FileInfo(path, tree, n, tuple(collections))
 
 
 def _jagged(arr: ak.Array) -> tuple[np.ndarray, np.ndarray]:
@@ -363,7 +360,7 @@ def iterate_tables(
             stop = min(stop, start + remaining)
         if stop <= start:
             continue
-        names = [b for c in info.collections for b in branch_map.branches[c].values()]
+        names = branch_map.all_branches(info.collections)
         pos = start
         dropped = 0
         it = info.tree.iterate(names, step_size=step_size, entry_start=start,

@@ -10,19 +10,11 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from hepfm.data.labels import MULTILABELS
 from hepfm.models.heads import Head
 from hepfm.models.masked import MPMHead
 from hepfm.models.network import GraphNetwork, default_features
 from hepfm.processes import PRETRAINING
-
-
-def default_labels() -> tuple[str, ...]:
-    """Multilabel target names of hepfm.data (empty until that module exists)."""
-    try:
-        from hepfm.data.labels import MULTILABELS
-    except ImportError:
-        return ()
-    return tuple(MULTILABELS)
 
 
 @dataclass
@@ -43,7 +35,7 @@ class ModelConfig:
     dropout: float = 0.0
     head_hidden: int | None = 64
     classes: tuple[str, ...] = PRETRAINING
-    labels: tuple[str, ...] = field(default_factory=default_labels)
+    labels: tuple[str, ...] = MULTILABELS
     features: dict[str, tuple[str, ...]] = field(default_factory=default_features)
     heads: dict[str, dict[str, Any]] = field(default_factory=dict)
     mpm: dict[str, Any] | None = None
@@ -133,9 +125,8 @@ class FoundationModel(nn.Module):
                 raise ValueError(f"head '{name}' is built in; choose another name")
             return self
         self.config.heads[name] = spec
-        device = next(self.parameters()).device
         self.heads[name] = Head(self.config.hidden, n_outputs, hidden,
-                                self.config.dropout).to(device)
+                                self.config.dropout).to(self.device)
         return self
 
     def backbone_parameters(self) -> Iterator[nn.Parameter]:
