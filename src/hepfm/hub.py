@@ -23,7 +23,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from hepfm import __version__
-from hepfm.atomic import atomic_path
+from hepfm.atomic import atomic_path, write_text
 from hepfm.errors import CheckpointError, UnknownNameError
 from hepfm.models.foundation import FoundationModel, ModelConfig
 from hepfm.models.network import default_features
@@ -56,12 +56,6 @@ def resolve_model_dir(name_or_dir: str | os.PathLike[str]) -> Path:
     raise err
 
 
-def _atomic_write(path: Path, write: Any) -> None:
-    """Call ``write(tmp_path)`` then move the temporary file onto `path`."""
-    with atomic_path(path) as tmp:
-        write(tmp)
-
-
 def _normalisation(model: FoundationModel) -> dict[str, Any]:
     stats = getattr(model, "stats", None)
     if stats is not None and hasattr(stats, "to_dict"):
@@ -88,10 +82,9 @@ def save_pretrained(model: FoundationModel, directory: str | os.PathLike[str],
             raise ValueError(f"extra key '{key}' would overwrite a reserved config entry")
         config[key] = val
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    _atomic_write(directory / WEIGHTS_NAME,
-                  lambda p: save_file(state, str(p), metadata={"hepfm_version": __version__}))
-    text = yaml.safe_dump(config, sort_keys=False)
-    _atomic_write(directory / CONFIG_NAME, lambda p: p.write_text(text))
+    with atomic_path(directory / WEIGHTS_NAME) as tmp:
+        save_file(state, str(tmp), metadata={"hepfm_version": __version__})
+    write_text(directory / CONFIG_NAME, yaml.safe_dump(config, sort_keys=False))
     return directory
 
 

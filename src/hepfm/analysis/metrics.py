@@ -151,6 +151,14 @@ def macro_auc(y_true: ArrayLike, scores: ArrayLike) -> float:
     return float(np.mean(aucs))
 
 
+def multilabel_aucs(y_multi: ArrayLike, scores: ArrayLike, names: Sequence[str]
+                    ) -> dict[str, float]:
+    """AUC of each label (column) that has both positive and negative events, by name."""
+    y, s = np.asarray(y_multi), np.asarray(scores, dtype=np.float64)
+    return {name: float(skm.roc_auc_score(y[:, k], s[:, k])) for k, name in enumerate(names)
+            if 0 < y[:, k].sum() < len(y)}
+
+
 def confusion_frame(
     y_true: ArrayLike,
     scores: ArrayLike,

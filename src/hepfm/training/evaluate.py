@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from hepfm.atomic import write_text
 from hepfm.data import EventBatches, EventTable
 from hepfm.models.foundation import FoundationModel
 from hepfm.processes import get_process
@@ -41,14 +42,15 @@ def class_scores(logits: np.ndarray, y: np.ndarray, processes: Sequence[str]
 
 def evaluate_split(model: FoundationModel, table: EventTable, processes: Sequence[str],
                    objective_heads: Sequence[str], batch_size: int = 1024,
-                   mpm: Any = None) -> dict[str, Any]:
+                   mpm: Any = None, logits: dict[str, np.ndarray] | None = None
+                   ) -> dict[str, Any]:
     """Accuracy, per-class accuracy and macro AUC (multiclass), per-label AUC (multilabel),
-    masked-object accuracies and regression loss (`mpm`, a MaskedParticleObjective)."""
-    from sklearn.metrics import roc_auc_score
+    masked-object accuracies and regression loss (`mpm`, a MaskedParticleObjective).
+    `logits`: the model's predictions on `table`, when already computed."""
+    from hepfm.analysis.metrics import multiclass_metrics, multilabel_aucs
 
-    from hepfm.analysis.metrics import multiclass_metrics
-
-    logits = predict(model, table, batch_size) if objective_heads else {}
+    if logits is None:
+        logits = predict(model, table, batch_size) if objective_heads else {}
     out: dict[str, Any] = {"events": len(table)}
     if mpm is not None:
         from hepfm.objectives.mpm import evaluate_mpm
@@ -58,12 +60,7 @@ def evaluate_split(model: FoundationModel, table: EventTable, processes: Sequenc
         scores, y = class_scores(logits["multiclass"], table.y, processes)
         out.update(multiclass_metrics(y, scores, list(processes)))
     if "multilabel" in objective_heads and table.y_multi is not None:
-        labels = model.config.labels
-        aucs = {}
-        for k, name in enumerate(labels):
-            t = table.y_multi[:, k]
-            if 0 < t.sum() < len(t):
-                aucs[name] = float(roc_auc_score(t, logits["multilabel"][:, k]))
+        aucs = multilabel_aucs(table.y_multi, logits["multilabel"], model.config.labels)
         out["multilabel_auc"] = aucs
         out["multilabel_macro_auc"] = float(np.mean(list(aucs.values()))) if aucs else None
     return out
@@ -80,17 +77,17 @@ def write_evaluation(run_dir: str | os.PathLike[str], model: FoundationModel,
 
     run_dir = Path(run_dir)
     metrics: dict[str, Any] = dict(extra or {})
+    logits = {name: predict(model, table) if objective_heads else {}
+              for name, table in tables.items()}
     for name, table in tables.items():
-        metrics[name] = evaluate_split(model, table, processes, objective_heads, mpm=mpm)
+        metrics[name] = evaluate_split(model, table, processes, objective_heads, mpm=mpm,
+                                       logits=logits[name])
     if "multiclass" in objective_heads and "test" in tables and len(processes) > 1:
-        test = tables["test"]
-        scores, y = class_scores(predict(model, test)["multiclass"], test.y, processes)
+        scores, y = class_scores(logits["test"]["multiclass"], tables["test"].y, processes)
         cm = confusion_frame(y, scores, list(processes))
-        cm.to_csv(run_dir / "confusion_matrix.csv", float_format="%.4f")
+        write_text(run_dir / "confusion_matrix.csv", cm.to_csv(float_format="%.4f"))
         plot_confusion(cm, run_dir / "confusion_matrix.png",
                        title=f"test events: accuracy {metrics['test']['accuracy']:.3f}, "
                              f"macro AUC {metrics['test']['macro_auc']:.3f}")
-    tmp = run_dir / ".metrics.json.tmp"
-    tmp.write_text(json.dumps(metrics, indent=2, default=float) + "\n")
-    os.replace(tmp, run_dir / "metrics.json")
+    write_text(run_dir / "metrics.json", json.dumps(metrics, indent=2, default=float) + "\n")
     return metrics

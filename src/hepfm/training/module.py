@@ -22,9 +22,7 @@ SCHEDULES = ("cosine", "onecycle", "constant")
 def epoch_metrics(objective: SupervisedObjective | PretrainObjective, logits: dict[str, np.ndarray],
                   y: np.ndarray, y_multi: np.ndarray | None) -> dict[str, float]:
     """Accuracy and macro AUC (multiclass), macro AUC over labels (multilabel)."""
-    from sklearn.metrics import roc_auc_score
-
-    from hepfm.analysis.metrics import macro_auc
+    from hepfm.analysis.metrics import macro_auc, multilabel_aucs
 
     out: dict[str, float] = {}
     if "multiclass" in objective.heads and len(y):
@@ -33,11 +31,10 @@ def epoch_metrics(objective: SupervisedObjective | PretrainObjective, logits: di
         if len(np.unique(y)) > 1:
             out["auc"] = macro_auc(y, s)
     if "multilabel" in objective.heads and y_multi is not None and len(y_multi):
-        s = logits["multilabel"]
-        cols = [k for k in range(y_multi.shape[1]) if 0 < y_multi[:, k].sum() < len(y_multi)]
-        if cols:
-            out["auc_multilabel"] = float(np.mean(
-                [roc_auc_score(y_multi[:, k], s[:, k]) for k in cols]))
+        aucs = multilabel_aucs(y_multi, logits["multilabel"],
+                               [str(k) for k in range(y_multi.shape[1])])
+        if aucs:
+            out["auc_multilabel"] = float(np.mean(list(aucs.values())))
     return out
 
 

@@ -119,17 +119,15 @@ class PretrainResult:
         return "\n".join(lines)
 
 
-def _settings(out_dir: Path, resume: bool, given: dict[str, Any]) -> dict[str, Any]:
-    """Merge defaults, the run's saved settings (when resuming) and the given arguments."""
-    settings = dict(DEFAULTS)
+def _saved_settings(out_dir: Path, resume: bool) -> dict[str, Any]:
+    """The settings saved in the run directory (when resuming; else none)."""
     path = out_dir / RUN_SETTINGS
-    if resume:
-        if not path.is_file():
-            raise HepfmError(f"cannot resume: '{out_dir}' has no {RUN_SETTINGS} "
-                             "(not a hepfm pretraining run directory)")
-        settings.update(yaml.safe_load(path.read_text()))
-    settings.update({k: v for k, v in given.items() if v is not None})
-    return settings
+    if not resume:
+        return {}
+    if not path.is_file():
+        raise HepfmError(f"cannot resume: '{out_dir}' has no {RUN_SETTINGS} "
+                         "(not a hepfm pretraining run directory)")
+    return yaml.safe_load(path.read_text())
 
 
 def _write_yaml(path: Path, data: dict[str, Any]) -> None:
@@ -144,9 +142,8 @@ def _merge_logs(out_dir: Path) -> None:
                    key=lambda p: int(p.parent.name.split("_")[1]))
     frames = [pd.read_csv(p) for p in parts if p.stat().st_size > 0]
     if frames:
-        tmp = out_dir / ".metrics.csv.tmp"
-        pd.concat(frames, ignore_index=True).to_csv(tmp, index=False)
-        os.replace(tmp, out_dir / "metrics.csv")
+        merged = pd.concat(frames, ignore_index=True)
+        write_text(out_dir / "metrics.csv", merged.to_csv(index=False))
 
 
 def _quiet_lightning() -> None:
@@ -236,7 +233,9 @@ def pretrain(
                              "write to the same run directory")
         out_dir = Path("runs") / time.strftime("pretrain-%Y%m%d-%H%M%S")
     out_dir = Path(out_dir).expanduser().absolute()
-    s = _settings(out_dir, resume, {
+    saved = _saved_settings(out_dir, resume)
+    s = {**DEFAULTS, **saved}  # defaults, then the saved run, then what is given here
+    s.update({k: v for k, v in {
         "processes": None if processes is None else (
             processes if isinstance(processes, str) else ",".join(processes)),
         "objective": objective, "events_per_process": events_per_process, "epochs": epochs,
@@ -244,16 +243,14 @@ def pretrain(
         "patience": patience, "model": model_config, "mpm": mpm,
         "data_dir": None if data_dir is None else str(Path(data_dir).expanduser()),
         "streaming": streaming or None,
-    })
+    }.items() if v is not None})
     names = resolve_processes(s["processes"])
     data = ensure_samples(names, s.get("data_dir"), s["events_per_process"], s["seed"],
                           generate, workers=generate_workers, verbose=verbose)
     s["data_dir"] = str(data)
 
     streaming = bool(s.get("streaming"))
-    if streaming and events_per_process is None and not (
-            resume and "events_per_process" in yaml.safe_load((out_dir / RUN_SETTINGS)
-                                                               .read_text())):
+    if streaming and events_per_process is None and "events_per_process" not in saved:
         s["events_per_process"] = None  # streaming reads whole files unless capped
 
     _quiet_lightning()
@@ -337,12 +334,10 @@ def pretrain(
     best = checkpoint.best_model_path or str(last)
     import torch
 
-    state = torch.load(best, map_location="cpu", weights_only=True)["state_dict"]
-    module.load_state_dict(state)
+    ckpt = torch.load(best, map_location="cpu", weights_only=True)
+    module.load_state_dict(ckpt["state_dict"])
     model = module.model.cpu().float().eval()
-    best_epoch = None
-    if checkpoint.best_model_score is not None:
-        best_epoch = int(torch.load(best, map_location="cpu", weights_only=True)["epoch"])
+    best_epoch = None if checkpoint.best_model_score is None else int(ckpt["epoch"])
     provenance = {
         "processes": names, "objective": s["objective"], "seed": s["seed"],
         "events_per_process": s["events_per_process"], "split": list(dm.split),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -32,10 +33,6 @@ from hepfm.training.taskdata import load_task_events, split_task
 COLUMNS = ("task", "model", "mode", "train_size", "seed", "auc", "accuracy", "rejection_50",
            "rejection_70", "train_seconds", "epochs", "best_epoch")
 KEY = ("task", "model", "mode", "train_size", "seed")
-
-
-def _write_csv(frame: pd.DataFrame, path: Path) -> None:
-    write_text(path, frame.to_csv(index=False))
 
 
 def run_scan(task: Task, data: str | Path, models: Mapping[str, FoundationModel],
@@ -69,7 +66,7 @@ def run_scan(task: Task, data: str | Path, models: Mapping[str, FoundationModel]
     for label, mode, size, seed in tqdm(runs, desc=f"scan {task.name}", disable=not progress):
         splits = split_task(table, size, seed)
         source = models[label] if label != "none" else next(iter(models.values()))
-        cfg = FinetuneConfig(**{**base.__dict__, "mode": mode, "seed": seed})
+        cfg = replace(base, mode=mode, seed=seed)
         model = prepare_model(source, "task", mode, seed=seed)
         res = finetune(model, splits.train, splits.val, "task", cfg)
         metrics, _ = evaluate(res.model, splits.test, "task")
@@ -77,7 +74,7 @@ def run_scan(task: Task, data: str | Path, models: Mapping[str, FoundationModel]
                      "seed": seed, **{k: metrics[k] for k in COLUMNS[5:9]},
                      "train_seconds": res.train_seconds, "epochs": res.epochs_run,
                      "best_epoch": res.best_epoch})
-        _write_csv(pd.DataFrame(rows, columns=COLUMNS), out_csv)
+        write_text(out_csv, pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False))
     return pd.DataFrame(rows, columns=COLUMNS)
 
 

@@ -90,7 +90,7 @@ def scan_tasks(tasks: list[Task], models: dict[str, str | None], sizes: list[int
         frames.append(run_scan(task, path, loaded, sizes, modes, seeds, out_dir / "scan.csv",
                                FinetuneConfig(epochs=epochs), events_per_process))
     frame = frames[-1]
-    summarise(frame).to_csv(out_dir / "summary.csv", index=False)
+    write_text(out_dir / "summary.csv", summarise(frame).to_csv(index=False))
     for name, t in frame.groupby("task"):
         plot_learning_curve(t.assign(mode=curve_label(t)), out_dir / f"learning_curve_{name}.png",
                             title=str(name))
