@@ -70,6 +70,11 @@ def _fpr_at_tpr(fpr: np.ndarray, tpr: np.ndarray, efficiency: float) -> float:
     return float(f0 + (efficiency - t0) * (f1 - f0) / (t1 - t0))
 
 
+def _rejection(fpr: float) -> float:
+    """``1 / fpr``, ``inf`` when no background passes."""
+    return float("inf") if fpr <= 0.0 else 1.0 / fpr
+
+
 def background_rejection(
     y_true: ArrayLike,
     scores: ArrayLike,
@@ -78,8 +83,8 @@ def background_rejection(
 ) -> float:
     """Background rejection ``1 / FPR`` at a signal efficiency; ``inf`` if FPR is 0 there."""
     roc = roc_curve_frame(y_true, scores, sample_weight)
-    fpr = _fpr_at_tpr(roc["fpr"].to_numpy(), roc["tpr"].to_numpy(), signal_efficiency)
-    return float("inf") if fpr <= 0.0 else 1.0 / fpr
+    return _rejection(_fpr_at_tpr(roc["fpr"].to_numpy(), roc["tpr"].to_numpy(),
+                                  signal_efficiency))
 
 
 def binary_metrics(
@@ -104,8 +109,7 @@ def binary_metrics(
     roc = roc_curve_frame(y, s, sample_weight)
     fpr, tpr = roc["fpr"].to_numpy(), roc["tpr"].to_numpy()
     for eff in efficiencies:
-        f = _fpr_at_tpr(fpr, tpr, eff)
-        out[f"rejection_{round(100 * eff)}"] = float("inf") if f <= 0.0 else 1.0 / f
+        out[f"rejection_{round(100 * eff)}"] = _rejection(_fpr_at_tpr(fpr, tpr, eff))
     return out
 
 

@@ -40,7 +40,8 @@ Sampling = Literal["uniform", "balanced", "weighted"]
 
 
 # ----------------------------------------------------------------------------- sources
-def _process_of_file(path: PathLike) -> str:
+def process_of_file(path: PathLike) -> str:
+    """The process a sample file holds: ``<process>.root`` or ``<process>_<k>.root``."""
     return re.sub(r"_\d+$", "", Path(path).stem)
 
 
@@ -63,7 +64,7 @@ def resolve_sources(source: Source, processes: Sequence[str] | str | None = None
         d = Path(source)
         found: dict[str, list[str]] = {}
         for f in sorted(d.glob("*.root"), key=lambda q: _natural_key(q.name)):
-            found.setdefault(_process_of_file(f), []).append(str(f))
+            found.setdefault(process_of_file(f), []).append(str(f))
         if processes is None:
             known = [p for p in PROCESSES if p in found]
             out = {p: found[p] for p in known + sorted(set(found) - set(known))}
@@ -80,7 +81,7 @@ def resolve_sources(source: Source, processes: Sequence[str] | str | None = None
     else:
         files = [source] if isinstance(source, (str, os.PathLike)) else list(source)
         for f in files:
-            out.setdefault(_process_of_file(f), []).append(os.fspath(f))
+            out.setdefault(process_of_file(f), []).append(os.fspath(f))
     if processes is not None:
         unknown = [p for p in processes if p not in out]
         if unknown:
@@ -142,13 +143,15 @@ def load_events(
     on_invalid: OnInvalid = "raise",
     step_size: int = DEFAULT_STEP_SIZE,
     cache_dir: PathLike | None = None,
+    entry_ranges: Mapping[str, tuple[int, int]] | None = None,
 ) -> EventTable:
     """Read all (or the first `events_per_process`) events of each process into memory.
 
     `source`: a directory of ``<process>.root`` files, a file, a list of files or a mapping
     process -> file(s). `label_of` gives the class label ``y`` (default: catalog
-    ``label_id``). With `cache_dir`, the table is cached as ``.npz`` keyed by the files
-    (paths, sizes, mtimes) and the configuration, so a second call starts instantly.
+    ``label_id``). `entry_ranges` (file -> (start, stop)) reads only those entries of each
+    file. With `cache_dir`, the table is cached as ``.npz`` keyed by the files (paths, sizes,
+    mtimes) and the configuration, so a second call starts instantly.
     """
     sources = resolve_sources(source, processes)
     names = tuple(sources)
@@ -157,7 +160,8 @@ def load_events(
     if cache_dir is not None:
         key = _cache_key(sources, labels, events_per_process=events_per_process,
                          branch_map=[branch_map.name, branch_map.tree, branch_map.branches],
-                         selection=selection.to_dict(), on_invalid=on_invalid)
+                         selection=selection.to_dict(), on_invalid=on_invalid,
+                         entry_ranges=None if entry_ranges is None else dict(entry_ranges))
         cache_path = Path(cache_dir) / f"events-{key}.npz"
         if cache_path.exists():
             try:
@@ -169,6 +173,7 @@ def load_events(
     for i, files in enumerate(sources.values()):
         tables.extend(iterate_tables(
             files, branch_map, selection, step_size=step_size, max_events=events_per_process,
+            entry_ranges=None if entry_ranges is None else [entry_ranges[f] for f in files],
             label=labels[i], process=i, processes=names, on_invalid=on_invalid))
     table = EventTable.concat(tables) if tables else EventTable.empty(names)
     table.processes = names
@@ -178,31 +183,48 @@ def load_events(
 
 
 # ----------------------------------------------------------------------------- sharding
-def shard_info() -> tuple[int, int]:
-    """(shard id, number of shards) for this process: distributed rank x DataLoader worker.
-
-    Rank and world size come from ``torch.distributed`` when initialised, else from the
-    ``RANK`` / ``WORLD_SIZE`` environment variables, else 0 / 1.
-    """
-    rank, world = 0, 1
+def _rank_world() -> tuple[int, int]:
+    """Distributed rank and world size: ``torch.distributed`` when initialised, else the
+    ``RANK`` / ``WORLD_SIZE`` environment variables, else 0 / 1."""
     if torch.distributed.is_available() and torch.distributed.is_initialized():
-        rank, world = torch.distributed.get_rank(), torch.distributed.get_world_size()
-    else:
-        rank = int(os.environ.get("RANK", 0))
-        world = int(os.environ.get("WORLD_SIZE", 1))
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1))
+
+
+def _worker() -> tuple[int, int]:
+    """(DataLoader worker id, number of workers) of this process; (0, 1) without workers."""
     wi = get_worker_info()
-    wid, nw = (wi.id, wi.num_workers) if wi is not None else (0, 1)
+    return (wi.id, wi.num_workers) if wi is not None else (0, 1)
+
+
+def shard_info() -> tuple[int, int]:
+    """(shard id, number of shards) for this process: distributed rank x DataLoader worker
+    (rank and world size as in :func:`_rank_world`)."""
+    (rank, world), (wid, nw) = _rank_world(), _worker()
     return rank * nw + wid, world * nw
 
 
-def _rank_world() -> tuple[int, int]:
-    sid, n = shard_info()
-    wi = get_worker_info()
-    nw = wi.num_workers if wi is not None else 1
-    return sid // nw, n // nw
+class _EpochDataset(IterableDataset):
+    """The epoch counter of hepfm's datasets: :meth:`set_epoch` fixes it (needed with
+    DataLoader workers, which iterate copies); otherwise every new iteration advances it."""
+
+    epoch = 0
+    _explicit_epoch = False
+
+    def set_epoch(self, epoch: int) -> None:
+        """Use the order of `epoch` from now on."""
+        self.epoch = int(epoch)
+        self._explicit_epoch = True
+
+    def _next_epoch(self) -> int:
+        """The epoch of the iteration starting now."""
+        epoch = self.epoch
+        if not self._explicit_epoch and get_worker_info() is None:
+            self.epoch += 1
+        return epoch
 
 
-class EventBatches(IterableDataset):
+class EventBatches(_EpochDataset):
     """Ready batches over an in-memory :class:`EventTable`, reshuffled every epoch.
 
     The epoch's event order depends only on (`seed`, epoch), so all ranks agree; each rank
@@ -223,8 +245,6 @@ class EventBatches(IterableDataset):
         self.table, self.batch_size, self.shuffle, self.seed = table, batch_size, shuffle, seed
         self.drop_last, self.sampling, self.shard = drop_last, sampling, shard
         self.events_per_process = events_per_process
-        self.epoch = 0
-        self._explicit_epoch = False
         if sampling == "weighted":
             if weights is None:
                 raise ValueError("sampling='weighted' needs weights")
@@ -237,11 +257,6 @@ class EventBatches(IterableDataset):
         elif sampling not in ("uniform", "balanced"):
             raise ValueError(f"unknown sampling '{sampling}': uniform, balanced or weighted")
         self.weights = weights
-
-    def set_epoch(self, epoch: int) -> None:
-        """Use the event order of `epoch` from now on."""
-        self.epoch = int(epoch)
-        self._explicit_epoch = True
 
     def epoch_indices(self, epoch: int | None = None) -> np.ndarray:
         """Event indices of one whole epoch (all ranks together), in order."""
@@ -260,10 +275,9 @@ class EventBatches(IterableDataset):
             idx = np.arange(n)
         return rng.permutation(idx) if self.shuffle else idx
 
-    def _my_batches(self) -> list[np.ndarray]:
-        idx = self.epoch_indices()
-        wi = get_worker_info()
-        wid, nw = (wi.id, wi.num_workers) if wi is not None else (0, 1)
+    def _my_batches(self, epoch: int | None = None) -> list[np.ndarray]:
+        idx = self.epoch_indices(epoch)
+        wid, nw = _worker()
         if self.shard:
             rank, world = _rank_world()
             per = len(idx) // world if world > 1 else len(idx)
@@ -275,10 +289,7 @@ class EventBatches(IterableDataset):
         return [idx[i * bs:(i + 1) * bs] for i in range(wid, n_b, nw)]
 
     def __iter__(self) -> Iterator[Batch]:
-        batches = self._my_batches()
-        if not self._explicit_epoch and get_worker_info() is None:
-            self.epoch += 1
-        for b in batches:
+        for b in self._my_batches(self._next_epoch()):
             yield build_batch(self.table, b, keep_order=not self.shuffle)
 
     def __len__(self) -> int:
@@ -289,7 +300,7 @@ class EventBatches(IterableDataset):
         return n // self.batch_size if self.drop_last else -(-n // self.batch_size)
 
 
-class StreamingEvents(IterableDataset):
+class StreamingEvents(_EpochDataset):
     """Ready batches streamed from files, never holding the whole dataset in memory.
 
     Work is split into shards (distributed ranks x DataLoader workers): whole files when
@@ -316,19 +327,13 @@ class StreamingEvents(IterableDataset):
         self.shuffle, self.seed, self.step_size = shuffle, seed, step_size
         self.buffer_events, self.drop_last, self.on_invalid = buffer_events, drop_last, on_invalid
         self.split_files = split_files
-        self.epoch = 0
-        self._explicit_epoch = False
         self._entries: dict[str, int] = {}
 
-    def set_epoch(self, epoch: int) -> None:
-        """Use the order of `epoch` from now on."""
-        self.epoch = int(epoch)
-        self._explicit_epoch = True
-
-    def _num_entries(self, path: str) -> int:
+    def _entry_range(self, path: str) -> tuple[int, int]:
+        """The entries of `path` read in an epoch (all of them)."""
         if path not in self._entries:
             self._entries[path] = open_file(path, self.branch_map, allow_empty=True).num_entries
-        return self._entries[path]
+        return 0, self._entries[path]
 
     def work_units(self, shard: int, n_shards: int, epoch: int | None = None
                    ) -> list[tuple[str, int, int, int]]:
@@ -339,11 +344,11 @@ class StreamingEvents(IterableDataset):
         files = [self.files[i] for i in order]
         split = self.split_files if self.split_files is not None else len(files) < n_shards
         if not split:
-            return [(f, 0, self._num_entries(f), p) for f, p in files[shard::n_shards]]
+            return [(f, *self._entry_range(f), p) for f, p in files[shard::n_shards]]
         units = []
         for f, p in files:
-            n = self._num_entries(f)
-            edges = np.linspace(0, n, n_shards + 1).round().astype(np.int64)
+            start, stop = self._entry_range(f)
+            edges = np.linspace(start, stop, n_shards + 1).round().astype(np.int64)
             if edges[shard + 1] > edges[shard]:
                 units.append((f, int(edges[shard]), int(edges[shard + 1]), p))
         return units
@@ -364,9 +369,7 @@ class StreamingEvents(IterableDataset):
 
     def __iter__(self) -> Iterator[Batch]:
         shard, n_shards = shard_info()
-        epoch = self.epoch
-        if not self._explicit_epoch and get_worker_info() is None:
-            self.epoch += 1
+        epoch = self._next_epoch()
         units = self.work_units(shard, n_shards, epoch)
         rng = np.random.default_rng([self.seed, epoch, shard])
         buf: list[EventTable] = []

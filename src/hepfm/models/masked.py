@@ -18,10 +18,11 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from hepfm.data.features import NODE_TYPES
 from hepfm.models.blocks import mlp
 
 #: Object types an MPM head predicts: ``NODE_TYPES`` without ``met`` (never masked).
-N_OBJECT_TYPES = 5
+N_OBJECT_TYPES = len(NODE_TYPES) - 1
 #: Regression outputs: normalised log_pt, eta, log_e, charge, btag, then a (sin, cos) pair
 #: for phi (compared through the angle, so the wrap at +-pi costs nothing).
 N_REGRESSION = 7

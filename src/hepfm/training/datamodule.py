@@ -7,12 +7,11 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import lightning as L
-import numpy as np
-from torch.utils.data import DataLoader, get_worker_info
+from torch.utils.data import DataLoader
 
 from hepfm.data import EventBatches, EventTable, FeatureStats, StreamingEvents, load_events
-from hepfm.data.datasets import _rank_world, label_for, resolve_sources
-from hepfm.data.reading import iterate_tables, open_file
+from hepfm.data.datasets import _rank_world, _worker, resolve_sources
+from hepfm.data.reading import open_file
 
 #: (train, validation, test) fractions of every process.
 DEFAULT_SPLIT: tuple[float, float, float] = (0.8, 0.1, 0.1)
@@ -44,20 +43,8 @@ class RangedStreamingEvents(StreamingEvents):
         super().__init__(source, split_files=True, **kwargs)  # type: ignore[arg-type]
         self.ranges, self.num_workers = ranges, num_workers
 
-    def work_units(self, shard: int, n_shards: int, epoch: int | None = None
-                   ) -> list[tuple[str, int, int, int]]:
-        """(file, entry start, entry stop, process index) read by `shard` of `n_shards`."""
-        epoch = self.epoch if epoch is None else epoch
-        rng = np.random.default_rng([self.seed, epoch])
-        order = rng.permutation(len(self.files)) if self.shuffle else np.arange(len(self.files))
-        units = []
-        for i in order:
-            f, p = self.files[i]
-            start, stop = self.ranges[f]
-            edges = np.linspace(start, stop, n_shards + 1).round().astype(np.int64)
-            if edges[shard + 1] > edges[shard]:
-                units.append((f, int(edges[shard]), int(edges[shard + 1]), p))
-        return units
+    def _entry_range(self, path: str) -> tuple[int, int]:
+        return self.ranges[path]
 
     def _batches(self, shard: int, n_shards: int) -> int:
         n = sum(b - a for _, a, b, _ in self.work_units(shard, n_shards, 0))
@@ -74,8 +61,7 @@ class RangedStreamingEvents(StreamingEvents):
         return sum(self._worker_cap(w, nw, world) for w in range(nw))
 
     def __iter__(self):  # type: ignore[override]
-        wi = get_worker_info()
-        wid, nw = (wi.id, wi.num_workers) if wi is not None else (0, 1)
+        wid, nw = _worker()
         cap = self._worker_cap(wid, nw, _rank_world()[1])
         for k, batch in enumerate(super().__iter__()):
             if k >= cap:
@@ -133,16 +119,8 @@ class EventDataModule(L.LightningDataModule):
 
     def _read(self, part: int, max_events: int | None) -> EventTable:
         """The first `max_events` events of split `part` (0 train, 1 val, 2 test) per process."""
-        names = tuple(self.sources)
-        labels = [label_for(p, i) for i, p in enumerate(names)]
-        tables = []
-        for i, files in enumerate(self.sources.values()):
-            tables.extend(iterate_tables(
-                files, entry_ranges=[self.ranges[f][part] for f in files],
-                max_events=max_events, label=labels[i], process=i, processes=names))
-        table = EventTable.concat(tables) if tables else EventTable.empty(names)
-        table.processes = names
-        return table
+        return load_events(self.sources, None, max_events,
+                           entry_ranges={f: r[part] for f, r in self.ranges.items()})
 
     def _setup_streaming(self) -> None:
         self.sources = resolve_sources(self.data_dir, self.processes)

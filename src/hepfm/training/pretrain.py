@@ -57,8 +57,10 @@ def default_data_dir() -> Path:
 
 def missing_processes(data_dir: Path, processes: Iterable[str]) -> list[str]:
     """Processes without ``<process>.root`` or ``<process>_<k>.root`` in `data_dir`."""
-    return [p for p in processes
-            if not (data_dir / f"{p}.root").is_file() and not any(data_dir.glob(f"{p}_*.root"))]
+    from hepfm.data.datasets import process_of_file
+
+    found = {process_of_file(f) for f in data_dir.glob("*.root") if f.is_file()}
+    return [p for p in processes if p not in found]
 
 
 def generate_command(processes: list[str], events: int, data_dir: Path, seed: int) -> str:
@@ -146,15 +148,6 @@ def _merge_logs(out_dir: Path) -> None:
         write_text(out_dir / "metrics.csv", merged.to_csv(index=False))
 
 
-def _quiet_lightning() -> None:
-    """Silence Lightning notices that do not apply to hepfm's loaders."""
-    import warnings
-
-    for pattern in (".*IterableDataset.*has `__len__` defined.*", ".*LeafSpec.*",
-                    ".*does not have many workers.*", ".*Checkpoint directory.*not empty.*"):
-        warnings.filterwarnings("ignore", message=pattern)
-
-
 def _set_cpu_threads(device: str, threads: int | None) -> None:
     """Torch threads for CPU training: `threads`, else half the cores (at most 4).
 
@@ -224,6 +217,7 @@ def pretrain(
     from hepfm.training.datamodule import EventDataModule
     from hepfm.training.evaluate import write_evaluation
     from hepfm.training.module import PretrainModule
+    from hepfm.training.quiet import ignore_irrelevant_warnings
 
     if out_dir is None:
         if resume:
@@ -253,7 +247,7 @@ def pretrain(
     if streaming and events_per_process is None and "events_per_process" not in saved:
         s["events_per_process"] = None  # streaming reads whole files unless capped
 
-    _quiet_lightning()
+    ignore_irrelevant_warnings()
     _set_cpu_threads(device, threads)
     L.seed_everything(s["seed"], workers=True, verbose=False)
     out_dir.mkdir(parents=True, exist_ok=True)

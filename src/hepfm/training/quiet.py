@@ -11,6 +11,8 @@ IRRELEVANT = (
     r".*IterableDataset. has .__len__. defined",  # our datasets shard before __len__
     r".*LeafSpec.* is deprecated",  # inside Lightning itself
     r"Found \d+ module\(s\) in eval mode",  # frozen backbones are in eval mode on purpose
+    r".*does not have many workers",  # batches are built whole; workers are an option
+    r".*Checkpoint directory.*not empty",  # --resume continues in the same directory
 )
 
 
