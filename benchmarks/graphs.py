@@ -175,7 +175,7 @@ def main() -> None:
                         synthetic_file(Path(tmp) / f"synthetic_{be}.root", args.events,
                                        basket_events=be)) for be in args.basket_events]
         info = open_file(sources[0][1])
-        names = [b for c in info.collections for b in DELPHES.branches[c].values()]
+        names = DELPHES.all_branches(info.collections)
         n_ev = min(args.events, info.num_entries)
 
         def reader(path: Path) -> Callable[[], ak.Array]:
@@ -196,17 +196,23 @@ def main() -> None:
 
         # where the builder's time goes, stage by stage, on the same batches
         parts = [table[i:i + bs] for i in range(0, len(table), bs)]
-        t_sort = best_of(lambda: [t.subset(np.argsort(t.counts, kind="stable"))
-                                  for t in parts], rep, "sort")
+
+        def by_size(tables: list[EventTable]) -> list[EventTable]:
+            return [t.subset(np.argsort(t.counts, kind="stable")) for t in tables]
+
+        def node_props(tables: list[EventTable]) -> list[tuple[dict[str, np.ndarray],
+                                                                np.ndarray]]:
+            return [(hgraphs.node_features(t)[1], t.offsets - t.offsets[0]) for t in tables]
+
+        t_sort = best_of(lambda: by_size(parts), rep, "sort")
         t_nodes = best_of(lambda: [hgraphs.node_features(t) for t in parts], rep, "nodes")
-        props = {False: [(hgraphs.node_features(t)[1], t.offsets - t.offsets[0])
-                         for t in parts]}
-        props[True] = [(hgraphs.node_features(t)[1], t.offsets - t.offsets[0]) for t in
-                       (t.subset(np.argsort(t.counts, kind="stable")) for t in parts)]
-        t_edges = {b: best_of(lambda: consume_edges(props[b == "numpy"], b),  # noqa: B023
-                              rep, f"edges {b}") for b in backends}
-        t_glob = best_of(lambda: [hgraphs.global_features(p, o) for p, o in props[False]], rep,
-                         "globals")
+        # the edge stage's input per builder: numba takes the batches as they come, numpy
+        # sorts them by node count first
+        props = {"numba": node_props(parts), "numpy": node_props(by_size(parts))}
+        t_edges = {b: best_of(lambda: consume_edges(props[b], b), rep, f"edges {b}")  # noqa: B023
+                   for b in backends}
+        t_glob = best_of(lambda: [hgraphs.global_features(p, o) for p, o in props["numba"]],
+                         rep, "globals")
 
         # a floor: allocating and writing the bytes of the finished batches, one at a time
         first = build_batch(table[:bs])
@@ -232,7 +238,8 @@ def main() -> None:
         sub = table[:nb]
         t_base = best_of(lambda: baseline(sub, bs), 1, "baseline")
         # same features: compare the first batch of both (event order kept)
-        ref = next(iter(DataLoader([per_event_data(sub, i) for i in range(bs)], batch_size=bs)))
+        ref = next(iter(DataLoader([per_event_data(sub, i) for i in range(min(bs, nb))],
+                                   batch_size=bs)))
         for b in backends:
             ours = build_batch(sub[:bs], backend=b)
             for k in ("x", "edge_attr", "u"):
