@@ -17,6 +17,8 @@ from hepfm.data.features import EDGE_FEATURES, GLOBAL_FEATURES, NODE_FEATURES, O
 from hepfm.data.table import EventTable
 
 _MIN_STD = 1e-6
+#: The six arrays of a FeatureStats, in order.
+_ARRAYS = ("node_mean", "node_std", "edge_mean", "edge_std", "global_mean", "global_std")
 
 
 class _Moments:
@@ -96,7 +98,7 @@ class FeatureStats:
             "edge_features": list(EDGE_FEATURES),
             "global_features": list(GLOBAL_FEATURES),
         }
-        for k in ("node_mean", "node_std", "edge_mean", "edge_std", "global_mean", "global_std"):
+        for k in _ARRAYS:
             d[k] = [float(v) for v in getattr(self, k)]
         return d
 
@@ -108,14 +110,11 @@ class FeatureStats:
             if key in d and tuple(d[key]) != names:
                 raise ValueError(f"normalisation was computed for {key} {d[key]}, "
                                  f"this hepfm uses {list(names)}")
-        return cls(**{k: np.asarray(d[k], dtype=np.float64) for k in
-                      ("node_mean", "node_std", "edge_mean", "edge_std", "global_mean",
-                       "global_std")})
+        return cls(**{k: np.asarray(d[k], dtype=np.float64) for k in _ARRAYS})
 
     def tensors(self, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:
         """The six arrays as tensors (e.g. to register as model buffers)."""
-        return {k: torch.as_tensor(getattr(self, k), dtype=dtype) for k in
-                ("node_mean", "node_std", "edge_mean", "edge_std", "global_mean", "global_std")}
+        return {k: torch.as_tensor(getattr(self, k), dtype=dtype) for k in _ARRAYS}
 
     def normalize(self, batch: Batch) -> Batch:
         """A shallow copy of `batch` with normalised ``x``, ``edge_attr`` and ``u``."""
