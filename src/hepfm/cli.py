@@ -56,6 +56,8 @@ def generate(
     workers: int = typer.Option(1, help="Worker processes running in parallel."),
     mpi: bool = typer.Option(True, "--mpi/--no-mpi", help="Multi-parton interactions."),
     chunk_size: int = typer.Option(500, help="Events per chunk (one seed per chunk)."),
+    first_chunk: int = typer.Option(0, help="Index of the first chunk: samples of one seed "
+                                    "with disjoint chunk ranges hold disjoint events."),
     detector: str = typer.Option(None, help="YAML file of detector parameters to change, "
                                  "e.g. 'btag_eff_b: 0.77' (names: hepfm.generate."
                                  "DetectorConfig)."),
@@ -69,7 +71,7 @@ def generate(
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
         paths = generate_samples(processes, events, out, seed=seed, workers=workers, mpi=mpi,
-                                 chunk_size=chunk_size,
+                                 chunk_size=chunk_size, first_chunk=first_chunk,
                                  detector=load_detector(detector) if detector else None)
     except (HepfmError, ValueError) as err:
         fail(err)

@@ -83,14 +83,20 @@ def _package_version(name: str) -> str:
 
 
 def file_metadata(process: str, events: int, seed: int, mpi: bool, chunk_size: int,
-                  detector: DetectorConfig) -> dict[str, Any]:
-    """The metadata a sample file carries (and must match to be reused)."""
+                  detector: DetectorConfig, first_chunk: int = 0) -> dict[str, Any]:
+    """The metadata a sample file carries (and must match to be reused).
+
+    ``first_chunk`` and ``n_chunks`` say which chunks of the (process, seed) stream the file
+    holds: with ``seed``, ``chunk_size`` and ``mpi`` they identify its events exactly
+    (:mod:`hepfm.provenance`).
+    """
     from hepfm import __version__
 
     p = get_process(process)
     return {
         "process": p.name, "label_id": p.label_id, "n_events": events, "seed": seed,
-        "mpi": mpi, "chunk_size": chunk_size,
+        "mpi": mpi, "chunk_size": chunk_size, "first_chunk": first_chunk,
+        "n_chunks": math.ceil(events / chunk_size),
         "pythia_settings": pythia_settings(p, None, mpi),
         "seed_scheme": "hepfm.generate.pythia.chunk_seeds(seed, label_id, chunk)",
         "detector": detector.to_dict(), "layout": "delphes",
@@ -150,17 +156,22 @@ def _results(tasks: list[ChunkTask], workers: int) -> Iterator[ChunkResult]:
 
 def generate_samples(processes: str | Iterable[str], events: int, out_dir: str | os.PathLike[str],
                      seed: int = 1, workers: int = 1, mpi: bool = True, chunk_size: int = 500,
-                     detector: DetectorConfig | None = None, progress: bool = True) -> list[Path]:
+                     detector: DetectorConfig | None = None, progress: bool = True,
+                     first_chunk: int = 0) -> list[Path]:
     """Generate `events` events of each process into ``out_dir/<process>.root``.
 
     `processes` is ``"all"``, ``"ttH,tt"`` or a list of names. Returns the file paths in
     process order (files already complete with the same metadata are kept, not remade).
+    `first_chunk` offsets the chunk indices (and so the seeds): samples of the same `seed`
+    with disjoint chunk ranges hold disjoint events.
     """
     from tqdm.auto import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
 
     names = resolve_processes(processes)
     _validate(events, seed, workers, chunk_size)
+    if isinstance(first_chunk, bool) or not isinstance(first_chunk, int) or first_chunk < 0:
+        raise GenerateArgumentError(f"first_chunk must be an integer >= 0, got {first_chunk!r}")
     out = Path(out_dir)
     _check_output_dir(out)
     detector = detector or DetectorConfig()
@@ -169,15 +180,15 @@ def generate_samples(processes: str | Iterable[str], events: int, out_dir: str |
     for name in names:
         path = out / f"{name}.root"
         paths.append(path)
-        meta = file_metadata(name, events, seed, mpi, chunk_size, detector)
+        meta = file_metadata(name, events, seed, mpi, chunk_size, detector, first_chunk)
         if _is_reusable(path, meta):
             log.info("%s: %s is complete, skipped", name, path)
             continue
         _remove_stale_temps(path)
         n_chunks = math.ceil(events / chunk_size)
         todo[name] = (path, meta, n_chunks)
-        tasks += [ChunkTask(name, k, min(chunk_size, events - k * chunk_size), seed, mpi,
-                            detector) for k in range(n_chunks)]
+        tasks += [ChunkTask(name, first_chunk + k, min(chunk_size, events - k * chunk_size),
+                            seed, mpi, detector) for k in range(n_chunks)]
     if not tasks:
         return paths
 
@@ -196,13 +207,14 @@ def generate_samples(processes: str | Iterable[str], events: int, out_dir: str |
                 if name not in writers:
                     writers[name] = SampleWriter(path, meta)
                 writers[name].write(result.collections)
-                if task.chunk == n_chunks - 1:
+                last = task.chunk == first_chunk + n_chunks - 1
+                if last:
                     writers.pop(name).close()
                 for key, value in result.timings.items():
                     stage[key] += value
                 stage["write"] += time.perf_counter() - t0
                 busy[name] += sum(result.timings.values()) + time.perf_counter() - t0
-                if task.chunk == n_chunks - 1:
+                if last:
                     log.info("%s: %d events, %.1f s of worker time (%.0f ev/s per core) -> %s",
                              name, events, busy[name], events / busy[name], path)
                 bar.set_postfix_str(name)
