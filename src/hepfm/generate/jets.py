@@ -86,14 +86,12 @@ def reconstruct_jets(table: ParticleTable, used: np.ndarray, config: DetectorCon
     jet_flavour = (np.maximum.reduceat(const_flavour, starts) if len(starts)
                    else np.zeros(0, dtype=np.int8))
 
-    # calorimeter response: sigma_E / E = a / sqrt(E) + c (in quadrature)
-    sigma = np.hypot(config.jet_stochastic / np.sqrt(np.maximum(e, 1e-3)), config.jet_constant)
-    factor = smear_factor(sigma, rng)
+    # calorimeter response by HCAL region; b-tagging by flavour, pT and |eta|
     pt_true, eta, phi = pt_eta_phi(px, py, pz)
+    factor = smear_factor(config.jet_resolution(e, eta), rng)
     pt = pt_true * factor
     mass = factor * np.sqrt(np.clip(e**2 - px**2 - py**2 - pz**2, 0.0, None))
-    efficiency = np.array([config.btag_eff_light, config.btag_eff_c, config.btag_eff_b])
-    btag = rng.random(len(pt)) < efficiency[jet_flavour]
+    btag = rng.random(len(pt)) < config.btag_efficiency(pt, eta, jet_flavour)
 
     keep = (pt > config.jet_pt_min) & (np.abs(eta) < config.jet_eta_max)
     ev = jet_event[keep]
