@@ -26,12 +26,14 @@ _CLUSTER_PT_FRACTION = 0.6
 
 @dataclass
 class Jets:
-    """The Delphes ``Jet`` collection plus per-event sums that MET needs."""
+    """The Delphes ``Jet`` collection plus per-event sums that MET needs, and the true
+    flavour of each jet (0 light, 1 c, 2 b; flat, in the collection's order; not written)."""
 
     collection: ak.Array
     dpx: np.ndarray
     dpy: np.ndarray
     true_pt_sum: np.ndarray
+    flavour: np.ndarray
 
 
 def weak_hadrons(table: ParticleTable, ids: np.ndarray) -> np.ndarray:
@@ -96,10 +98,11 @@ def reconstruct_jets(table: ParticleTable, used: np.ndarray, config: DetectorCon
     keep = (pt > config.jet_pt_min) & (np.abs(eta) < config.jet_eta_max)
     ev = jet_event[keep]
     dpt = (pt - pt_true)[keep]
-    collection = jagged(ev, n, by_pt(ev, pt[keep]), PT=pt[keep].astype(np.float32),
+    order = by_pt(ev, pt[keep])
+    collection = jagged(ev, n, order, PT=pt[keep].astype(np.float32),
                         Eta=eta[keep].astype(np.float32), Phi=phi[keep].astype(np.float32),
                         Mass=mass[keep].astype(np.float32), BTag=btag[keep].astype(np.int32))
     return Jets(collection,
                 np.bincount(ev, dpt * np.cos(phi[keep]), minlength=n),
                 np.bincount(ev, dpt * np.sin(phi[keep]), minlength=n),
-                np.bincount(ev, pt_true[keep], minlength=n))
+                np.bincount(ev, pt_true[keep], minlength=n), jet_flavour[keep][order])
