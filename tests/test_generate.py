@@ -118,9 +118,9 @@ def test_objects_respect_thresholds_and_are_pt_ordered(generated_dir: Path):
         assert ak.all(a["Jet.PT"][:, :-1] >= a["Jet.PT"][:, 1:])
         assert ak.all(ak.flatten(a["Jet.Mass"]) >= 0)
         assert set(np.unique(ak.flatten(a["Jet.BTag"]))) <= {0, 1}
-        for lep in ("Electron", "Muon"):
+        for lep, eta_max in (("Electron", cfg.electron_eta_max), ("Muon", cfg.muon_eta_max)):
             assert set(np.unique(ak.flatten(a[f"{lep}.Charge"]))) <= {-1, 1}
-            assert ak.all(abs(ak.flatten(a[f"{lep}.Eta"])) < 2.5)
+            assert ak.all(abs(ak.flatten(a[f"{lep}.Eta"])) < eta_max)
     assert float(ak.mean(ak.num(arrays(generated_dir / "QCD_multijet.root")["Jet.PT"]))) > 1.3
 
 
@@ -254,18 +254,18 @@ def test_detector_file_changes_parameters_and_names_bad_files(tmp_path):
     from hepfm.generate.writer import read_metadata
 
     good = tmp_path / "det.yaml"
-    good.write_text("btag_eff_b: 0.77\njet_pt_min: 30\n")
+    good.write_text("btag_b_norm: 0.77\njet_pt_min: 30\n")
     det = load_detector(good)
-    assert det.btag_eff_b == 0.77 and det.jet_pt_min == 30.0 and det.muon_efficiency == 0.95
+    assert det.btag_b_norm == 0.77 and det.jet_pt_min == 30.0 and det.muon_eff_barrel == 0.95
     bad = tmp_path / "bad.yaml"
-    bad.write_text("btag_eff_bb: 0.77\n")
-    with pytest.raises(ValueError, match=r"bad\.yaml.*btag_eff_bb"):
+    bad.write_text("btag_b_nrom: 0.77\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml.*btag_b_nrom"):
         load_detector(bad)
     out = tmp_path / "gen"
     result = CliRunner().invoke(app, ["generate", "--processes", "tt", "--events", "50",
                                       "--out", str(out), "--no-mpi", "--detector", str(good)])
     assert result.exit_code == 0, result.output
     meta = read_metadata(out / "tt.root")
-    assert meta["detector"]["btag_eff_b"] == 0.77 and meta["detector"]["jet_pt_min"] == 30.0
+    assert meta["detector"]["btag_b_norm"] == 0.77 and meta["detector"]["jet_pt_min"] == 30.0
     with uproot.open(out / "tt.root") as f:
         assert ak.all(f["Delphes"]["Jet.PT"].array() > 30.0)

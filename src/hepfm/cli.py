@@ -59,7 +59,7 @@ def generate(
     first_chunk: int = typer.Option(0, help="Index of the first chunk: samples of one seed "
                                     "with disjoint chunk ranges hold disjoint events."),
     detector: str = typer.Option(None, help="YAML file of detector parameters to change, "
-                                 "e.g. 'btag_eff_b: 0.77' (names: hepfm.generate."
+                                 "e.g. 'btag_b_norm: 0.77' (names: hepfm.generate."
                                  "DetectorConfig)."),
 ) -> None:
     """Generate events with Pythia 8 + a parametric detector into Delphes-layout ROOT files."""
