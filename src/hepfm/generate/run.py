@@ -270,7 +270,7 @@ def _write_parts(tasks: list[ChunkTask], todo: list[Part], metadata: dict[Path, 
     bar = tqdm(total=sum(t.n_events for t in tasks), unit="ev", disable=not progress,
                desc="generate")
     try:
-        with logging_redirect_tqdm(loggers=[log]):
+        with logging_redirect_tqdm():
             for result in results(run_chunk, tasks, workers, executor, scheduler):
                 task = result.task
                 path = Path(task.part.path)
