@@ -339,3 +339,25 @@ def test_other_ranks_wait_for_rank_0_and_never_generate(reference: Path, tmp_pat
     assert ensure_samples(["tt"], tmp_path, 50, 4, generate=True, verbose=False) == tmp_path
     thread.join()
     assert time.monotonic() - t0 >= 0.25 and (tmp_path / "tt_4.root").exists()
+
+
+def test_sigterm_removes_the_unfinished_part_and_keeps_the_finished_ones(reference: Path,
+                                                                         tmp_path: Path):
+    cmd = [sys.executable, "-m", "hepfm.cli", "generate", "--processes", "tt", "--events", "50",
+           "--seed", "4", "--no-mpi", "--chunk-size", "10", "--part-chunks", "2",
+           "--out", str(tmp_path)]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    run = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not (tmp_path / "tt_0.root").exists() and run.poll() is None:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    run.terminate()  # SIGTERM, as at a SLURM time limit
+    assert run.wait(timeout=60) in (0, 143)
+    assert not list(tmp_path.glob(".*.tmp"))  # the unfinished part's temporary is gone
+    assert (tmp_path / "tt_0.root").exists()
+    report, = check_directory(tmp_path, ["tt"])
+    assert report.ok == (run.returncode == 0)  # unless it finished before the signal
+    generate_samples("tt", out_dir=tmp_path, **KW)
+    for name in ("tt_0.root", "tt_2.root", "tt_4.root"):
+        assert same_events(tmp_path / name, reference / name)

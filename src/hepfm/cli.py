@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 from rich.console import Console
 from rich.table import Table
@@ -74,11 +76,15 @@ def generate(
 ) -> None:
     """Generate events with Pythia 8 + a parametric detector into Delphes-layout ROOT files."""
     import logging
+    import signal
 
     from hepfm.generate import generate_samples
     from hepfm.generate.detector import load_detector
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # SIGTERM (a time limit) unwinds like Ctrl-C: the part being written is removed, finished
+    # parts stay, and the same command resumes.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
         paths = generate_samples(processes, events, out, seed=seed, workers=workers, mpi=mpi,
                                  chunk_size=chunk_size, first_chunk=first_chunk,

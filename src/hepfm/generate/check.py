@@ -120,6 +120,11 @@ def check_process(directory: str | os.PathLike[str], process: str,
             summary = json.loads(summary_file.read_text())
         except (OSError, ValueError) as err:
             report.problems.append(f"{summary_file.name} cannot be read: {err}")
+    temps = [t for t in d.glob(f".{process}*.root.*.tmp")
+             if process_of_file(t.name[1:].split(".root.")[0] + ".root") == process]
+    if temps:
+        report.notes.append(f"{len(temps)} temporary file(s) of a running or killed run "
+                            f"(deleted by the next run when 6 hours old): {temps[0].name}")
     if not files:
         report.problems.append(f"no file for {process}")
         return report
