@@ -361,3 +361,16 @@ def test_sigterm_removes_the_unfinished_part_and_keeps_the_finished_ones(referen
     generate_samples("tt", out_dir=tmp_path, **KW)
     for name in ("tt_0.root", "tt_2.root", "tt_4.root"):
         assert same_events(tmp_path / name, reference / name)
+
+
+def test_growing_a_sample_keeps_its_full_parts(reference: Path, tmp_path: Path):
+    small = {**KW, "events": 30}  # parts tt_0 (chunks 0-1) and tt_2 (chunk 2 only)
+    generate_samples("tt", out_dir=tmp_path, **small)
+    kept = (tmp_path / "tt_0.root").stat().st_mtime_ns
+    with pytest.raises(SampleConflictError, match=r"tt_2\.root' holds other chunks"):
+        generate_samples("tt", out_dir=tmp_path, **KW)
+    generate_samples("tt", out_dir=tmp_path, **KW, force=True)
+    assert (tmp_path / "tt_0.root").stat().st_mtime_ns == kept
+    for name in ("tt_0.root", "tt_2.root", "tt_4.root"):
+        assert same_events(tmp_path / name, reference / name)
+    assert all(r.ok for r in check_directory(tmp_path))
