@@ -257,11 +257,13 @@ def test_check_fails_on_a_missing_or_duplicated_chunk(reference: Path, tmp_path:
     reports = {r.process: r for r in check_directory(d, checksums=False)}
     assert any("missing chunk(s) 2-3" in p for p in reports["W_jets"].problems)
     assert any("duplicated chunk(s) 2-3" in p for p in reports["tt"].problems)
+    # waiting ranks and ensure_samples wait only for missing chunks, not for duplicates
+    assert reports["W_jets"].incomplete and not reports["tt"].incomplete
     # a sample with its last part missing (no summary yet): incomplete, not ok
     (d / "tt_6.root").unlink()
     (d / "tt_4.root").unlink()
     report, = check_directory(d, ["tt"], checksums=False)
-    assert report.problems == ["missing chunk(s) 4 of chunks 0-4"]
+    assert report.problems == ["missing chunk(s) 4 of chunks 0-4"] and report.incomplete
     res = runner.invoke(app, ["check", str(tmp_path / "nope")])
     assert res.exit_code == 2 and "is not a directory" in " ".join(res.output.split())
 

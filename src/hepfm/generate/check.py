@@ -82,7 +82,8 @@ def _ranges(chunks: Iterable[int]) -> str:
 
 @dataclass
 class ProcessReport:
-    """The check of one process's files: counts, problems (the check fails) and notes."""
+    """The check of one process's files: counts, problems (the check fails) and notes;
+    `incomplete` when there is no file or chunks of the sample are missing."""
 
     process: str
     files: list[str] = field(default_factory=list)
@@ -90,6 +91,7 @@ class ProcessReport:
     chunks: int = 0
     problems: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    incomplete: bool = False
 
     @property
     def ok(self) -> bool:
@@ -127,6 +129,7 @@ def check_process(directory: str | os.PathLike[str], process: str,
                             f"(deleted by the next run when 6 hours old): {temps[0].name}")
     if not files:
         report.problems.append(f"no file for {process}")
+        report.incomplete = True
         return report
     metas: dict[Path, dict[str, Any]] = {}
     for f in files:
@@ -188,6 +191,7 @@ def check_process(directory: str | os.PathLike[str], process: str,
         report.problems.append(f"duplicated chunk(s) {_ranges(dup)}: in {', '.join(holders)}")
     missing = np.flatnonzero(inside & (count == 0)) + lo
     if len(missing):
+        report.incomplete = True
         report.problems.append(f"missing chunk(s) {_ranges(missing)} of chunks {first}-"
                                f"{first + n_chunks - 1}")
     extra = np.flatnonzero(~inside & (count > 0)) + lo
@@ -241,9 +245,10 @@ def check_directory(directory: str | os.PathLike[str], processes: Sequence[str] 
 
 
 def incomplete_samples(directory: Path, processes: Iterable[str]) -> list[str]:
-    """The processes whose files in `directory` are not yet a complete, consistent sample
-    (metadata only, no checksums: cheap enough to poll)."""
-    return [p for p in processes if not check_process(directory, p, checksums=False).ok]
+    """The processes without files in `directory`, or whose hepfm sample there misses chunks
+    (a run still going, or killed). Reads metadata only: cheap enough to poll. Other
+    inconsistencies (files combined by hand) are for ``hepfm check``, not a reason to wait."""
+    return [p for p in processes if check_process(directory, p, checksums=False).incomplete]
 
 
 def wait_for_samples(directory: Path, processes: Sequence[str], rank: int,
