@@ -27,6 +27,7 @@ from hepfm.generate.writer import verify_events
 log = logging.getLogger("hepfm.generate")
 
 SUMMARY_SUFFIX = ".summary.json"
+SUMMARY_KEYS = {"settings", "first_chunk", "n_chunks", "n_events", "parts"}
 #: Seconds between two looks at the directory while waiting for rank 0.
 POLL_SECONDS = 5.0
 
@@ -98,6 +99,14 @@ class ProcessReport:
         return not self.problems
 
 
+def _is_summary(summary: Any) -> bool:
+    return (isinstance(summary, dict) and set(summary) >= SUMMARY_KEYS
+            and all(isinstance(summary[k], int) and summary[k] >= 0
+                    for k in ("first_chunk", "n_chunks", "n_events"))
+            and isinstance(summary["settings"], dict) and isinstance(summary["parts"], list)
+            and all(isinstance(p, dict) for p in summary["parts"]))
+
+
 def _placement(meta: dict[str, Any]) -> tuple[int, int]:
     """(first chunk, number of chunks) of a file; files from before first_chunk hold 0..n."""
     n = meta.get("n_chunks")
@@ -120,8 +129,11 @@ def check_process(directory: str | os.PathLike[str], process: str,
     if summary_file.exists():
         try:
             summary = json.loads(summary_file.read_text())
+            if not _is_summary(summary):
+                raise ValueError("not a hepfm run summary")
         except (OSError, ValueError) as err:
             report.problems.append(f"{summary_file.name} cannot be read: {err}")
+            summary = None
     temps = [t for t in d.glob(f".{process}*.root.*.tmp")
              if process_of_file(t.name[1:].split(".root.")[0] + ".root") == process]
     if temps:
@@ -132,14 +144,22 @@ def check_process(directory: str | os.PathLike[str], process: str,
         report.incomplete = True
         return report
     metas: dict[Path, dict[str, Any]] = {}
+    placed: dict[Path, tuple[int, int]] = {}
     for f in files:
         meta, problem = read_any_metadata(f)
-        if meta is not None:
-            metas[f] = meta
-            if problem:
-                report.problems.append(f"{f.name} {problem}")
+        if meta is None:
+            continue
+        try:
+            placed[f] = _placement(meta)
+        except (TypeError, ValueError):
+            report.problems.append(f"{f.name} has unreadable hepfm metadata")
+            continue
+        metas[f] = meta
+        if problem:
+            report.problems.append(f"{f.name} {problem}")
     if not metas:
-        report.notes.append(f"{len(files)} file(s) without hepfm metadata, not checked")
+        if not report.problems:
+            report.notes.append(f"{len(files)} file(s) without hepfm metadata, not checked")
         return report
     if len(metas) < len(files):
         others = [f.name for f in files if f not in metas]
@@ -158,7 +178,6 @@ def check_process(directory: str | os.PathLike[str], process: str,
                                    f"{', '.join(diff[:4])}")
 
     # which chunks each file holds, and which the sample should hold
-    placed = {f: _placement(m) for f, m in metas.items()}
     for f, (a, _) in placed.items():
         if len(files) > 1 and f.name != f"{process}_{a}.root":
             report.problems.append(f"{f.name} holds chunks from {a} (its name should be "
@@ -204,7 +223,7 @@ def check_process(directory: str | os.PathLike[str], process: str,
         report.problems.append(f"{report.events} events in the files, the sample has {events}")
 
     if summary:
-        listed = {p["file"]: p for p in summary.get("parts", [])}
+        listed = {str(p.get("file")): p for p in summary["parts"]}
         for f, meta in metas.items():
             entry = listed.pop(f.name, None)
             if entry is None:
