@@ -27,6 +27,9 @@ from hepfm.generate.writer import verify_events
 log = logging.getLogger("hepfm.generate")
 
 SUMMARY_SUFFIX = ".summary.json"
+#: More chunks than this in one sample is taken for corrupt metadata (7 million per process
+#: is the most :func:`hepfm.generate.pythia.chunk_seeds` allows).
+MAX_CHUNKS = 10_000_000
 SUMMARY_KEYS = {"settings", "first_chunk", "n_chunks", "n_events", "parts"}
 #: Seconds between two looks at the directory while waiting for rank 0.
 POLL_SECONDS = 5.0
@@ -199,6 +202,9 @@ def check_process(directory: str | os.PathLike[str], process: str,
         report.notes.append(f"no {summary_file.name} (checked against the parts' own record)")
     lo = min([first] + [a for a, _ in placed.values()])
     hi = max([first + n_chunks] + [a + n for a, n in placed.values()])
+    if hi - lo > MAX_CHUNKS:
+        report.problems.append(f"implausible chunk range {lo}-{hi - 1} in the metadata")
+        return report
     count = np.zeros(hi - lo, np.int64)
     for a, n in placed.values():
         count[a - lo:a - lo + n] += 1
