@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 
 import awkward as ak
@@ -24,6 +26,7 @@ from hepfm.generate import (
     generate_samples,
     read_metadata,
 )
+from hepfm.generate.parts import SampleConflictError
 from hepfm.generate.pythia import PYTHIA_SEED_MAX, chunk_seeds
 from hepfm.generate.writer import SampleWriter, temp_path
 from hepfm.processes import PROCESSES
@@ -70,7 +73,7 @@ def test_every_process_round_trips_in_the_delphes_layout(generated_dir: Path):
 
 def test_no_temporary_files_left(generated_dir: Path):
     assert sorted(p.name for p in generated_dir.iterdir()) == sorted(
-        f"{n}.root" for n in PROCESSES)
+        [f"{n}.root" for n in PROCESSES] + [f"{n}.summary.json" for n in PROCESSES])
 
 
 # ---------------------------------------------------------------- physics sanity
@@ -207,11 +210,14 @@ def test_unfinished_and_truncated_files_are_not_taken_as_complete(generated_dir:
 
     good = generated_dir / "tt.root"
     data = good.read_bytes()
-    path.write_bytes(data[: len(data) // 2])  # a truncated copy
-    leftover = temp_path(path).with_name(".tt.root.999999999.tmp")
-    leftover.write_bytes(data)  # a temp file of a killed run (no such pid)
+    path.write_bytes(data[: len(data) // 2])  # a truncated copy: not hepfm's to replace
+    leftover = temp_path(path)
+    leftover.write_bytes(data)  # a temporary of a run killed a day ago (on whatever host)
+    os.utime(leftover, (time.time() - 86400, time.time() - 86400))
     assert read_metadata(path) is None
-    out, = generate_samples("tt", N, tmp_path, seed=1, mpi=False, progress=False)
+    with pytest.raises(SampleConflictError, match=r"tt\.root' cannot be read.*--force"):
+        generate_samples("tt", N, tmp_path, seed=1, mpi=False, progress=False)
+    out, = generate_samples("tt", N, tmp_path, seed=1, mpi=False, progress=False, force=True)
     assert read_metadata(out) is not None and not leftover.exists()
     assert same_arrays(arrays(out), arrays(good))
 
