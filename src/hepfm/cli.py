@@ -24,7 +24,7 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from hepfm.errors import HepfmError, missing_extra
+from hepfm.errors import EXTRAS, HepfmError, MissingExtraError, missing_extra
 from hepfm.tasks import Task
 
 console = Console()
@@ -55,6 +55,27 @@ def _on_sigterm(signum: int, frame: Any) -> None:
     raise _Terminated(128 + signum)
 
 
+#: Optional modules each command needs, checked before the command starts.
+REQUIRES: dict[str, tuple[str, ...]] = {"generate": ("pythia8mc", "fastjet")}
+
+
+def _check_requirements(args: list[str]) -> None:
+    """Raise :class:`MissingExtraError` when the command in `args` needs an optional module
+    that is not installed (``--help`` always works)."""
+    import importlib.util
+
+    command = next((a for a in args if not a.startswith("-")), "")
+    if "--help" in args:
+        return
+    for module in REQUIRES.get(command, ()):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise MissingExtraError(module, EXTRAS[module], f"hepfm {command}")
+
+
 def _debug(args: list[str]) -> tuple[list[str], bool]:
     """`args` without ``--debug`` (accepted anywhere), and whether it was given."""
     debug = "--debug" in args or os.environ.get("HEPFM_DEBUG", "") not in ("", "0")
@@ -71,6 +92,7 @@ class HepfmGroup(TyperGroup):
         in_main = threading.current_thread() is threading.main_thread()
         previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
         try:
+            _check_requirements(argv)
             rv = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
         except _Terminated as err:
             typer.echo("error: stopped by SIGTERM", err=True)

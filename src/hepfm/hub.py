@@ -217,8 +217,8 @@ def load_pretrained(name_or_dir: str | os.PathLike[str], device: str | torch.dev
         except Exception:  # the buffers in model.safetensors are what the model uses
             stats = None
     model = FoundationModel(model_config)
+    _load_weights(model, directory / WEIGHTS_NAME)  # names an architecture mismatch first
     verify_weights(directory, config)
-    _load_weights(model, directory / WEIGHTS_NAME)
     model.stats = stats
     model.run_config = config
     if str(device) == "auto":
