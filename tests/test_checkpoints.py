@@ -46,12 +46,14 @@ def _poison(path: Path, marker: Path) -> Path:
     return path
 
 
-def test_pickle_payload_would_run_but_is_refused(tmp_path: Path) -> None:
+def test_pickle_payload_would_run_but_is_refused(tmp_path: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
     marker = tmp_path / "payload-ran"
     ckpt = _poison(tmp_path / "last.ckpt", marker)
     torch.load(ckpt, weights_only=False)  # what an unpickling load does: the payload runs
     assert marker.is_dir()
     marker.rmdir()
+    monkeypatch.setenv("TORCH_FORCE_NO_WEIGHTS_ONLY_LOAD", "1")  # as in the reproduction
     with pytest.raises(CheckpointError, match=r"last\.ckpt: refused.*os\.makedirs"):
         load_checkpoint(ckpt)
     with pytest.raises(CheckpointError, match=r"cannot resume.*last\.ckpt: refused"):

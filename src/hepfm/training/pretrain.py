@@ -88,9 +88,8 @@ def ensure_samples(processes: Iterable[str], data_dir: str | os.PathLike[str] | 
         if not (generate or data_dir is None):
             raise InputDataError(
                 f"no sample files in '{data}' for {len(missing)} process(es): "
-                f"{', '.join(missing)}. Make them with:\n  "
-                f"{generate_command(missing, events, data, seed)}\n"
-                "or add --generate")
+                f"{', '.join(missing)}. Make them with: "
+                f"{generate_command(missing, events, data, seed)} (or add --generate)")
         try:
             import fastjet  # noqa: F401
             import pythia8mc  # noqa: F401
