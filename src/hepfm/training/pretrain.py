@@ -198,7 +198,12 @@ def check_settings(s: dict[str, Any], device: str, precision: str, devices: int 
     if num_nodes < 1 or (devices != -1 and isinstance(devices, int) and devices < 1):
         raise ArgumentError(f"devices must be >= 1 (or -1: all) and num_nodes >= 1, got "
                             f"{devices} and {num_nodes}")
-    parse_objective(s["objective"])
+    try:
+        parse_objective(s["objective"])
+    except HepfmError:
+        raise
+    except ValueError as err:  # a weight that is not a number
+        raise ArgumentError(str(err)) from None
     mpm = s.get("mpm") or {}
     if "fraction" in mpm and not 0 < float(mpm["fraction"]) < 1:
         raise ArgumentError(f"mask fraction must be between 0 and 1, got {mpm['fraction']}")
