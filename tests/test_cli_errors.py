@@ -117,3 +117,12 @@ def test_bug_is_one_line_and_traceback_with_debug(monkeypatch: pytest.MonkeyPatc
                  ["finetune", "--task", "ttH_vs_tt", "--debug"]):
         result = runner.invoke(app, args)
         assert isinstance(result.exception, ZeroDivisionError)  # raised: traceback shown
+
+
+def test_cli_choices_are_the_library_ones() -> None:
+    from hepfm import cli
+    from hepfm.training.finetune import MODES
+    from hepfm.training.pretrain import DEVICES, PRECISIONS
+
+    assert cli.MODE_CHOICES == MODES
+    assert cli.DEVICE_CHOICES == DEVICES and set(cli.PRECISION_CHOICES) == set(PRECISIONS)

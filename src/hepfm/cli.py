@@ -26,6 +26,7 @@ from typer.core import TyperGroup
 
 from hepfm.errors import EXTRAS, HepfmError, MissingExtraError, missing_extra
 from hepfm.tasks import Task
+from hepfm.training.pretrain import DEVICES, PRECISIONS
 
 console = Console()
 EXIT_USAGE = 2
@@ -231,8 +232,9 @@ def _devices(value: int) -> int:
     return value
 
 
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "gpu", "mps")
-PRECISION_CHOICES = ("32", "32-true", "bf16", "bf16-mixed", "16-mixed")
+DEVICE_CHOICES = DEVICES
+PRECISION_CHOICES = tuple(PRECISIONS)
+#: hepfm.training.finetune.MODES, without importing torch for ``hepfm --help`` (tested equal).
 MODE_CHOICES = ("scratch", "full", "frozen", "linear")
 
 
