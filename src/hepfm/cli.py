@@ -175,7 +175,8 @@ def one_of(choices: Sequence[str], separator: str | None = None) -> Validator:
         items = [v.strip() for v in value.split(separator)] if separator else [value]
         for item in items:
             if item not in choices:
-                raise typer.BadParameter(f"'{item}' is not one of {', '.join(choices)}")
+                listing = ", ".join(choices[:-1]) + f" or {choices[-1]}"
+                raise typer.BadParameter(f"'{item}' is not one of {listing}")
         return value
     return check
 
