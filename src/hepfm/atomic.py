@@ -1,16 +1,23 @@
 """Atomic file writes: write to a temporary file beside the target, then rename.
 
 A crash or a kill mid-write leaves the old file (or nothing), never half a file that looks
-complete. Files get the usual permissions (0666 less the umask), not mkstemp's 0600.
+complete. The temporary lives in the target's own directory (so the rename never becomes a
+copy across file systems) and is flushed to disk before the rename. Files get the usual
+permissions (0666 less the umask), not mkstemp's 0600. Temporaries left by a SIGKILL are
+named ``.<name>.<random>.tmp``; :func:`sweep_temporaries` removes them on the next start.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 def _umask() -> int:
@@ -29,10 +36,53 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
+        _fsync(tmp)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def _fsync(path: str | os.PathLike[str]) -> None:
+    """Flush `path`'s data to disk, so that the rename never publishes an empty file."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems do not support fsync on a read-only descriptor
+        pass
+    finally:
+        os.close(fd)
+
+
+def is_temporary(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` is named like a temporary of :func:`atomic_path`."""
+    name = Path(path).name
+    return name.startswith(".") and name.endswith(".tmp") and name.count(".") >= 3
+
+
+def sweep_temporaries(directory: str | os.PathLike[str], min_age_s: float = 0.0) -> list[Path]:
+    """Remove the temporaries of :func:`atomic_path` in `directory` (not recursive) that are
+    older than `min_age_s` seconds: what a killed writer left. Returns the removed paths."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    now, removed = time.time(), []
+    for path in directory.iterdir():
+        if not is_temporary(path) or not path.is_file():
+            continue
+        try:
+            if now - path.stat().st_mtime >= min_age_s:
+                path.unlink()
+                removed.append(path)
+        except FileNotFoundError:  # someone else swept it first
+            continue
+    if removed:
+        log.info("removed %d temporary file(s) left by an interrupted write in %s",
+                 len(removed), directory)
+    return removed
 
 
 def write_text(path: str | os.PathLike[str], text: str) -> Path:
