@@ -9,6 +9,7 @@ named ``.<name>.<random>.tmp``; :func:`sweep_temporaries` removes them on the ne
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 import tempfile
@@ -90,3 +91,12 @@ def write_text(path: str | os.PathLike[str], text: str) -> Path:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -20,7 +20,6 @@ with the wrong provenance.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 from pathlib import Path
@@ -32,7 +31,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from hepfm import __version__
-from hepfm.atomic import atomic_path, write_text
+from hepfm.atomic import atomic_path, file_sha256, write_text
 from hepfm.errors import CheckpointError, UnknownNameError
 from hepfm.models.foundation import FoundationModel, ModelConfig
 from hepfm.models.network import default_features
@@ -102,15 +101,6 @@ def save_pretrained(model: FoundationModel, directory: str | os.PathLike[str],
         (directory / CONFIG_NAME).unlink(missing_ok=True)
     write_text(directory / CONFIG_NAME, yaml.safe_dump(config, sort_keys=False))
     return directory
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    """Hex SHA-256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def verify_weights(directory: str | os.PathLike[str], config: dict[str, Any]) -> None:
