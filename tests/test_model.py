@@ -164,8 +164,9 @@ def test_unknown_name_lists_shipped(tmp_path: Path) -> None:
 
 def test_shipped_model_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import hepfm.hub as hub
+    import hepfm.pretrained
 
-    monkeypatch.setattr(hub, "PRETRAINED_DIR", tmp_path)
+    monkeypatch.setattr(hepfm.pretrained, "PRETRAINED_DIR", tmp_path)
     model = tiny()
     save_pretrained(model, tmp_path / "hepfm-tiny")
     assert hub.available_models() == ["hepfm-tiny"]
