@@ -11,7 +11,7 @@ from sklearn.exceptions import NotFittedError
 from hepfm.data.normalization import FeatureStats
 from hepfm.data.table import EventTable
 from hepfm.errors import UnknownNameError
-from hepfm.models.foundation import FoundationModel, ModelConfig
+from hepfm.models.foundation import FoundationModel
 from hepfm.training.finetune import FineTuner
 from tests.test_finetune import TINY, synthetic_table
 
