@@ -116,3 +116,17 @@ def test_no_arrow_up(lower, upper):
     up = sorted(f"{m} -> {d}" for m, deps in import_graph().items() if _in(m, *lower)
                 for d in deps if _in(d, *upper))
     assert not up, up
+
+
+#: The layers of docs/architecture.md, top first.
+LAYERS = ("hepfm.cli", "hepfm.training", "hepfm.analysis", "hepfm.objectives", "hepfm.hub",
+          "hepfm.models", "hepfm.data", "hepfm.generate")
+
+
+def test_layers_in_the_documented_order():
+    def layer(module: str) -> int | None:
+        return next((k for k, p in enumerate(LAYERS) if _in(module, p)), None)
+
+    up = sorted(f"{m} -> {d}" for m, deps in import_graph().items() for d in deps
+                if None not in (layer(m), layer(d)) and layer(d) < layer(m))
+    assert not up, up
