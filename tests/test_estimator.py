@@ -70,6 +70,8 @@ def test_second_fit_starts_from_the_pretrained_weights(pretrained, table):
         torch.testing.assert_close(a, b)
     for a, b in zip(before, _weights(pretrained), strict=True):
         assert torch.equal(a, b)
+    # one metric naming scheme with pretraining: val/loss, val/auc
+    assert {"epoch", "val/loss", "val/auc"} <= set(tuner.result_.history[-1])
 
 
 def test_multiclass_head_end_to_end(pretrained):

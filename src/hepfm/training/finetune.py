@@ -19,7 +19,7 @@ import os
 import tempfile
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import lightning as L
@@ -37,6 +37,7 @@ from hepfm.data.table import EventTable
 from hepfm.errors import UnknownNameError
 from hepfm.models.foundation import FoundationModel
 from hepfm.training.evaluate import predict
+from hepfm.training.outputs import EventOutputs
 from hepfm.training.quiet import quiet_lightning
 
 MODES = ("scratch", "full", "frozen", "linear")
@@ -97,11 +98,16 @@ def _loss(logits: Tensor, y: Tensor) -> Tensor:
 
 
 class TaskModule(L.LightningModule):
-    """Trains head `head` of `model` (and the backbone unless the mode freezes it)."""
+    """Trains head `head` of `model` (and the backbone unless the mode freezes it).
+
+    Logs ``train/loss``, ``val/loss`` and, for a binary head, ``val/auc`` of the validation
+    events of all ranks (the naming of :class:`~hepfm.training.module.PretrainModule`).
+    """
 
     def __init__(self, model: FoundationModel, head: str, config: FinetuneConfig):
         super().__init__()
         self.model, self.head, self.cfg = model, head, config
+        self.save_hyperparameters({"head": head, **asdict(config)})
         self.frozen = config.mode in ("frozen", "linear")
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -111,7 +117,8 @@ class TaskModule(L.LightningModule):
             p.requires_grad_(True)
         self.on_train_epoch_start()
         self.history: list[dict[str, float]] = []
-        self._val: list[tuple[Tensor, Tensor]] = []
+        #: validation logits and labels of every event, gathered across ranks
+        self.val_outputs = EventOutputs([head])
 
     def on_train_epoch_start(self) -> None:
         """Train mode for what is trained (a loaded model arrives in eval mode)."""
@@ -129,27 +136,28 @@ class TaskModule(L.LightningModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         loss = _loss(self(batch), batch.y)
-        self.log("train_loss", loss, batch_size=batch.num_graphs, on_epoch=True,
+        self.log("train/loss", loss, batch_size=batch.num_graphs, on_epoch=True,
                  on_step=False)
         return loss
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         logits = self(batch)
-        self.log("val_loss", _loss(logits, batch.y), batch_size=batch.num_graphs,
-                 on_epoch=True, prog_bar=True)
-        self._val.append((logits.detach().float().cpu(), batch.y.cpu()))
+        self.log("val/loss", _loss(logits, batch.y), batch_size=batch.num_graphs,
+                 on_epoch=True, prog_bar=True, sync_dist=True)
+        self.val_outputs.update({self.head: logits}, batch.y)
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val or self.trainer.sanity_checking:
-            self._val.clear()
+        if self.trainer.sanity_checking or self.val_outputs.update_count == 0:
+            self.val_outputs.reset()
             return
-        logits, y = (torch.cat(t) for t in zip(*self._val, strict=True))
-        self._val.clear()
+        seen = self.val_outputs.compute()  # every rank's events
+        self.val_outputs.reset()
+        logits, y = seen[self.head], seen["y"]
         row = {"epoch": float(self.current_epoch),
-               "val_loss": float(self.trainer.callback_metrics["val_loss"])}
-        if logits.shape[-1] == 1 and len(torch.unique(y)) == 2:
-            row["val_auc"] = binary_metrics(y.numpy(), logits[:, 0].numpy(), 0.0)["auc"]
-            self.log("val_auc", row["val_auc"], prog_bar=True)
+               "val/loss": float(self.trainer.callback_metrics["val/loss"])}
+        if logits.shape[-1] == 1 and len(np.unique(y)) == 2:
+            row["val/auc"] = binary_metrics(y, logits[:, 0], 0.0)["auc"]
+            self.log("val/auc", row["val/auc"], prog_bar=True)
         self.history.append(row)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -179,9 +187,9 @@ def finetune(model: FoundationModel, train: EventTable, val: EventTable, head: s
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     module = TaskModule(model, head, cfg)
     with tempfile.TemporaryDirectory(prefix="hepfm-ft-") as tmp:
-        ckpt = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp, monitor="val_loss",
+        ckpt = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp, monitor="val/loss",
                                                    save_top_k=1, save_weights_only=True)
-        stop = L.pytorch.callbacks.EarlyStopping("val_loss", patience=cfg.patience)
+        stop = L.pytorch.callbacks.EarlyStopping("val/loss", patience=cfg.patience)
         trainer = L.Trainer(
             max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=1,
             precision=cfg.precision, callbacks=[ckpt, stop], logger=False,
