@@ -81,18 +81,24 @@ def test_frozen_modes_leave_backbone_bit_identical(mode, splits, pretrained):
 
 
 def test_full_mode_changes_backbone_and_learns(splits, pretrained):
+    before = _backbone(pretrained)
     tuner = FineTuner(pretrained, mode="full", epochs=6, lr=5e-3, batch_size=32)
-    before = _backbone(tuner.model)
     tuner.fit(splits.train, splits.val)
     assert any(not torch.equal(a, b) for a, b in
-               zip(before, _backbone(tuner.model), strict=True))
+               zip(before, _backbone(tuner.model_), strict=True))
+    # the pretrained model itself is left as it was
+    assert all(torch.equal(a, b) for a, b in zip(before, _backbone(pretrained), strict=True))
     proba = tuner.predict_proba(splits.test)
-    assert proba.shape == (len(splits.test),) and np.all((proba >= 0) & (proba <= 1))
+    assert proba.shape == (len(splits.test), 2) and np.all((proba >= 0) & (proba <= 1))
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-6)
+    assert np.array_equal(tuner.predict(splits.test), proba.argmax(axis=1))
     metrics = tuner.evaluate(splits.test)
     assert metrics["auc"] > 0.7
     assert {"accuracy", "rejection_50", "rejection_70"} <= set(metrics)
-    assert 1 <= tuner.result.best_epoch <= tuner.result.epochs_run + 1
-    assert tuner.result.train_seconds > 0
+    assert tuner.score(splits.test) == pytest.approx(metrics["accuracy"])
+    assert 1 <= tuner.result_.best_epoch <= tuner.result_.epochs_run + 1
+    assert tuner.result_.train_seconds > 0
+    assert tuner.model is tuner.model_  # the former attribute names still work
 
 
 def test_scratch_does_not_load_pretrained_weights(pretrained):

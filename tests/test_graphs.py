@@ -157,3 +157,38 @@ def test_reading_orders_objects_by_pt(tmp_path):
     assert t0.pt.tolist() == [90.0, 60.0, 40.0, 25.0, 5.0]
     b0, b1 = build_batch(t0), build_batch(t1)
     assert torch.equal(b0.x, b1.x) and torch.equal(b0.u, b1.u)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_columns_follow_the_feature_names(monkeypatch, table, backend):
+    """Reordering (or dropping) names in hepfm.data.features reorders the batch columns."""
+    from hepfm.data import features
+
+    ref = build_batch(table, backend=backend)
+    for attr, kind in (("x", "NODE"), ("edge_attr", "EDGE"), ("u", "GLOBAL")):
+        names = getattr(features, f"{kind}_FEATURES")
+        new = (names[-1], *names[1:-1])  # the last feature moves first, the first is dropped
+        monkeypatch.setattr(features, f"{kind}_FEATURES", new)
+        got = build_batch(table, backend=backend)[attr].numpy()
+        assert got.shape[1] == len(new)
+        for col, name in enumerate(new):
+            assert np.array_equal(got[:, col], ref[attr].numpy()[:, names.index(name)]), name
+        monkeypatch.setattr(features, f"{kind}_FEATURES", names)
+    # without an is_met column, MET nodes get no one-hot entry; the other types keep theirs
+    new = tuple(n for n in features.NODE_FEATURES if n != "is_met")
+    monkeypatch.setattr(features, "NODE_FEATURES", new)
+    x = build_batch(table, backend=backend).x.numpy()
+    hot = [new.index(f"is_{t}") for t in features.NODE_TYPES if t != "met"]
+    met = ref.node_type.numpy() == features.MET
+    assert np.all(x[met][:, hot] == 0) and np.all(x[~met][:, hot].sum(1) == 1)
+
+
+@pytest.mark.parametrize(("kind", "name"), [("NODE", "log_pT"), ("EDGE", "delta_R"),
+                                            ("GLOBAL", "met")])
+def test_a_renamed_feature_is_an_error_not_a_shifted_column(monkeypatch, table, kind, name):
+    from hepfm.data import features
+
+    names = getattr(features, f"{kind}_FEATURES")
+    monkeypatch.setattr(features, f"{kind}_FEATURES", (*names[:-1], name))
+    with pytest.raises(ValueError, match=rf"{kind}_FEATURES: unknown \['{name}'\]"):
+        build_batch(table[:5])

@@ -164,8 +164,9 @@ def test_unknown_name_lists_shipped(tmp_path: Path) -> None:
 
 def test_shipped_model_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import hepfm.hub as hub
+    import hepfm.pretrained
 
-    monkeypatch.setattr(hub, "PRETRAINED_DIR", tmp_path)
+    monkeypatch.setattr(hepfm.pretrained, "PRETRAINED_DIR", tmp_path)
     model = tiny()
     save_pretrained(model, tmp_path / "hepfm-tiny")
     assert hub.available_models() == ["hepfm-tiny"]
@@ -174,3 +175,114 @@ def test_shipped_model_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
                                model(batch)["multiclass"])
     with pytest.raises(UnknownNameError, match="hepfm-tiny"):
         load_pretrained("hepfm-tin")
+
+
+# -- Hugging Face-style persistence ---------------------------------------------------------
+def test_from_pretrained_builds_through_cls_and_top_level(tmp_path: Path) -> None:
+    import hepfm
+
+    class Tagged(FoundationModel):
+        pass
+
+    model = tiny()
+    model.save_pretrained(tmp_path / "m")
+    loaded = Tagged.from_pretrained(tmp_path / "m")
+    assert type(loaded) is Tagged and not loaded.training
+    assert hepfm.FoundationModel is FoundationModel
+    batch = make_batch(3)
+    torch.testing.assert_close(loaded(batch)["multiclass"], model(batch)["multiclass"],
+                               atol=0, rtol=0)
+    assert type(hepfm.load_pretrained(tmp_path / "m")) is FoundationModel
+
+
+def test_normalisation_has_one_home(tmp_path: Path) -> None:
+    model = tiny()
+    with torch.no_grad():
+        model.backbone.normalizer.edge_std.fill_(2.5)
+        model.backbone.normalizer.node_mean[1] = -0.75
+    assert model.stats.edge_std.tolist() == [2.5] * 4  # read from the buffers
+    assert model.stats.node_mean[1] == -0.75
+    model.save_pretrained(tmp_path / "m")
+    saved = yaml.safe_load((tmp_path / "m" / "config.yaml").read_text())["normalisation"]
+    assert saved == model.stats.to_dict()
+    assert saved["edge_std"] == [2.5] * 4 and saved["edge_features"][0] == "delta_eta"
+    # setting the stats writes the buffers: the one source of truth
+    other = tiny()
+    other.stats = model.stats
+    assert torch.equal(other.backbone.normalizer.node_mean, model.backbone.normalizer.node_mean)
+
+
+@pytest.mark.parametrize("old", ["buffer_names", "absent", "garbage"])
+def test_old_run_directories_still_load(tmp_path: Path, old: str) -> None:
+    """Earlier hepfm wrote the normaliser's own dict, or nothing; the weights decide."""
+    model = tiny()
+    with torch.no_grad():
+        model.backbone.normalizer.global_mean.fill_(0.25)
+    path = save_pretrained(model, tmp_path / "m")
+    edits = {"buffer_names": lambda c: c.update(normalisation=model.backbone.normalizer.to_dict()),
+             "absent": lambda c: c.pop("normalisation"),
+             "garbage": lambda c: c.update(normalisation={"node_mean": "?"})}
+    _edit_config(path, edits[old])
+    loaded = FoundationModel.from_pretrained(path)
+    assert loaded.stats.global_mean.tolist() == [0.25] * 5
+    batch = make_batch(2)
+    torch.testing.assert_close(loaded(batch)["multiclass"], model(batch)["multiclass"])
+
+
+def test_shipped_model_loads_by_name_with_its_normalisation() -> None:
+    from hepfm.pretrained import PRETRAINED_DIR
+
+    model = FoundationModel.from_pretrained("hepfm-small")
+    saved = yaml.safe_load((PRETRAINED_DIR / "hepfm-small" / "config.yaml").read_text())
+    for key in ("node_mean", "node_std", "edge_mean", "global_std"):
+        np_saved = torch.tensor(saved["normalisation"][key], dtype=torch.float32)
+        torch.testing.assert_close(getattr(model.backbone.normalizer, key), np_saved)
+    assert model.run_config["model"]["hidden"] == model.config.hidden == 64
+
+
+# -- PyG-style network modules ---------------------------------------------------------------
+def test_graph_network_forward_and_run_agree() -> None:
+    model = tiny()
+    batch = make_batch(4)
+    x, u, stages = model.backbone(batch, collect=True)
+    x2, u2, stages2 = model.backbone.run(batch, collect=True)
+    assert torch.equal(x, x2) and torch.equal(u, u2) and list(stages) == list(stages2)
+    assert torch.equal(model.embed(batch), u)
+
+
+def test_reset_parameters_redraws_like_a_fresh_build() -> None:
+    from hepfm.models import GraphNetBlock, GraphNetwork
+    from hepfm.models.config import default_features
+
+    torch.manual_seed(0)
+    fresh = GraphNetwork(default_features(), hidden=8, blocks=2, masking=True)
+    torch.manual_seed(1)
+    net = GraphNetwork(default_features(), hidden=8, blocks=2, masking=True)
+    with torch.no_grad():
+        net.normalizer.node_mean.fill_(3.0)
+    assert not torch.equal(net.blocks[1].edge_mlp[0].weight, fresh.blocks[1].edge_mlp[0].weight)
+    torch.manual_seed(0)
+    net.reset_parameters()
+    for (name, a), b in zip(fresh.named_parameters(), net.parameters(), strict=True):
+        assert torch.equal(a, b), name
+    assert torch.all(net.normalizer.node_mean == 3.0)  # data, not parameters: kept
+    torch.manual_seed(0)
+    block = GraphNetBlock(8)
+    torch.manual_seed(2)
+    other = GraphNetBlock(8)
+    torch.manual_seed(0)
+    other.reset_parameters()
+    for a, b in zip(block.parameters(), other.parameters(), strict=True):
+        assert torch.equal(a, b)
+
+
+def test_reprs_show_channels() -> None:
+    from hepfm.models import GraphNetBlock
+
+    text = repr(GraphNetBlock(16, mlp_layers=2, dropout=0.1))
+    assert text.startswith("GraphNetBlock(16, mlp_layers=2, dropout=0.1")
+    assert "edge_model=MLP[e, x_src, x_dst, u](64 -> 16 -> 16)" in text
+    assert "global_model=MLP[u, mean_x, mean_e](48 -> 16 -> 16)" in text
+    net = repr(tiny().backbone)
+    assert "in_channels=(node=13, edge=4, global=5), hidden=16, blocks=2" in net
+    assert "Normalizer(node=13, edge=4, global=5)" in net

@@ -8,10 +8,25 @@ from pathlib import Path
 README = Path(__file__).parents[1] / "README.md"
 
 
-def test_readme_python_example_runs(generated_dir, tmp_path, capsys):
+def _example() -> str:
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
     assert blocks, "README has no Python example"
-    code = blocks[0]
+    return blocks[0]
+
+
+def test_readme_python_example_uses_the_top_level_api_only():
+    import hepfm
+
+    code = _example()
+    assert re.findall(r"^(?:from|import) .*$", code, flags=re.M) == ["import hepfm"]
+    used = set(re.findall(r"\bhepfm\.(\w+)", code))
+    assert used and used <= set(hepfm.__all__), used - set(hepfm.__all__)
+    for name in used:
+        assert getattr(hepfm, name) is not None
+
+
+def test_readme_python_example_runs(generated_dir, tmp_path, capsys):
+    code = _example()
     for full, small in (('"~/.cache/hepfm/data"', repr(str(generated_dir))),
                         ("train_size=2000", "train_size=100"),
                         ('"runs/my_ttH"', repr(str(tmp_path / "my_ttH")))):

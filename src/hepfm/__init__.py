@@ -1,7 +1,12 @@
 """hepfm: a pretrained graph-network foundation model for collider event classification.
 
-The public API is re-exported here lazily so that ``import hepfm`` stays fast:
-``load_pretrained``, ``finetune``, ``PROCESSES``, ``TASKS``.
+The public API is re-exported here, lazily so that ``import hepfm`` stays fast:
+
+- models: :class:`FoundationModel` (``from_pretrained`` / ``save_pretrained``),
+  ``load_pretrained`` (its friendly alias), ``available_models``;
+- fine-tuning: :class:`FineTuner` (a scikit-learn classifier), ``finetune``;
+- tasks and their events: ``get_task``, ``make_task``, ``TASKS``, ``load_task_events``,
+  ``split_task``; processes: ``PROCESSES``, ``PRETRAINING``.
 """
 
 from __future__ import annotations
@@ -15,8 +20,15 @@ _LAZY = {
     "PROCESSES": "hepfm.processes",
     "PRETRAINING": "hepfm.processes",
     "TASKS": "hepfm.tasks",
+    "get_task": "hepfm.tasks",
+    "make_task": "hepfm.tasks",
+    "FoundationModel": "hepfm.models.foundation",
+    "ModelConfig": "hepfm.models.config",
+    "available_models": "hepfm.pretrained",
     "load_pretrained": "hepfm.hub",
     "save_pretrained": "hepfm.hub",
+    "load_task_events": "hepfm.training.taskdata",
+    "split_task": "hepfm.training.taskdata",
     "finetune": "hepfm.training.finetune",
     "FineTuner": "hepfm.training.finetune",
 }
@@ -28,3 +40,7 @@ def __getattr__(name: str) -> Any:
     if name in _LAZY:
         return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'hepfm' has no attribute '{name}'")
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -14,8 +14,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from hepfm.data.features import EDGE_FEATURES
-
 try:  # pragma: no cover - depends on the environment
     import numba
 
@@ -23,6 +21,10 @@ try:  # pragma: no cover - depends on the environment
 except ImportError:  # pragma: no cover
     numba = None
     HAVE_NUMBA = False
+
+#: The edge features the builders compute, in the column order they compute them;
+#: :mod:`hepfm.data.graphs` puts them in the order of ``features.EDGE_FEATURES``.
+EDGE_COLUMNS: tuple[str, ...] = ("delta_eta", "delta_phi", "delta_r", "log_mass")
 
 _PI = np.float32(np.pi)
 _TWO_PI = np.float32(2 * np.pi)
@@ -75,9 +77,10 @@ _compiled = _jit(_fill_edges) if HAVE_NUMBA else None
 
 def complete_graph_edges(p: dict[str, np.ndarray], offsets: np.ndarray
                          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Edge index (int64 [2, E]), features (float32 [E, 4]) and edge offsets [B+1] of all
-    ordered pairs in each event, for events in any order. `p` holds float32 node arrays
-    ``eta``, ``phi``, ``e``, ``px``, ``py``, ``pz`` (as from ``graphs.node_features``)."""
+    """Edge index (int64 [2, E]), features (float32 [E, 4], :data:`EDGE_COLUMNS`) and edge
+    offsets [B+1] of all ordered pairs in each event, for events in any order. `p` holds
+    float32 node arrays ``eta``, ``phi``, ``e``, ``px``, ``py``, ``pz`` (as from
+    ``graphs.node_features``)."""
     if _compiled is None:
         raise ImportError("the compiled edge loop needs numba: pip install hepfm[fast]")
     offsets = np.ascontiguousarray(offsets, dtype=np.int64)
@@ -86,7 +89,7 @@ def complete_graph_edges(p: dict[str, np.ndarray], offsets: np.ndarray
     np.cumsum(counts * (counts - 1), out=eptr[1:])
     n_edges = int(eptr[-1])
     edge_index = np.empty((2, n_edges), dtype=np.int64)
-    edge_attr = np.empty((n_edges, len(EDGE_FEATURES)), dtype=np.float32)
+    edge_attr = np.empty((n_edges, len(EDGE_COLUMNS)), dtype=np.float32)
     _compiled(offsets, eptr, *(np.ascontiguousarray(p[k], dtype=np.float32)
                                for k in ("eta", "phi", "e", "px", "py", "pz")),
               edge_index, edge_attr)

@@ -2,7 +2,10 @@
 
 See ``docs/features.md`` for the physics meaning of every column. Node, edge and global
 feature names and their order are part of the contract between ``hepfm.data`` and the model
-(``docs/contracts.md`` section 2): change them only together with every user.
+(``docs/contracts.md`` section 2). Every column position is derived from these names (the
+graph builder looks each name up), so reordering them reorders the batches' columns; a name
+the builder does not know is an error, never a silently shifted column. Saved models record
+the names and refuse to load under others.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ NODE_FEATURES: tuple[str, ...] = (
     "is_jet", "is_bjet", "is_electron", "is_muon", "is_photon", "is_met",
 )
 #: Columns of ``x`` that are one-hot node types (normalisation keeps them as they are).
-ONE_HOT_COLUMNS: tuple[int, ...] = tuple(range(7, 13))
+ONE_HOT_COLUMNS: tuple[int, ...] = tuple(NODE_FEATURES.index(f"is_{t}") for t in NODE_TYPES)
 
 #: Edge features (columns of ``batch.edge_attr``), sender minus receiver for differences.
 EDGE_FEATURES: tuple[str, ...] = ("delta_eta", "delta_phi", "delta_r", "log_mass")

@@ -4,6 +4,10 @@ Nodes are an event's objects in :class:`EventTable` order (jets by pT, electrons
 photons, then the MET node); edges are all ordered pairs (i != j) within an event, sender
 major: for each sender ``s`` in node order, receivers ``r != s`` in node order. The
 attributes and features are those of ``docs/contracts.md`` section 2.
+
+Column positions are never written here: each feature is computed under its name and put in
+the column that ``hepfm.data.features`` (``NODE_FEATURES``, ``EDGE_FEATURES``,
+``GLOBAL_FEATURES``, read at call time) gives that name.
 """
 
 from __future__ import annotations
@@ -16,17 +20,9 @@ import numpy as np
 import torch
 from torch_geometric.data import Batch
 
-from hepfm.data.edge_kernel import HAVE_NUMBA, complete_graph_edges
-from hepfm.data.features import (
-    BJET,
-    EDGE_FEATURES,
-    ELECTRON,
-    JET,
-    MET,
-    MUON,
-    NODE_FEATURES,
-    NODE_TYPES,
-)
+from hepfm.data import features
+from hepfm.data.edge_kernel import EDGE_COLUMNS, HAVE_NUMBA, complete_graph_edges
+from hepfm.data.features import BJET, ELECTRON, JET, MET, MUON, NODE_TYPES
 from hepfm.data.table import EventTable, segment_gather
 
 _TWO_PI = np.float32(2 * np.pi)
@@ -49,8 +45,28 @@ def _backend(backend: str | None) -> Backend:
     return backend  # type: ignore[return-value]
 
 
+#: Node features computed per object (``is_<type>`` one-hot columns come from NODE_TYPES).
+_NODE_COMPUTED = ("log_pt", "eta", "sin_phi", "cos_phi", "log_e", "charge", "btag")
+#: Event features computed per event.
+_GLOBAL_COMPUTED = ("log_met", "log_ht", "n_jets", "n_bjets", "n_leptons")
+
+
+@functools.lru_cache(maxsize=8)
+def _columns(kind: str, names: tuple[str, ...], known: tuple[str, ...]) -> dict[str, int]:
+    """``{feature: column}`` for the features of `names` (``features.<KIND>_FEATURES``).
+    Every name must be one the builder computes (`known`): a renamed or misspelt feature is
+    an error, never a silently shifted column."""
+    unknown = [n for n in names if n not in known]
+    if unknown or len(set(names)) != len(names):
+        what = f"unknown {unknown}" if unknown else "repeated names"
+        raise ValueError(f"hepfm.data.features.{kind.upper()}_FEATURES: {what}; the graph "
+                         f"builder computes {list(known)}")
+    return {n: k for k, n in enumerate(names)}
+
+
 def node_features(table: EventTable) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Raw node features x (float32 [N, 13]) and the four-vector pieces used for edges."""
+    """Raw node features x (float32 [N, len(NODE_FEATURES)]) and the four-vector pieces used
+    for edges."""
     a = int(table.offsets[0])
     b = a + table.n_nodes
     pt = table.pt[a:b].astype(np.float32, copy=False)
@@ -62,15 +78,20 @@ def node_features(table: EventTable) -> tuple[np.ndarray, dict[str, np.ndarray]]
     sin, cos = np.sin(phi), np.cos(phi)
     pz = pt * np.sinh(eta)
     e = np.sqrt(pt * pt + pz * pz + m * m)
-    x = np.zeros((n, len(NODE_FEATURES)), dtype=np.float32)
-    x[:, 0] = np.log1p(pt)
-    x[:, 1] = eta
-    x[:, 2] = sin
-    x[:, 3] = cos
-    x[:, 4] = np.log1p(e)
-    x[:, 5] = table.charge[a:b]
-    x[:, 6] = table.btag[a:b]
-    x[np.arange(n), 7 + nt] = 1.0
+    names = features.NODE_FEATURES
+    cols = _columns("node", names, _NODE_COMPUTED + tuple(f"is_{t}" for t in NODE_TYPES))
+    x = np.zeros((n, len(names)), dtype=np.float32)
+    values = {"log_pt": np.log1p(pt), "eta": eta, "sin_phi": sin, "cos_phi": cos,
+              "log_e": np.log1p(e), "charge": table.charge[a:b], "btag": table.btag[a:b]}
+    for name, value in values.items():
+        if name in cols:
+            x[:, cols[name]] = value
+    type_col = np.array([cols.get(f"is_{t}", -1) for t in NODE_TYPES], dtype=np.int64)[nt]
+    hot = type_col >= 0
+    if hot.all():
+        x[np.arange(n), type_col] = 1.0
+    else:  # node types without a one-hot column
+        x[np.flatnonzero(hot), type_col[hot]] = 1.0
     return x, {"eta": eta, "phi": phi, "px": pt * cos, "py": pt * sin, "pz": pz, "e": e,
                "pt": pt, "type": nt}
 
@@ -108,7 +129,7 @@ def _edges_size_sorted(p: dict[str, np.ndarray], counts: np.ndarray, offsets: np
     eptr = np.zeros(len(counts) + 1, dtype=np.int64)
     np.cumsum(counts * (counts - 1), out=eptr[1:])
     n_edges = int(eptr[-1])
-    attr = np.empty((n_edges, len(EDGE_FEATURES)), dtype=np.float32)
+    attr = np.empty((n_edges, len(EDGE_COLUMNS)), dtype=np.float32)
     ei = np.empty((2, n_edges), dtype=np.int64)
     sizes, first = np.unique(counts, return_index=True)
     ends = np.append(first[1:], len(counts))
@@ -146,7 +167,7 @@ def _edges_size_sorted(p: dict[str, np.ndarray], counts: np.ndarray, offsets: np
         back = g[1, h:]
         np.copyto(back, -_PI, where=np.equal(back, _PI))  # -(-pi) wraps to -pi
         g[2:, h:] = g[2:, :h]
-        out = attr[ea:eb].reshape(m, n * (n - 1), 4)
+        out = attr[ea:eb].reshape(m, n * (n - 1), len(EDGE_COLUMNS))
         out[:] = np.take(g, perm, axis=1).transpose(2, 1, 0)
         first_node = (na + n * np.arange(m, dtype=np.int64))[:, None]
         np.add(first_node, loc_s, out=ei[0, ea:eb].reshape(m, n * (n - 1)))
@@ -156,9 +177,20 @@ def _edges_size_sorted(p: dict[str, np.ndarray], counts: np.ndarray, offsets: np
 
 def edges(p: dict[str, np.ndarray], offsets: np.ndarray, backend: Backend | None = None
           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Edge index (int64 [2, E]), edge features (float32 [E, 4]) and edge offsets [B+1] of
-    all ordered pairs within each event, in event order, sender-major."""
-    if _backend(backend) == "numba":
+    """Edge index (int64 [2, E]), edge features (float32 [E, len(EDGE_FEATURES)]) and edge
+    offsets [B+1] of all ordered pairs within each event, in event order, sender-major."""
+    names = features.EDGE_FEATURES
+    _columns("edge", names, EDGE_COLUMNS)
+    ei, attr, eptr = _edges_computed(p, offsets, _backend(backend))
+    if names != EDGE_COLUMNS:  # the builders compute EDGE_COLUMNS; reorder or drop by name
+        attr = np.ascontiguousarray(attr[:, [EDGE_COLUMNS.index(n) for n in names]])
+    return ei, attr, eptr
+
+
+def _edges_computed(p: dict[str, np.ndarray], offsets: np.ndarray, backend: Backend
+                    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`edges` with the features in :data:`EDGE_COLUMNS` order."""
+    if backend == "numba":
         return complete_graph_edges(p, offsets)
     counts = np.diff(offsets)
     if len(counts) < 2 or np.all(counts[1:] >= counts[:-1]):
@@ -174,8 +206,11 @@ def edges(p: dict[str, np.ndarray], offsets: np.ndarray, backend: Backend | None
 
 
 def global_features(p: dict[str, np.ndarray], offsets: np.ndarray) -> np.ndarray:
-    """Event features u (float32 [B, 5]): log(1+MET), log(1+HT), n_jets, n_bjets, n_leptons.
-    HT sums the pT of jets and b-jets; n_jets counts both; leptons are electrons and muons."""
+    """Event features u (float32 [B, len(GLOBAL_FEATURES)]): log(1+MET), log(1+HT), n_jets,
+    n_bjets, n_leptons. HT sums the pT of jets and b-jets; n_jets counts both; leptons are
+    electrons and muons."""
+    names = features.GLOBAL_FEATURES
+    cols = _columns("global", names, _GLOBAL_COMPUTED)
     nb = len(offsets) - 1
     counts = np.diff(offsets)
     ev = np.repeat(np.arange(nb, dtype=np.int64), counts)
@@ -183,13 +218,13 @@ def global_features(p: dict[str, np.ndarray], offsets: np.ndarray) -> np.ndarray
     tc = np.bincount(ev * _N_TYPES + t, minlength=nb * _N_TYPES).reshape(nb, _N_TYPES)
     isjet = t <= BJET
     ht = np.bincount(ev[isjet], weights=p["pt"][isjet], minlength=nb)
-    u = np.empty((nb, 5), dtype=np.float32)
     ismet = t == MET
-    u[:, 0] = np.log1p(np.bincount(ev[ismet], weights=p["pt"][ismet], minlength=nb))
-    u[:, 1] = np.log1p(ht)
-    u[:, 2] = tc[:, JET] + tc[:, BJET]
-    u[:, 3] = tc[:, BJET]
-    u[:, 4] = tc[:, ELECTRON] + tc[:, MUON]
+    values = {"log_met": np.log1p(np.bincount(ev[ismet], weights=p["pt"][ismet], minlength=nb)),
+              "log_ht": np.log1p(ht), "n_jets": tc[:, JET] + tc[:, BJET],
+              "n_bjets": tc[:, BJET], "n_leptons": tc[:, ELECTRON] + tc[:, MUON]}
+    u = np.empty((nb, len(names)), dtype=np.float32)
+    for name, col in cols.items():
+        u[:, col] = values[name]
     return u
 
 

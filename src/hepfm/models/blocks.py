@@ -7,6 +7,7 @@ import itertools
 import torch
 from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
+from torch_geometric.nn.inits import reset
 
 from hepfm.models import scatter
 
@@ -40,6 +41,7 @@ class GraphNetBlock(MessagePassing):
     def __init__(self, hidden: int, mlp_layers: int = 2, dropout: float = 0.0):
         super().__init__(aggr=None, flow="source_to_target", node_dim=0)
         self.hidden = hidden
+        self.mlp_layers = mlp_layers
         self.edge_mlp = mlp(4 * hidden, hidden, hidden, mlp_layers)
         self.node_mlp = mlp(4 * hidden, hidden, hidden, mlp_layers)
         self.global_mlp = mlp(3 * hidden, hidden, hidden, mlp_layers)
@@ -47,6 +49,26 @@ class GraphNetBlock(MessagePassing):
         self.node_norm = nn.LayerNorm(hidden)
         self.global_norm = nn.LayerNorm(hidden)
         self.dropout = nn.Dropout(dropout)
+
+    def reset_parameters(self) -> None:
+        """Re-draw every weight as a freshly built block would (PyG's convention)."""
+        super().reset_parameters()
+        for part in (self.edge_mlp, self.node_mlp, self.global_mlp,
+                     self.edge_norm, self.node_norm, self.global_norm):
+            reset(part)
+
+    def __repr__(self) -> str:
+        def widths(m: nn.Sequential) -> str:
+            lin = [layer for layer in m if isinstance(layer, nn.Linear)]
+            return " -> ".join(str(w) for w in [lin[0].in_features,
+                                                *(layer.out_features for layer in lin)])
+
+        return (f"{type(self).__name__}({self.hidden}, mlp_layers={self.mlp_layers}, "
+                f"dropout={self.dropout.p},\n"
+                f"  edge_model=MLP[e, x_src, x_dst, u]({widths(self.edge_mlp)}) + LayerNorm,\n"
+                f"  node_model=MLP[x, sum_e, mean_e, u]({widths(self.node_mlp)}) + LayerNorm,\n"
+                f"  global_model=MLP[u, mean_x, mean_e]({widths(self.global_mlp)}) + LayerNorm\n"
+                ")")
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, u: Tensor,
                 batch: Tensor) -> tuple[Tensor, Tensor, Tensor]:

@@ -1,73 +1,27 @@
-"""The hepfm foundation model: graph network backbone plus named heads (contracts.md §4)."""
+"""The hepfm foundation model: graph network backbone plus named heads (contracts.md §4).
+
+Persistence follows Hugging Face's ``PyTorchModelHubMixin``: ``model.save_pretrained(dir)``
+writes a model directory (:mod:`hepfm.models.model_dir`) and
+``FoundationModel.from_pretrained(name_or_dir)`` builds ``cls(config)`` and loads it back.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor, nn
 
-from hepfm.data.labels import MULTILABELS
+from hepfm.data.normalization import FeatureStats
+from hepfm.models import model_dir
+from hepfm.models.config import ModelConfig
 from hepfm.models.heads import Head
 from hepfm.models.masked import MPMHead
-from hepfm.models.network import GraphNetwork, default_features
-from hepfm.processes import PRETRAINING
-
-
-@dataclass
-class ModelConfig:
-    """Architecture of a :class:`FoundationModel`; saved verbatim in ``config.yaml``.
-
-    ``classes`` names the multiclass logits (index == process label id) and ``labels`` the
-    multilabel logits; an empty ``labels`` means no multilabel head. ``dropout`` (default 0:
-    pretraining sets are large) acts on every block update and in the heads. ``heads`` holds
-    the extra heads added with :meth:`FoundationModel.with_head` as ``{name: {n_outputs, hidden}}``.
-    ``mpm`` (``{codebook_size, hidden}``), when set, adds masked particle modeling: mask
-    embeddings in the backbone and a per-node :class:`~hepfm.models.masked.MPMHead`.
-    """
-
-    hidden: int = 64
-    blocks: int = 3
-    mlp_layers: int = 2
-    dropout: float = 0.0
-    head_hidden: int | None = 64
-    classes: tuple[str, ...] = PRETRAINING
-    labels: tuple[str, ...] = MULTILABELS
-    features: dict[str, tuple[str, ...]] = field(default_factory=default_features)
-    heads: dict[str, dict[str, Any]] = field(default_factory=dict)
-    mpm: dict[str, Any] | None = None
-
-    def __post_init__(self) -> None:
-        self.classes = tuple(self.classes)
-        self.labels = tuple(self.labels)
-        self.features = {k: tuple(v) for k, v in self.features.items()}
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain YAML-friendly types (lists, not tuples)."""
-        d = asdict(self)
-        d["classes"], d["labels"] = list(self.classes), list(self.labels)
-        d["features"] = {k: list(v) for k, v in self.features.items()}
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"unknown architecture fields {unknown}")
-        return cls(**d)
-
-    def head_specs(self) -> dict[str, dict[str, Any]]:
-        """All heads in order: multiclass, multilabel (if labels), then extra heads."""
-        specs: dict[str, dict[str, Any]] = {
-            "multiclass": {"n_outputs": len(self.classes), "hidden": self.head_hidden}}
-        if self.labels:
-            specs["multilabel"] = {"n_outputs": len(self.labels), "hidden": self.head_hidden}
-        specs.update(self.heads)
-        return specs
+from hepfm.models.network import GraphNetwork
+from hepfm.pretrained import resolve_model_dir
 
 
 class FoundationModel(nn.Module):
@@ -77,7 +31,7 @@ class FoundationModel(nn.Module):
     ``[B, hidden]``; ``representations`` every stage (see :mod:`hepfm.models.network`).
     """
 
-    def __init__(self, config: ModelConfig | None = None, stats: Any = None):
+    def __init__(self, config: ModelConfig | None = None, stats: FeatureStats | None = None):
         super().__init__()
         self.config = config or ModelConfig()
         c = self.config
@@ -89,24 +43,33 @@ class FoundationModel(nn.Module):
         #: per-node masked particle modeling head (None unless ``config.mpm``)
         self.mpm = None if c.mpm is None else MPMHead(
             c.hidden, n_features=len(c.features["node"]), **c.mpm)
-        self.stats = stats
-        #: config.yaml of the directory this model was loaded from (set by load_pretrained).
+        #: config.yaml of the directory this model was loaded from (set by from_pretrained).
         self.run_config: dict[str, Any] | None = None
+        if stats is not None:
+            self.stats = stats
+
+    @property
+    def stats(self) -> FeatureStats:
+        """The input normalisation, read from the normaliser buffers (its one home)."""
+        return self.backbone.normalizer.to_stats()
+
+    @stats.setter
+    def stats(self, stats: FeatureStats | dict[str, Any] | None) -> None:
         if stats is not None:
             self.backbone.normalizer.load_stats(stats)
 
     # -- inference -------------------------------------------------------------------------
     def embed(self, batch: Any) -> Tensor:
         """Event representation: the final global vector, ``[B, hidden]``."""
-        return self.backbone.run(batch)[1]
+        return self.backbone(batch)[1]
 
     def node_embeddings(self, batch: Any, node_mask: Tensor | None = None) -> Tensor:
         """Final node states ``[N, hidden]`` (with masked nodes hidden, given `node_mask`)."""
-        return self.backbone.run(batch, node_mask=node_mask)[0]
+        return self.backbone(batch, node_mask=node_mask)[0]
 
     def representations(self, batch: Any) -> dict[str, Tensor]:
         """Named per-event vectors of every stage, in order, ending with each head's input."""
-        _, u, stages = self.backbone.run(batch, collect=True)
+        _, u, stages = self.backbone(batch, collect=True)
         for name, head in self.heads.items():
             stages[f"head_input:{name}"] = head.features(u)
         return stages
@@ -149,8 +112,30 @@ class FoundationModel(nn.Module):
         return next(self.parameters()).device
 
     # -- persistence -----------------------------------------------------------------------
-    def save_pretrained(self, directory: str | Path, **extra: Any) -> Path:
-        """Write ``config.yaml`` and ``model.safetensors`` to `directory` (atomically)."""
-        from hepfm.hub import save_pretrained
+    def save_pretrained(self, directory: str | os.PathLike[str], **extra: Any) -> Path:
+        """Write ``config.yaml`` and ``model.safetensors`` to `directory` (atomically).
 
-        return save_pretrained(self, directory, extra=extra or None)
+        Keyword arguments (``seed=...``, ``processes=...``) are provenance for config.yaml.
+        """
+        return model_dir.write_model_dir(directory, self, self.config, self.stats.to_dict(),
+                                         extra)
+
+    @classmethod
+    def from_pretrained(cls, name_or_dir: str | os.PathLike[str],
+                        device: str | torch.device = "cpu") -> FoundationModel:
+        """A model directory, or a model shipped with hepfm by name, in eval mode on `device`
+        (``"auto"``: a GPU when there is one).
+
+        Raises :class:`~hepfm.errors.CheckpointError` naming what differs when the directory
+        comes from another hepfm major version, architecture or feature set, and
+        :class:`~hepfm.errors.UnknownNameError` listing the shipped models for an unknown name.
+        """
+        directory = resolve_model_dir(name_or_dir)
+        config = model_dir.read_config(directory)
+        model = cls(model_dir.model_config(config, directory))
+        model_dir.load_weights(model, directory / model_dir.WEIGHTS_NAME)  # names a mismatch
+        model_dir.verify_weights(directory, config)
+        model.run_config = config
+        if str(device) == "auto":
+            device = "cuda" if torch.cuda.is_available() else "cpu"
+        return model.to(device).eval()

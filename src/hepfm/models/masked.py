@@ -36,8 +36,14 @@ class MaskEmbeddings(nn.Module):
         self.node = nn.Parameter(torch.zeros(hidden))
         self.edge = nn.Parameter(torch.zeros(hidden))
         self.glob = nn.Parameter(torch.zeros(hidden))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
         for p in (self.node, self.edge, self.glob):
             nn.init.normal_(p, std=0.02)
+
+    def extra_repr(self) -> str:
+        return f"{self.node.numel()}"
 
     def forward(self, x: Tensor, e: Tensor, u: Tensor, edge_index: Tensor, batch: Tensor,
                 node_mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:

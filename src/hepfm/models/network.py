@@ -1,6 +1,6 @@
 """Encode-process-decode graph network over event graphs (contracts.md sections 2-4).
 
-Stages, and the per-event vector each exposes in :meth:`GraphNetwork.run` (for CKA):
+Stages, and the per-event vector each exposes in :meth:`GraphNetwork.forward` (for CKA):
 
 - ``encoder``: after the input normaliser and the node/edge/global encoder MLPs;
 - ``block_1`` ... ``block_K``: after each :class:`~hepfm.models.blocks.GraphNetBlock`;
@@ -19,17 +19,15 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
+from torch_geometric.nn.inits import reset
 
-from hepfm.data.features import EDGE_FEATURES, GLOBAL_FEATURES, NODE_FEATURES
+from hepfm.data.normalization import FeatureStats
 from hepfm.models import scatter
 from hepfm.models.blocks import GraphNetBlock, mlp
+from hepfm.models.config import default_features
 from hepfm.models.masked import MaskEmbeddings
 
-
-def default_features() -> dict[str, tuple[str, ...]]:
-    """Node, edge and global feature names that hepfm.data builds (contracts.md section 2)."""
-    return {"node": NODE_FEATURES, "edge": EDGE_FEATURES, "global": GLOBAL_FEATURES}
-
+__all__ = ["GraphNetwork", "Normalizer", "default_features", "stats_arrays"]
 
 _KINDS = ("node", "edge", "global")
 
@@ -77,6 +75,14 @@ class Normalizer(nn.Module):
     def to_dict(self) -> dict[str, list[float]]:
         return {k: [float(v) for v in b.tolist()] for k, b in self.named_buffers()}
 
+    def to_stats(self) -> FeatureStats:
+        """The buffers as a :class:`~hepfm.data.normalization.FeatureStats`."""
+        return FeatureStats(**{k: b.detach().cpu().double().numpy()
+                               for k, b in self.named_buffers()})
+
+    def extra_repr(self) -> str:
+        return ", ".join(f"{k}={getattr(self, f'{k}_mean').numel()}" for k in _KINDS)
+
     def forward(self, kind: str, t: Tensor) -> Tensor:
         return (t - getattr(self, f"{kind}_mean")) / getattr(self, f"{kind}_std")
 
@@ -88,6 +94,7 @@ class GraphNetwork(nn.Module):
                  mlp_layers: int = 2, dropout: float = 0.0, masking: bool = False):
         super().__init__()
         dims = {k: len(features[k]) for k in _KINDS}
+        self.in_channels = dims
         self.hidden = hidden
         self.normalizer = Normalizer(dims)
         self.encoders = nn.ModuleDict({
@@ -100,12 +107,24 @@ class GraphNetwork(nn.Module):
         #: learned embeddings for masked particle modeling (``run(..., node_mask=...)``)
         self.mask_embeddings = MaskEmbeddings(hidden) if masking else None
 
+    def reset_parameters(self) -> None:
+        """Re-draw encoders, blocks and mask embeddings; the normalisation is data, kept."""
+        for part in (self.encoders, *self.blocks):
+            reset(part)
+        if self.mask_embeddings is not None:
+            self.mask_embeddings.reset_parameters()
+
+    def extra_repr(self) -> str:
+        dims = ", ".join(f"{k}={v}" for k, v in self.in_channels.items())
+        return (f"in_channels=({dims}), hidden={self.hidden}, blocks={len(self.blocks)}, "
+                f"masking={self.mask_embeddings is not None}")
+
     @staticmethod
     def _pool(x: Tensor, u: Tensor, batch: Tensor) -> Tensor:
         return torch.cat([scatter.scatter_mean(x, batch, u.shape[0]), u], dim=-1)
 
-    def run(self, data: Any, collect: bool = False, node_mask: Tensor | None = None
-            ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+    def forward(self, data: Any, collect: bool = False, node_mask: Tensor | None = None
+                ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
         """Final node states ``[N,H]``, global vector ``[B,H]`` and (if `collect`) stages.
 
         `node_mask` (bool ``[N]``, masked particle modeling) replaces the encoded features of
@@ -135,3 +154,8 @@ class GraphNetwork(nn.Module):
         if collect:
             stages["readout"] = u
         return x, u, stages
+
+    def run(self, data: Any, collect: bool = False, node_mask: Tensor | None = None
+            ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
+        """Alias of :meth:`forward` (the name of earlier versions)."""
+        return self(data, collect=collect, node_mask=node_mask)

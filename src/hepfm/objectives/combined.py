@@ -1,7 +1,8 @@
 """A pretraining objective by name: supervised heads and/or masked particle modeling.
 
 Names join parts with ``+`` and may weight each with ``:w``: ``multiclass``, ``both``,
-``mpm``, ``mpm+multiclass``, ``mpm:0.5+both``. The total loss is the weighted sum.
+``mpm``, ``mpm+multiclass``, ``mpm:0.5+both``. The total loss is the weighted sum, computed
+by :meth:`PretrainObjective.total` (which holds every weight, the MPM one included).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import torch
 from torch import Tensor
 
 from hepfm.objectives.mpm import MaskedParticleObjective, parse_objective, supervised_name
@@ -53,3 +55,23 @@ class PretrainObjective:
         if self.supervised is None:
             raise ValueError(f"objective '{self.name}' has no supervised part")
         return self.supervised(outputs, batch)
+
+    def total(self, model: Any, outputs: dict[str, Tensor], batch: Any,
+              generator: torch.Generator | None = None
+              ) -> tuple[Tensor, dict[str, Tensor], dict[str, Tensor]]:
+        """The weighted sum of every part: ``(loss, parts, mpm statistics)``.
+
+        `outputs` are the logits of :attr:`heads`; masked particle modeling (when the
+        objective has it) masks `batch` with `generator` and runs `model` itself. The
+        statistics (``masked`` and accuracies) are empty without MPM.
+        """
+        loss, parts = self(outputs, batch) if self.supervised is not None else (None, {})
+        stats: dict[str, Tensor] = {}
+        if self.mpm is not None:
+            mpm_loss, mpm_parts, stats = self.mpm(model, batch, generator)
+            mpm_loss = self.mpm_weight * mpm_loss
+            loss = mpm_loss if loss is None else loss + mpm_loss
+            parts = {**parts, **mpm_parts}
+        if loss is None:
+            raise ValueError(f"objective '{self.name}' has no part to train")
+        return loss, parts, stats

@@ -15,23 +15,29 @@ Lightning runs the loop: early stopping and best-model checkpointing on the vali
 from __future__ import annotations
 
 import copy
+import os
 import tempfile
 import time
-from dataclasses import dataclass, field, replace
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import lightning as L
 import numpy as np
 import torch
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.metrics import accuracy_score
+from sklearn.utils.validation import check_is_fitted
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
 
-from hepfm.analysis.metrics import binary_metrics, roc_curve_frame
+from hepfm.analysis.metrics import binary_metrics, multiclass_metrics, roc_curve_frame
 from hepfm.data.datasets import EventBatches
 from hepfm.data.table import EventTable
 from hepfm.errors import UnknownNameError
 from hepfm.models.foundation import FoundationModel
 from hepfm.training.evaluate import predict
+from hepfm.training.outputs import EventOutputs
 from hepfm.training.quiet import quiet_lightning
 
 MODES = ("scratch", "full", "frozen", "linear")
@@ -79,7 +85,6 @@ def prepare_model(pretrained: FoundationModel, head: str, mode: str, n_outputs: 
     if mode == "scratch":
         model = FoundationModel(copy.deepcopy(pretrained.config))
         model.backbone.normalizer.load_state_dict(pretrained.backbone.normalizer.state_dict())
-        model.stats = pretrained.stats
     else:
         model = copy.deepcopy(pretrained).cpu()
     hidden = None if mode == "linear" else model.config.head_hidden
@@ -93,11 +98,16 @@ def _loss(logits: Tensor, y: Tensor) -> Tensor:
 
 
 class TaskModule(L.LightningModule):
-    """Trains head `head` of `model` (and the backbone unless the mode freezes it)."""
+    """Trains head `head` of `model` (and the backbone unless the mode freezes it).
+
+    Logs ``train/loss``, ``val/loss`` and, for a binary head, ``val/auc`` of the validation
+    events of all ranks (the naming of :class:`~hepfm.training.module.PretrainModule`).
+    """
 
     def __init__(self, model: FoundationModel, head: str, config: FinetuneConfig):
         super().__init__()
         self.model, self.head, self.cfg = model, head, config
+        self.save_hyperparameters({"head": head, **asdict(config)})
         self.frozen = config.mode in ("frozen", "linear")
         for p in self.model.parameters():
             p.requires_grad_(False)
@@ -107,7 +117,8 @@ class TaskModule(L.LightningModule):
             p.requires_grad_(True)
         self.on_train_epoch_start()
         self.history: list[dict[str, float]] = []
-        self._val: list[tuple[Tensor, Tensor]] = []
+        #: validation logits and labels of every event, gathered across ranks
+        self.val_outputs = EventOutputs([head])
 
     def on_train_epoch_start(self) -> None:
         """Train mode for what is trained (a loaded model arrives in eval mode)."""
@@ -125,27 +136,28 @@ class TaskModule(L.LightningModule):
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
         loss = _loss(self(batch), batch.y)
-        self.log("train_loss", loss, batch_size=batch.num_graphs, on_epoch=True,
+        self.log("train/loss", loss, batch_size=batch.num_graphs, on_epoch=True,
                  on_step=False)
         return loss
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         logits = self(batch)
-        self.log("val_loss", _loss(logits, batch.y), batch_size=batch.num_graphs,
-                 on_epoch=True, prog_bar=True)
-        self._val.append((logits.detach().float().cpu(), batch.y.cpu()))
+        self.log("val/loss", _loss(logits, batch.y), batch_size=batch.num_graphs,
+                 on_epoch=True, prog_bar=True, sync_dist=True)
+        self.val_outputs.update({self.head: logits}, batch.y)
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val or self.trainer.sanity_checking:
-            self._val.clear()
+        if self.trainer.sanity_checking or self.val_outputs.update_count == 0:
+            self.val_outputs.reset()
             return
-        logits, y = (torch.cat(t) for t in zip(*self._val, strict=True))
-        self._val.clear()
+        seen = self.val_outputs.compute()  # every rank's events
+        self.val_outputs.reset()
+        logits, y = seen[self.head], seen["y"]
         row = {"epoch": float(self.current_epoch),
-               "val_loss": float(self.trainer.callback_metrics["val_loss"])}
-        if logits.shape[-1] == 1 and len(torch.unique(y)) == 2:
-            row["val_auc"] = binary_metrics(y.numpy(), logits[:, 0].numpy(), 0.0)["auc"]
-            self.log("val_auc", row["val_auc"], prog_bar=True)
+               "val/loss": float(self.trainer.callback_metrics["val/loss"])}
+        if logits.shape[-1] == 1 and len(np.unique(y)) == 2:
+            row["val/auc"] = binary_metrics(y, logits[:, 0], 0.0)["auc"]
+            self.log("val/auc", row["val/auc"], prog_bar=True)
         self.history.append(row)
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
@@ -175,9 +187,9 @@ def finetune(model: FoundationModel, train: EventTable, val: EventTable, head: s
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     module = TaskModule(model, head, cfg)
     with tempfile.TemporaryDirectory(prefix="hepfm-ft-") as tmp:
-        ckpt = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp, monitor="val_loss",
+        ckpt = L.pytorch.callbacks.ModelCheckpoint(dirpath=tmp, monitor="val/loss",
                                                    save_top_k=1, save_weights_only=True)
-        stop = L.pytorch.callbacks.EarlyStopping("val_loss", patience=cfg.patience)
+        stop = L.pytorch.callbacks.EarlyStopping("val/loss", patience=cfg.patience)
         trainer = L.Trainer(
             max_epochs=cfg.epochs, accelerator=cfg.accelerator, devices=1,
             precision=cfg.precision, callbacks=[ckpt, stop], logger=False,
@@ -198,41 +210,157 @@ def finetune(model: FoundationModel, train: EventTable, val: EventTable, head: s
                           module.history)
 
 
+def class_probabilities(model: FoundationModel, table: EventTable, head: str = "task",
+                        batch_size: int = 4096) -> np.ndarray:
+    """Class probabilities ``(n_events, n_classes)`` of head `head`: ``[1 - p, p]`` for a
+    one-logit (binary) head, the softmax of an n-logit head."""
+    logits = torch.from_numpy(predict(model, table, batch_size)[head])
+    if logits.shape[-1] == 1:
+        p = torch.sigmoid(logits[:, 0]).numpy()
+        return np.stack([1.0 - p, p], axis=1)
+    return torch.softmax(logits, -1).numpy()
+
+
+def task_metrics(model: FoundationModel, table: EventTable, head: str = "task",
+                 class_names: Sequence[str] | None = None) -> tuple[dict[str, float], Any]:
+    """Metrics of head `head` on the labelled events of `table`, and the ROC curve.
+
+    Two classes: AUC, accuracy, background rejection at 50% and 70% signal efficiency, and
+    the ROC as a DataFrame. More: accuracy, macro AUC and per-class accuracy; no ROC (None).
+    """
+    proba = class_probabilities(model, table, head)
+    if proba.shape[1] == 2:
+        return binary_metrics(table.y, proba[:, 1]), roc_curve_frame(table.y, proba[:, 1])
+    return multiclass_metrics(table.y, proba, class_names), None
+
+
 def predict_proba(model: FoundationModel, table: EventTable, head: str = "task",
                   batch_size: int = 4096) -> np.ndarray:
-    """Signal probability per event (softmax probabilities for an n-class head)."""
-    logits = torch.from_numpy(predict(model, table, batch_size)[head])
-    return (torch.sigmoid(logits[:, 0]) if logits.shape[-1] == 1
-            else torch.softmax(logits, -1)).numpy()
+    """Signal probability per event (1-D) for a binary head, else :func:`class_probabilities`.
+
+    Kept for existing callers; :meth:`FineTuner.predict_proba` is always 2-D.
+    """
+    proba = class_probabilities(model, table, head, batch_size)
+    return proba[:, 1] if proba.shape[1] == 2 else proba
 
 
 def evaluate(model: FoundationModel, table: EventTable, head: str = "task"
              ) -> tuple[dict[str, float], Any]:
-    """AUC, accuracy, background rejection at 50% and 70% signal efficiency, and the ROC."""
-    scores = predict_proba(model, table, head)
-    return binary_metrics(table.y, scores), roc_curve_frame(table.y, scores)
+    """Former name of :func:`task_metrics` (kept so that existing callers keep working)."""
+    return task_metrics(model, table, head)
 
 
-class FineTuner:
-    """Estimator-style fine-tuning: ``FineTuner(model, mode="full").fit(train, val)``.
+def _check_labels(y: np.ndarray, what: str) -> np.ndarray:
+    classes = np.unique(y)
+    if len(classes) < 2 or not np.array_equal(classes, np.arange(len(classes))):
+        raise ValueError(f"FineTuner: the {what} events must carry labels 0..K-1 with K >= 2 "
+                         f"(every class present), got labels {classes.tolist()}")
+    return classes
 
-    ``predict_proba(table)`` gives signal probabilities and ``evaluate(table)`` the metrics.
+
+def _hold_out(table: EventTable, fraction: float, seed: int) -> tuple[EventTable, EventTable]:
+    """Split `table` into training and validation events, stratified by label."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"FineTuner: validation_fraction must be in (0, 1), got {fraction}")
+    rng = np.random.default_rng([seed, 2])
+    val = [rng.permutation(np.flatnonzero(table.y == c))[:max(1, round(fraction * n))]
+           for c, n in zip(*np.unique(table.y, return_counts=True), strict=True)]
+    is_val = np.zeros(len(table), dtype=bool)
+    is_val[np.concatenate(val)] = True
+    return table.subset(np.flatnonzero(~is_val)), table.subset(np.flatnonzero(is_val))
+
+
+class FineTuner(ClassifierMixin, BaseEstimator):
+    """A scikit-learn classifier that fine-tunes a pretrained model on labelled events.
+
+    ``FineTuner("hepfm-small", mode="full").fit(train, val)``, then ``predict_proba(test)``
+    ``(n_events, n_classes)``, ``predict``, ``score`` (accuracy, as for every scikit-learn
+    classifier) and ``evaluate`` (the dict of task metrics: AUC, rejections...). Events are
+    :class:`~hepfm.data.table.EventTable` objects whose ``y`` holds labels 0..K-1 (two
+    classes: a one-logit head; more: a K-logit softmax head).
+
+    `pretrained` is a :class:`~hepfm.models.FoundationModel`, a shipped model name or a run
+    directory; it is never modified: every :meth:`fit` starts again from it. The other
+    parameters are those of :class:`FinetuneConfig`; `validation_fraction` of the training
+    events (stratified) stop the training when ``fit`` gets no validation events.
+    Fitted attributes: ``model_`` (the fine-tuned model), ``result_``
+    (:class:`FinetuneResult`), ``classes_``.
     """
 
-    def __init__(self, pretrained: FoundationModel, mode: str = "full", head: str = "task",
-                 n_outputs: int = 1, **config: Any):
-        self.config = FinetuneConfig(mode=mode, **config)
+    def __init__(self, pretrained: FoundationModel | str | os.PathLike[str] = "hepfm-small",
+                 *, mode: str = "full", head: str = "task", epochs: int = 30,
+                 batch_size: int = 256, lr: float = 2e-3, backbone_lr_factor: float = 0.1,
+                 weight_decay: float = 1e-4, patience: int = 5,
+                 validation_fraction: float = 0.2, seed: int = 0, accelerator: str = "auto",
+                 precision: str = "32-true", progress_bar: bool = False):
+        self.pretrained = pretrained
+        self.mode = mode
         self.head = head
-        self.model = prepare_model(pretrained, head, mode, n_outputs, self.config.seed)
-        self.result: FinetuneResult | None = None
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.backbone_lr_factor = backbone_lr_factor
+        self.weight_decay = weight_decay
+        self.patience = patience
+        self.validation_fraction = validation_fraction
+        self.seed = seed
+        self.accelerator = accelerator
+        self.precision = precision
+        self.progress_bar = progress_bar
 
-    def fit(self, train: EventTable, val: EventTable) -> FineTuner:
-        self.result = finetune(self.model, train, val, self.head, self.config)
-        self.model = self.result.model
+    def _config(self) -> FinetuneConfig:
+        names = {f.name for f in fields(FinetuneConfig)}
+        return FinetuneConfig(**{k: v for k, v in self.get_params().items() if k in names})
+
+    def fit(self, X: EventTable, val: EventTable | None = None) -> FineTuner:
+        """Add a head to a copy of the pretrained model and train it on `X`, stopping on the
+        validation loss of `val` (or of `validation_fraction` of `X`)."""
+        config = self._config()  # checks the mode before any work
+        classes = _check_labels(X.y, "training")
+        if val is None:
+            X, val = _hold_out(X, self.validation_fraction, self.seed)
+        if np.setdiff1d(np.unique(val.y), classes).size:
+            raise ValueError(f"FineTuner: validation labels {np.unique(val.y).tolist()} are "
+                             f"not all among the training labels {classes.tolist()}")
+        pretrained = self.pretrained
+        if not isinstance(pretrained, FoundationModel):
+            pretrained = FoundationModel.from_pretrained(pretrained)
+        n_outputs = 1 if len(classes) == 2 else len(classes)
+        model = prepare_model(pretrained, self.head, self.mode, n_outputs, self.seed)
+        self.result_ = finetune(model, X, val, self.head, config)
+        self.model_ = self.result_.model
+        self.classes_ = classes
         return self
 
-    def predict_proba(self, table: EventTable) -> np.ndarray:
-        return predict_proba(self.model, table, self.head)
+    def predict_proba(self, X: EventTable) -> np.ndarray:
+        """Class probabilities, ``(n_events, n_classes)``, columns in ``classes_`` order."""
+        check_is_fitted(self)
+        return class_probabilities(self.model_, X, self.head)
 
-    def evaluate(self, table: EventTable) -> dict[str, float]:
-        return evaluate(self.model, table, self.head)[0]
+    def predict(self, X: EventTable) -> np.ndarray:
+        """The most probable class of each event."""
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(axis=1)]
+
+    def score(self, X: EventTable, y: np.ndarray | None = None,
+              sample_weight: np.ndarray | None = None) -> float:
+        """Accuracy on `X` (labels `y`, by default ``X.y``), as for any scikit-learn classifier."""
+        y = X.y if y is None else np.asarray(y)
+        return float(accuracy_score(y, self.predict(X), sample_weight=sample_weight))
+
+    def evaluate(self, X: EventTable) -> dict[str, float]:
+        """The task metrics on `X` (see :func:`task_metrics`)."""
+        check_is_fitted(self)
+        return task_metrics(self.model_, X, self.head)[0]
+
+    @property
+    def model(self) -> FoundationModel:
+        """``model_`` (the name of earlier versions)."""
+        check_is_fitted(self)
+        return self.model_
+
+    @property
+    def result(self) -> FinetuneResult:
+        """``result_`` (the name of earlier versions)."""
+        check_is_fitted(self)
+        return self.result_

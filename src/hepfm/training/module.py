@@ -15,6 +15,7 @@ from hepfm.models.foundation import FoundationModel
 from hepfm.objectives.combined import PretrainObjective
 from hepfm.objectives.mpm import TARGETS, MaskedParticleObjective
 from hepfm.objectives.supervised import Objective, SupervisedObjective
+from hepfm.training.outputs import EventOutputs
 
 SCHEDULES = ("cosine", "onecycle", "constant")
 
@@ -43,7 +44,8 @@ class PretrainModule(L.LightningModule):
 
     Logs ``train/loss`` (per step and epoch), ``val/loss``, and at the end of each validation
     epoch ``val/acc`` and ``val/auc`` (macro one-vs-rest, scikit-learn) for multiclass and
-    ``val/auc_multilabel`` for multilabel. AdamW with a warm-up then cosine decay per step
+    ``val/auc_multilabel`` for multilabel, computed from the validation events of all ranks
+    (:class:`~hepfm.training.outputs.EventOutputs`). AdamW with a warm-up then cosine decay per step
     (``schedule="cosine"``), one-cycle (``"onecycle"``) or a constant rate.
 
     An objective with ``mpm`` (e.g. ``"mpm"``, ``"mpm+multiclass"``, see
@@ -76,7 +78,9 @@ class PretrainModule(L.LightningModule):
         # heads this objective does not train stay as they are (and DDP sees no unused ones)
         for name, head in model.heads.items():
             head.requires_grad_(name in self.objective.heads)
-        self._val: list[tuple[dict[str, Tensor], Tensor, Tensor | None]] = []
+        #: validation logits and labels of every event, gathered across ranks
+        self.val_outputs = EventOutputs(self.objective.heads,
+                                        multilabel="multilabel" in self.objective.heads)
 
     def forward(self, batch: Any) -> dict[str, Tensor]:
         """Logits of the heads this objective trains."""
@@ -92,19 +96,14 @@ class PretrainModule(L.LightningModule):
     def _step(self, batch: Any, stage: str, batch_idx: int = 0
               ) -> tuple[Tensor, dict[str, Tensor]]:
         out = self(batch) if self.objective.heads else {}
-        loss, parts = self.objective(out, batch) if self.objective.heads else (None, {})
+        generator = self._mpm_generator(stage, batch_idx) if self.objective.mpm else None
+        loss, parts, stats = self.objective.total(self.model, out, batch, generator)
         n = int(batch.num_graphs)
-        if self.objective.mpm is not None:
-            mpm_loss, mpm_parts, stats = self.objective.mpm(
-                self.model, batch, self._mpm_generator(stage, batch_idx))
-            mpm_loss = self.objective.mpm_weight * mpm_loss
-            loss = mpm_loss if loss is None else loss + mpm_loss
-            parts.update(mpm_parts)
+        if stats:
             m = max(int(stats.pop("masked")), 1)
             for name, value in stats.items():
                 self.log(f"{stage}/mpm_{name}", value, batch_size=m, on_step=False,
                          on_epoch=True, prog_bar=stage == "val", sync_dist=stage != "train")
-        assert loss is not None
         train = stage == "train"
         self.log(f"{stage}/loss", loss, batch_size=n, prog_bar=True, on_step=train,
                  on_epoch=True, sync_dist=not train)
@@ -119,22 +118,21 @@ class PretrainModule(L.LightningModule):
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         _, out = self._step(batch, "val", batch_idx)
-        y_multi = getattr(batch, "y_multi", None)
-        self._val.append(({k: v.detach().float().cpu() for k, v in out.items()},
-                          batch.y.cpu(), None if y_multi is None else y_multi.cpu()))
+        if self.objective.heads:
+            self.val_outputs.update(out, batch.y, getattr(batch, "y_multi", None))
 
     def on_validation_epoch_start(self) -> None:
-        self._val = []
+        self.val_outputs.reset()
 
     def on_validation_epoch_end(self) -> None:
-        if not self._val:
+        if not self.objective.heads or self.val_outputs.update_count == 0:
             return
-        logits = {k: torch.cat([o[k] for o, _, _ in self._val]).numpy() for k in self._val[0][0]}
-        y = torch.cat([t for _, t, _ in self._val]).numpy()
-        ym = None if self._val[0][2] is None else torch.cat([m for _, _, m in self._val]).numpy()
-        self._val = []
-        for name, value in epoch_metrics(self.objective, logits, y, ym).items():
-            self.log(f"val/{name}", value, prog_bar=name == "acc", sync_dist=True)
+        seen = self.val_outputs.compute()  # every rank's events
+        self.val_outputs.reset()
+        y, ym = seen.pop("y"), seen.pop("y_multi", None)
+        for name, value in epoch_metrics(self.objective, seen, y, ym).items():
+            # the same value on every rank: nothing left to reduce
+            self.log(f"val/{name}", value, prog_bar=name == "acc", sync_dist=False)
 
     def on_train_epoch_start(self) -> None:
         # reshuffle deterministically per epoch (also after --resume)
