@@ -20,6 +20,7 @@ import torch
 from typer.testing import CliRunner
 
 import hepfm.hub as hub
+import hepfm.models.model_dir as model_dir
 from hepfm.atomic import atomic_path, sweep_temporaries
 from hepfm.cli import _on_sigterm, app
 from hepfm.errors import CheckpointError
@@ -139,7 +140,7 @@ def test_model_directory_killed_between_files_is_detected(
     def killed(*args, **kwargs):
         raise KeyboardInterrupt  # SIGINT/SIGKILL after the weights, before the config
 
-    monkeypatch.setattr(hub, "write_text", killed)
+    monkeypatch.setattr(model_dir, "write_text", killed)
     with pytest.raises(KeyboardInterrupt):
         save_pretrained(_tiny(1), tmp_path, extra={"seed": 1})
     monkeypatch.undo()
