@@ -4,10 +4,12 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
-from hepfm.models import scatter
+from hepfm.models import FoundationModel, ModelConfig, scatter
 from tests.synthetic_graphs import make_batch
 
 BACKENDS = ["torch"] + (["torch_scatter"] if scatter.HAVE_TORCH_SCATTER else [])
@@ -91,7 +93,7 @@ def test_pooling_over_event_ranges(backend: str) -> None:
     x = e[: len(batch)]
     by_index = scatter.scatter_mean(x, batch, len(ptr) - 1, backend=backend)
     by_ptr = scatter.segment_mean(x, ptr, backend=backend)
-    expected = torch.stack([x[a:b].mean(0) for a, b in zip(ptr[:-1], ptr[1:], strict=True)])
+    expected = torch.stack([x[a:b].mean(0) for a, b in itertools.pairwise(ptr)])
     torch.testing.assert_close(by_index, expected)
     torch.testing.assert_close(by_ptr, expected)
 
@@ -129,8 +131,6 @@ def test_model_same_outputs_and_gradients_as_earlier_native_path(
         backend: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The whole network (dropout on, so the train-mode path) gives the same logits and
     parameter gradients with either backend as with the earlier scatter_reduce_ path."""
-    from hepfm.models import FoundationModel, ModelConfig  # noqa: PLC0415
-
     batch = make_batch(24, seed=5)
     torch.manual_seed(0)
     model = FoundationModel(ModelConfig(hidden=16, blocks=2, head_hidden=8, dropout=0.1))
