@@ -28,7 +28,7 @@ import platform
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -164,6 +164,40 @@ def measure(model: FoundationModel, make_loader: Callable[[], Iterable], device:
     return rates
 
 
+#: the native path before issue 18, kept here only to time it: ``scatter_reduce_`` without
+#: self, whose backward for sum and mean is far slower on CPU than ``index_add_``'s
+EARLIER = "scatter_reduce"
+
+
+@contextlib.contextmanager
+def aggregation(backend: str) -> Iterator[None]:
+    """Use hepfm aggregation `backend`, or the earlier native path for :data:`EARLIER`."""
+    before = hscatter.get_backend()
+    if backend != EARLIER:
+        hscatter.set_backend(backend)  # type: ignore[arg-type]
+        try:
+            yield
+        finally:
+            hscatter.set_backend(before)
+        return
+
+    def reduce(how: str) -> Callable[..., Tensor]:
+        def fn(src: Tensor, index: Tensor, dim_size: int, backend: Any = None) -> Tensor:
+            out = src.new_zeros((dim_size, *src.shape[1:]))
+            return out.scatter_reduce_(0, index.view(-1, 1).expand_as(src), src, reduce=how,
+                                       include_self=False)
+        return fn
+
+    saved = hscatter.scatter_sum, hscatter.scatter_mean
+    hscatter.scatter_sum, hscatter.scatter_mean = reduce("sum"), reduce("mean")
+    hscatter.set_backend("torch")
+    try:
+        yield
+    finally:
+        hscatter.scatter_sum, hscatter.scatter_mean = saved
+        hscatter.set_backend(before)
+
+
 def available_backends() -> list[str]:
     """Aggregation backends installed here, the default (native torch) first."""
     return ["torch"] + (["torch_scatter"] if hscatter.HAVE_TORCH_SCATTER else [])
@@ -228,20 +262,14 @@ def compare(model: FoundationModel, table: EventTable, device: torch.device, pre
     sides = [f"hepfm/{b}" for b in backends] + ["baseline"]
     train: dict[str, list[float]] = {k: [] for k in sides}
     infer: dict[str, list[float]] = {k: [] for k in sides}
-    before = hscatter.get_backend()
-    try:
-        for _ in range(repeats):
-            for backend in backends:
-                hscatter.set_backend(backend)
-                key = f"hepfm/{backend}"
+    for _ in range(repeats):
+        for backend in backends:
+            key = f"hepfm/{backend}"
+            with aggregation(backend):
                 train[key] += measure(model, hepfm_loader, device, precision, 1)
                 infer[key].append(inference_rate(model, ours_batches, device, autocast))
-            hscatter.set_backend(before)
-            train["baseline"] += measure(baseline, pyg_loader, device, precision, 1)
-            infer["baseline"].append(inference_rate(baseline, theirs_batches, device,
-                                                    autocast))
-    finally:
-        hscatter.set_backend(before)
+        train["baseline"] += measure(baseline, pyg_loader, device, precision, 1)
+        infer["baseline"].append(inference_rate(baseline, theirs_batches, device, autocast))
     load_ours = max(loader_rate(hepfm_loader) for _ in range(repeats))
     load_theirs = max(loader_rate(pyg_loader) for _ in range(repeats))
     return {"train": {k: _summary(v) for k, v in train.items()},
@@ -406,8 +434,9 @@ def main() -> None:
                     help="add where the CPU time goes (torch.profiler, largest batch size)")
     ap.add_argument("--compile", action="store_true",
                     help="also time hepfm with torch.compile of the backbone (CPU)")
-    ap.add_argument("--backends", nargs="+", choices=["torch", "torch_scatter"],
-                    help="hepfm aggregation backends to time (default: all installed)")
+    ap.add_argument("--backends", nargs="+", choices=["torch", "torch_scatter", EARLIER],
+                    help="hepfm aggregation backends to time (default: all installed); "
+                    f"'{EARLIER}' is the native path before issue 18, for comparison")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
 
@@ -476,6 +505,7 @@ def main() -> None:
         f"Command: `python benchmarks/train.py{' --data ' + args.data if args.data else ''} "
         f"--events {args.events} --threads {args.threads} --repeats {args.repeats}"
         f" --batch-size {' '.join(map(str, args.batch_size))}"
+        f"{' --backends ' + ' '.join(args.backends) if args.backends else ''}"
         f"{' --profile' if args.profile else ''}{' --compile' if args.compile else ''}`",
         "",
         f"- {time.strftime('%Y-%m-%d %H:%M')} · hepfm {hepfm.__version__} · torch "
@@ -490,8 +520,9 @@ def main() -> None:
         f"(`torch.backends.cpu.get_cpu_capability()`) {capability}; torch-scatter "
         f"{_ts_version()}",
         "- aggregation: hepfm's scatter backend (`torch`: native `index_add_`, the default; "
-        "`torch_scatter`: the optional compiled kernels); the baseline uses PyG's "
-        "`torch_geometric.utils.scatter` in every row",
+        "`torch_scatter`: the optional compiled kernels; `scatter_reduce`: the earlier "
+        "native path, `scatter_reduce_` without self, timed for comparison only); the "
+        "baseline uses PyG's `torch_geometric.utils.scatter` in every row",
         f"- events/s = training events per wall-clock second (loader + forward + backward + "
         f"optimiser step), best of {args.repeats} repeats (median; slowest); every repeat "
         "times all sides one after the other; the ratio is best over best; the baseline's "
