@@ -155,7 +155,7 @@ def measure(model: FoundationModel, make_loader: Callable[[], Iterable], device:
     model = model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     autocast = _autocast(device, precision)
-    train_epoch(model, make_loader(), opt, device, autocast, max_batches=3)
+    train_epoch(model, make_loader(), opt, device, autocast, max_batches=1)
     rates = []
     for _ in range(repeats):
         t0 = time.perf_counter()
