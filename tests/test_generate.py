@@ -131,7 +131,6 @@ def test_truth_record_holds_the_hard_process(generated_dir: Path):
     assert ak.all(ak.sum(pids("ttH") == 6, axis=1) == 2)
     assert ak.all(ak.any(pids("ttH") == 25, axis=1))
     assert ak.all(ak.any(pids("Z_jets") == 23, axis=1))
-    assert ak.all(ak.any(pids("ttA") == 36, axis=1))
     assert ak.all(ak.any(pids("Zprime_tt") == 32, axis=1))
     assert not ak.any(pids("QCD_multijet") >= 6)
     higgs_pt = ak.flatten(arrays(generated_dir / "ggF_H.root")["Truth.PT"][pids("ggF_H") == 25])

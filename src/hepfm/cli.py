@@ -212,17 +212,24 @@ def finetune(
     epochs: int = typer.Option(30, help="Maximum epochs (early stopping on val loss)."),
     seed: int = typer.Option(0, help="Seed of the training sample and the training."),
     out: str = typer.Option(None, help="Run directory [runs/finetune-<task>-<mode>-<seed>]."),
-    data: str = typer.Option(None, help="Sample directory; default $HEPFM_DATA or "
-                             "~/.cache/hepfm/data, generated if missing."),
+    data: str = typer.Option(None, help="Task sample directory; default $HEPFM_DATA/tasks "
+                             "or ~/.cache/hepfm/data/tasks, generated if missing (never the "
+                             "pretraining events)."),
     events_per_process: int = typer.Option(2500, help="Events read (or generated) per "
                                            "process."),
     gen: bool = typer.Option(False, "--generate", help="Generate missing sample files."),
+    allow_overlap: bool = typer.Option(False, help="Go on when the task's events were "
+                                       "pretraining events of the model (the overlap is "
+                                       "written into metrics.json)."),
 ) -> None:
     """Fine-tune a pretrained model on a task; print AUC, accuracy and rejections."""
     from hepfm.training.task_run import finetune_task
 
-    r = finetune_task(_task(task, signal, background), source, mode, train_size, epochs, seed,
-                      out, data, events_per_process, gen)
+    try:
+        r = finetune_task(_task(task, signal, background), source, mode, train_size, epochs,
+                          seed, out, data, events_per_process, gen, allow_overlap=allow_overlap)
+    except HepfmError as err:
+        fail(err)
     table = Table("metric", "value", title=f"{r['task']} ({r['mode']}, {r['train_events']} "
                   f"training events, {r['test_events']} test events)")
     for key in ("auc", "accuracy", "rejection_50", "rejection_70"):
@@ -247,6 +254,8 @@ def scan(
     data: str = typer.Option(None, help="Sample directory (generated if missing)."),
     events_per_process: int = typer.Option(None, help="Events read per process."),
     gen: bool = typer.Option(False, "--generate", help="Generate missing sample files."),
+    allow_overlap: bool = typer.Option(False, help="Go on when the task's events were "
+                                       "pretraining events of a model."),
 ) -> None:
     """Learning curves: AUC against training size for each mode, with seed spread."""
     from hepfm.tasks import TASKS, get_task
@@ -266,9 +275,13 @@ def scan(
     if source:
         models = dict(s.split("=", 1) if "=" in s else ("pretrained", s)
                       for s in source.split(","))
-    out_dir = scan_tasks([get_task(n) for n in names], models,
-                         size_list, modes.split(","), seeds, out,
-                         data, epochs, events_per_process, gen)
+    try:
+        out_dir = scan_tasks([get_task(n) for n in names], models,
+                             size_list, modes.split(","), seeds, out,
+                             data, epochs, events_per_process, gen,
+                             allow_overlap=allow_overlap)
+    except HepfmError as err:
+        fail(err)
     console.print(f"wrote scan.csv, summary.csv, learning curves and compute.csv in {out_dir}")
     console.print((out_dir / "compute.txt").read_text())
 

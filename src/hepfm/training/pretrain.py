@@ -71,7 +71,7 @@ def generate_command(processes: list[str], events: int, data_dir: Path, seed: in
 
 def ensure_samples(processes: Iterable[str], data_dir: str | os.PathLike[str] | None,
                    events: int, seed: int, generate: bool, *, workers: int | None = None,
-                   verbose: bool = True) -> Path:
+                   verbose: bool = True, first_chunk: int = 0) -> Path:
     """The sample directory (`data_dir`, or :func:`default_data_dir` when None) holding a
     file for every process. Missing files are generated when `generate` is set or the
     directory is the default one; otherwise the error names them and the command to run."""
@@ -89,7 +89,8 @@ def ensure_samples(processes: Iterable[str], data_dir: str | os.PathLike[str] | 
         if verbose:
             print(f"generating {events} events for {', '.join(missing)} into {data}",
                   file=sys.stderr)
-        generate_samples(missing, events, data, seed, workers or os.cpu_count() or 1)
+        generate_samples(missing, events, data, seed, workers or os.cpu_count() or 1,
+                         first_chunk=first_chunk)
     return data
 
 
@@ -332,10 +333,15 @@ def pretrain(
     module.load_state_dict(ckpt["state_dict"])
     model = module.model.cpu().float().eval()
     best_epoch = None if checkpoint.best_model_score is None else int(ckpt["epoch"])
+    from hepfm.data.datasets import resolve_sources
+    from hepfm.provenance import describe_files
+
     provenance = {
         "processes": names, "objective": s["objective"], "seed": s["seed"],
         "events_per_process": s["events_per_process"], "split": list(dm.split),
         "data_dir": str(data), "best_epoch": best_epoch,
+        "pretraining_events": describe_files(resolve_sources(data, names),
+                                             s["events_per_process"]),
     }
     if streaming:
         provenance["streaming"] = True
