@@ -112,3 +112,18 @@ def test_cp_samples_differ_in_the_decay_plane_angle():
     (even, se_even), (odd, se_odd) = means["H4l_CPeven"], means["H4l_CPodd"]
     assert even - odd > 4 * np.hypot(se_even, se_odd)
     assert odd < -0.05
+
+
+def test_cp_task_keeps_only_four_lepton_events(generated_dir: Path):
+    from hepfm.tasks import get_task
+    from hepfm.training.taskdata import lepton_counts, load_task_events
+
+    task = get_task("H4l_CPodd_vs_CPeven")
+    table = load_task_events(task, generated_dir)
+    assert len(table) > 0 and (lepton_counts(table) >= 4).all()
+    n_file = 0
+    for name in task.processes:
+        a = uproot.open(generated_dir / f"{name}.root")["Delphes"].arrays(
+            ["Electron_size", "Muon_size"])
+        n_file += int(np.sum(a["Electron_size"] + a["Muon_size"] >= 4))
+    assert len(table) == n_file  # the generator's acceptance is the reading selection's

@@ -24,6 +24,8 @@ class Task:
     background: tuple[str, ...]
     metric: str = "auc"
     description: str = ""
+    min_leptons: int = 0
+    """Preselection: events need at least this many electrons + muons (0: none)."""
 
     @property
     def processes(self) -> tuple[str, ...]:
@@ -41,7 +43,7 @@ class Task:
 
 def make_task(
     name: str, signal: list[str] | tuple[str, ...], background: list[str] | tuple[str, ...],
-    description: str = "",
+    description: str = "", min_leptons: int = 0,
 ) -> Task:
     """A new task, checking that every process exists and that both classes are non-empty."""
     if not signal or not background:
@@ -51,7 +53,8 @@ def make_task(
     overlap = set(signal) & set(background)
     if overlap:
         raise ValueError(f"task '{name}': {sorted(overlap)} cannot be signal and background")
-    return Task(name, tuple(signal), tuple(background), description=description)
+    return Task(name, tuple(signal), tuple(background), description=description,
+                min_leptons=min_leptons)
 
 
 TASKS: dict[str, Task] = {
@@ -65,8 +68,9 @@ TASKS: dict[str, Task] = {
         make_task("ZH_vs_Z_jets", ["ZH"], ["Z_jets"],
                   "ZH (Z -> ll) against Z + jets: the Higgs decay products (b pair at 125 GeV)"),
         make_task("H4l_CPodd_vs_CPeven", ["H4l_CPodd"], ["H4l_CPeven"],
-                  "CP-odd against CP-even H -> ZZ* -> 4l: decay-plane angle Phi and Z polar "
-                  "angles only (unseen in pretraining)"),
+                  "CP-odd against CP-even H -> ZZ* -> 4l, events with four reconstructed "
+                  "leptons: decay-plane angle Phi and Z decay angles (unseen in pretraining)",
+                  min_leptons=4),
         make_task("Zprime_vs_tt", ["Zprime_tt"], ["tt_highmass"],
                   "1 TeV Z' -> tt against SM tt in the same 800-1200 GeV m_tt window: the "
                   "resonance peak, production angle and colour flow, not HT (unseen signal)"),

@@ -65,8 +65,9 @@ def decay_plane_angle(pt: np.ndarray, eta: np.ndarray, phi: np.ndarray, charge: 
     leptons = np.take_along_axis(p, pairs[:, :, None], axis=1)
     rest = _boost(leptons, leptons.sum(axis=1))[..., 1:]
     n1, n2 = np.cross(rest[:, 0], rest[:, 1]), np.cross(rest[:, 2], rest[:, 3])
-    n1 /= np.linalg.norm(n1, axis=-1, keepdims=True)
-    n2 /= np.linalg.norm(n2, axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):  # unpaired events: NaN below
+        n1 /= np.linalg.norm(n1, axis=-1, keepdims=True)
+        n2 /= np.linalg.norm(n2, axis=-1, keepdims=True)
     z1_dir = rest[:, 0] + rest[:, 1]
     sign = np.sign(np.sum(z1_dir * np.cross(n1, n2), axis=-1))
     angle = sign * np.arccos(np.clip(np.sum(n1 * n2, axis=-1), -1.0, 1.0))
