@@ -28,7 +28,7 @@ import platform
 import statistics
 import tempfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +44,7 @@ from torch_geometric.utils import scatter
 import hepfm
 from hepfm.data import EventBatches, EventTable, FeatureStats, build_batch, load_events
 from hepfm.models import FoundationModel, ModelConfig
+from hepfm.models import scatter as hscatter
 from hepfm.models.blocks import GraphNetBlock
 
 RESULTS = Path(__file__).parent / "results" / "train.md"
@@ -153,12 +154,8 @@ def measure(model: FoundationModel, make_loader: Callable[[], Iterable], device:
     """Events per second of `repeats` epochs (after one short warm-up)."""
     model = model.to(device).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    if precision == "bf16":
-        def autocast() -> contextlib.AbstractContextManager:
-            return torch.autocast(device.type, dtype=torch.bfloat16)
-    else:
-        autocast = contextlib.nullcontext
-    train_epoch(model, make_loader(), opt, device, autocast, max_batches=3)
+    autocast = _autocast(device, precision)
+    train_epoch(model, make_loader(), opt, device, autocast, max_batches=1)
     rates = []
     for _ in range(repeats):
         t0 = time.perf_counter()
@@ -167,9 +164,85 @@ def measure(model: FoundationModel, make_loader: Callable[[], Iterable], device:
     return rates
 
 
+#: the native path before issue 18, kept here only to time it: ``scatter_reduce_`` without
+#: self, whose backward for sum and mean is far slower on CPU than ``index_add_``'s
+EARLIER = "scatter_reduce"
+
+
+@contextlib.contextmanager
+def aggregation(backend: str) -> Iterator[None]:
+    """Use hepfm aggregation `backend`, or the earlier native path for :data:`EARLIER`."""
+    before = hscatter.get_backend()
+    if backend != EARLIER:
+        hscatter.set_backend(backend)  # type: ignore[arg-type]
+        try:
+            yield
+        finally:
+            hscatter.set_backend(before)
+        return
+
+    def reduce(how: str) -> Callable[..., Tensor]:
+        def fn(src: Tensor, index: Tensor, dim_size: int, backend: Any = None) -> Tensor:
+            out = src.new_zeros((dim_size, *src.shape[1:]))
+            return out.scatter_reduce_(0, index.view(-1, 1).expand_as(src), src, reduce=how,
+                                       include_self=False)
+        return fn
+
+    saved = hscatter.scatter_sum, hscatter.scatter_mean
+    hscatter.scatter_sum, hscatter.scatter_mean = reduce("sum"), reduce("mean")
+    hscatter.set_backend("torch")
+    try:
+        yield
+    finally:
+        hscatter.scatter_sum, hscatter.scatter_mean = saved
+        hscatter.set_backend(before)
+
+
+def available_backends() -> list[str]:
+    """Aggregation backends installed here, the default (native torch) first."""
+    return ["torch"] + (["torch_scatter"] if hscatter.HAVE_TORCH_SCATTER else [])
+
+
+def inference_rate(model: FoundationModel, batches: list, device: torch.device,
+                   autocast: Callable[[], contextlib.AbstractContextManager]) -> float:
+    """Events per second of ``model.eval()`` under ``torch.inference_mode()`` (forward only,
+    ready batches: what ``hepfm predict`` does after loading)."""
+    model = model.to(device).eval()
+    with torch.inference_mode(), autocast():
+        model(batches[0].to(device))  # warm-up
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        for b in batches:
+            model(b.to(device, non_blocking=True))
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        rate = sum(int(b.num_graphs) for b in batches) / (time.perf_counter() - t0)
+    model.train()
+    return rate
+
+
+def _autocast(device: torch.device, precision: str
+              ) -> Callable[[], contextlib.AbstractContextManager]:
+    if precision == "bf16":
+        return lambda: torch.autocast(device.type, dtype=torch.bfloat16)
+    return contextlib.nullcontext
+
+
+def _summary(rates: list[float]) -> dict[str, float]:
+    return {"best": max(rates), "median": statistics.median(rates), "min": min(rates)}
+
+
 def compare(model: FoundationModel, table: EventTable, device: torch.device, precision: str,
-            batch_size: int, repeats: int, workers: int = 0) -> dict[str, float]:
-    """hepfm and baseline throughput, interleaved so that load changes hit both."""
+            batch_size: int, repeats: int, workers: int = 0,
+            backends: list[str] | None = None) -> dict[str, Any]:
+    """hepfm (once per aggregation backend) and baseline throughput, interleaved within
+    every repeat so that load changes on a shared machine hit all sides alike.
+
+    Returns ``{"train": {side: summary}, "infer": {side: summary}, ...}`` where a side is
+    ``"hepfm/<backend>"`` or ``"baseline"`` and a summary holds best, median and min ev/s.
+    """
+    backends = backends or available_backends()
     baseline = baseline_of(model)
     t0 = time.perf_counter()
     data_list = build_batch(table).to_data_list()
@@ -183,16 +256,25 @@ def compare(model: FoundationModel, table: EventTable, device: torch.device, pre
         return PygDataLoader(data_list, batch_size=batch_size, shuffle=True,
                              num_workers=workers)
 
-    ours, theirs = [], []
+    ours_batches = list(EventBatches(table, batch_size, shuffle=False))
+    theirs_batches = list(PygDataLoader(data_list, batch_size=batch_size, shuffle=False))
+    autocast = _autocast(device, precision)
+    sides = [f"hepfm/{b}" for b in backends] + ["baseline"]
+    train: dict[str, list[float]] = {k: [] for k in sides}
+    infer: dict[str, list[float]] = {k: [] for k in sides}
     for _ in range(repeats):
-        ours += measure(model, hepfm_loader, device, precision, 1)
-        theirs += measure(baseline, pyg_loader, device, precision, 1)
-    best_ours, best_theirs = max(ours), max(theirs)
+        for backend in backends:
+            key = f"hepfm/{backend}"
+            with aggregation(backend):
+                train[key] += measure(model, hepfm_loader, device, precision, 1)
+                infer[key].append(inference_rate(model, ours_batches, device, autocast))
+        train["baseline"] += measure(baseline, pyg_loader, device, precision, 1)
+        infer["baseline"].append(inference_rate(baseline, theirs_batches, device, autocast))
     load_ours = max(loader_rate(hepfm_loader) for _ in range(repeats))
     load_theirs = max(loader_rate(pyg_loader) for _ in range(repeats))
-    return {"hepfm": best_ours, "baseline": best_theirs, "ratio": best_ours / best_theirs,
-            "hepfm_median": statistics.median(ours),
-            "baseline_median": statistics.median(theirs), "baseline_prep_s": prep,
+    return {"train": {k: _summary(v) for k, v in train.items()},
+            "infer": {k: _summary(v) for k, v in infer.items()},
+            "backends": backends, "baseline_prep_s": prep,
             "hepfm_loader": load_ours, "baseline_loader": load_theirs}
 
 
@@ -280,8 +362,6 @@ def compiled_rate(model: FoundationModel, table: EventTable, batch_size: int, re
 
     Uses the ``torch`` scatter backend (torch_scatter's kernels are opaque to the compiler).
     """
-    from hepfm.models import scatter as hscatter
-
     hscatter.set_backend("torch")
     # a fresh inductor cache, so that the compile time is that of a first run
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="hepfm-inductor-")
@@ -309,6 +389,35 @@ def compiled_rate(model: FoundationModel, table: EventTable, batch_size: int, re
 
 
 # ------------------------------------------------------------------ main
+def _cell(s: dict[str, float]) -> str:
+    return f"{s['best']:,.0f} ({s['median']:,.0f}; {s['min']:,.0f})"
+
+
+def _line(r: dict[str, Any]) -> str:
+    base = r["train"]["baseline"]["best"]
+    parts = [f"hepfm[{b}] {r['train'][f'hepfm/{b}']['best']:.0f} ev/s "
+             f"({r['train'][f'hepfm/{b}']['best'] / base:.2f}x), inference "
+             f"{r['infer'][f'hepfm/{b}']['best']:.0f}" for b in r["backends"]]
+    return "; ".join(parts) + (f"; baseline {base:.0f} ev/s, inference "
+                               f"{r['infer']['baseline']['best']:.0f}")
+
+
+def _cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
+
+
+def _ts_version() -> str:
+    if not hscatter.HAVE_TORCH_SCATTER:
+        return "not installed"
+    import torch_scatter
+
+    return torch_scatter.__version__
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", help="sample directory (<process>.root); synthetic if omitted")
@@ -325,6 +434,9 @@ def main() -> None:
                     help="add where the CPU time goes (torch.profiler, largest batch size)")
     ap.add_argument("--compile", action="store_true",
                     help="also time hepfm with torch.compile of the backbone (CPU)")
+    ap.add_argument("--backends", nargs="+", choices=["torch", "torch_scatter", EARLIER],
+                    help="hepfm aggregation backends to time (default: all installed); "
+                    f"'{EARLIER}' is the native path before issue 18, for comparison")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
 
@@ -348,11 +460,9 @@ def main() -> None:
     rows = []
     cpu = torch.device("cpu")
     for bs in args.batch_size:
-        r = compare(model, table, cpu, "fp32", bs, args.repeats)
+        r = compare(model, table, cpu, "fp32", bs, args.repeats, backends=args.backends)
         rows.append(("cpu", "fp32", torch.get_num_threads(), bs, r))
-        print(f"CPU fp32, {torch.get_num_threads()} thread(s), batch {bs}: hepfm "
-              f"{r['hepfm']:.0f} ev/s, baseline {r['baseline']:.0f} ev/s, "
-              f"ratio {r['ratio']:.2f}x")
+        print(f"CPU fp32, {torch.get_num_threads()} thread(s), batch {bs}: {_line(r)}")
     breakdown = None
     if args.profile:
         bs = max(args.batch_size)
@@ -382,18 +492,20 @@ def main() -> None:
             big = EventTable.concat([big, table])
         for precision in ("fp32", "bf16"):
             r = compare(model, big, gpu, precision, args.gpu_batch_size, args.repeats,
-                        workers=args.gpu_workers)
+                        workers=args.gpu_workers, backends=args.backends)
             rows.append((torch.cuda.get_device_name(), precision, torch.get_num_threads(),
                          args.gpu_batch_size, r))
-            print(f"GPU {precision}: hepfm {r['hepfm']:.0f} ev/s, baseline "
-                  f"{r['baseline']:.0f} ev/s, ratio {r['ratio']:.2f}x")
+            print(f"GPU {precision}: {_line(r)}")
 
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    capability = torch.backends.cpu.get_cpu_capability()
     lines = [
         "# Training throughput: hepfm vs a plain PyG baseline",
         "",
         f"Command: `python benchmarks/train.py{' --data ' + args.data if args.data else ''} "
         f"--events {args.events} --threads {args.threads} --repeats {args.repeats}"
+        f" --batch-size {' '.join(map(str, args.batch_size))}"
+        f"{' --backends ' + ' '.join(args.backends) if args.backends else ''}"
         f"{' --profile' if args.profile else ''}{' --compile' if args.compile else ''}`",
         "",
         f"- {time.strftime('%Y-%m-%d %H:%M')} · hepfm {hepfm.__version__} · torch "
@@ -404,18 +516,44 @@ def main() -> None:
         f"- model: default `ModelConfig` (hidden {args.hidden}, {args.blocks} blocks), "
         f"{model.n_parameters():,} parameters; multiclass cross-entropy, AdamW",
         f"- same network: max |logit difference| between the two implementations {diff:.1e}",
-        "- events/s = training events per wall-clock second (loader + forward + backward + "
-        "optimiser step), best of the repeats (median in brackets); the baseline's one-time "
-        "`Data` list construction is excluded",
+        f"- CPU: {_cpu_name()}; torch CPU capability "
+        f"(`torch.backends.cpu.get_cpu_capability()`) {capability}; torch-scatter "
+        f"{_ts_version()}",
+        "- aggregation: hepfm's scatter backend (`torch`: native `index_add_`, the default; "
+        "`torch_scatter`: the optional compiled kernels; `scatter_reduce`: the earlier "
+        "native path, `scatter_reduce_` without self, timed for comparison only); the "
+        "baseline uses PyG's `torch_geometric.utils.scatter` in every row",
+        f"- events/s = training events per wall-clock second (loader + forward + backward + "
+        f"optimiser step), best of {args.repeats} repeats (median; slowest); every repeat "
+        "times all sides one after the other; the ratio is best over best; the baseline's "
+        "one-time `Data` list construction is excluded",
         "",
         "",
-        "| device | precision | CPU threads | batch | hepfm ev/s | baseline ev/s | ratio |",
-        "|---|---|---|---|---|---|---|",
+        "| device | precision | CPU threads | batch | aggregation | CPU capability | "
+        "hepfm ev/s | baseline ev/s | ratio |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for dev, prec, threads, bs, r in rows:
-        lines.append(f"| {dev} | {prec} | {threads} | {bs} | {r['hepfm']:,.0f} "
-                     f"({r['hepfm_median']:,.0f}) | {r['baseline']:,.0f} "
-                     f"({r['baseline_median']:,.0f}) | {r['ratio']:.2f}x |")
+        base = r["train"]["baseline"]
+        for backend in r["backends"]:
+            ours = r["train"][f"hepfm/{backend}"]
+            lines.append(f"| {dev} | {prec} | {threads} | {bs} | {backend} | {capability} | "
+                         f"{_cell(ours)} | {_cell(base)} | "
+                         f"{ours['best'] / base['best']:.2f}x |")
+    lines += ["", "Inference: `model.eval()` under `torch.inference_mode()`, the same batches "
+              "ready in memory (forward only, as `hepfm predict` runs after loading); events/s "
+              "per core = events/s / CPU threads on CPU, events/s on a GPU:", "",
+              "| device | precision | CPU threads | batch | aggregation | CPU capability | "
+              "hepfm ev/s per core | baseline ev/s per core | ratio |",
+              "|---|---|---|---|---|---|---|---|---|"]
+    for dev, prec, threads, bs, r in rows:
+        per = threads if dev == "cpu" else 1
+        base = {k: v / per for k, v in r["infer"]["baseline"].items()}
+        for backend in r["backends"]:
+            ours = {k: v / per for k, v in r["infer"][f"hepfm/{backend}"].items()}
+            lines.append(f"| {dev} | {prec} | {threads} | {bs} | {backend} | {capability} | "
+                         f"{_cell(ours)} | {_cell(base)} | "
+                         f"{ours['best'] / base['best']:.2f}x |")
     lines += ["", "Loaders alone (batches per second x batch size, no training; hepfm builds "
               "features and edges from the EventTable, the baseline only collates ready "
               "`Data` objects):", "",
@@ -430,6 +568,7 @@ def main() -> None:
                          f"{r['hepfm_loader'] / r['baseline_loader']:.1f}x |")
     if compiled is not None:
         eager = next(r for dev, _, _, b, r in rows if dev == "cpu" and b == max(args.batch_size))
+        eager = {"hepfm": eager["train"]["hepfm/torch"]["best"]}
         lines += ["", f"hepfm with `torch.compile(backbone.run, dynamic=True)` (inductor, gcc; "
                   f"`torch` scatter backend), CPU, batch {max(args.batch_size)}: compile "
                   "(empty inductor cache) "
@@ -439,10 +578,12 @@ def main() -> None:
     if breakdown is not None:
         bs, n_ours, ours, n_base, base, flops = breakdown
         r = next(r for dev, _, _, b, r in rows if dev == "cpu" and b == bs)
+        r = {"baseline": r["train"]["baseline"]["best"]}
         budget = 1e6 / r["baseline"] / 3
         floor = sum(1e3 * ours[c] / n_ours for c, _ in _CATEGORIES[:4])
         lines += ["", f"Where the CPU time goes (`--profile`: torch.profiler self CPU time of "
-                  f"one training pass at batch {bs}, in microseconds per event, the faster of "
+                  f"one training pass at batch {bs}, hepfm with the `{hscatter.get_backend()}` "
+                  f"aggregation backend, in microseconds per event, the faster of "
                   "two alternating passes per side; the profiler adds some overhead to both):",
                   "",
                   "| category | hepfm us/event | baseline us/event |", "|---|---|---|"]

@@ -1,10 +1,18 @@
-"""Scatter and segment reductions with two interchangeable backends.
+"""Scatter and segment reductions along dim 0, with two interchangeable backends.
 
-``"torch_scatter"`` uses the compiled `torch_scatter` kernels when that package is installed;
-``"torch"`` uses ``Tensor.scatter_reduce_`` from PyTorch itself. Both give the same results,
-including for empty segments, which reduce to 0 for every reduction (sum, mean and max).
-The default backend is ``torch_scatter`` when importable; :func:`set_backend` changes it and
-every function takes ``backend=`` to override it per call.
+``"torch"`` (the default) is plain PyTorch: sums and means are one ``Tensor.index_add_``
+into zeros (divided by the group sizes from ``bincount`` for the mean), whose backward is a
+single ``index_select``; maxima use ``Tensor.scatter_reduce_``. ``"torch_scatter"`` uses the
+compiled kernels of the optional `torch_scatter` package. Both give the same results,
+including for empty groups, which reduce to 0 for every reduction (sum, mean and max).
+
+``Tensor.scatter_reduce_(..., include_self=False)`` (this module's earlier native path) gives
+the same numbers but its backward for sum and mean is about 20x slower on CPU: it made the
+default install train about 1.4x slower than with torch-scatter. The ``index_add_`` path is
+as fast as torch-scatter forward and backward (``benchmarks/train.py``, results/train.md).
+
+:func:`set_backend` changes the default for every call; each function also takes
+``backend=`` to override it per call.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ except ImportError:  # pragma: no cover
     HAVE_TORCH_SCATTER = False
 
 Backend = Literal["torch", "torch_scatter"]
-_BACKEND: Backend = "torch_scatter" if HAVE_TORCH_SCATTER else "torch"
+_BACKEND: Backend = "torch"
 
 
 def get_backend() -> Backend:
@@ -49,14 +57,19 @@ def _check(backend: str | None) -> Backend:
     return backend  # type: ignore[return-value]
 
 
-def _expand(index: Tensor, src: Tensor) -> Tensor:
-    """Broadcast a 1-d index over the trailing dimensions of `src` (reduction over dim 0)."""
-    return index.view(-1, *([1] * (src.dim() - 1))).expand_as(src)
+def _sum(src: Tensor, index: Tensor, dim_size: int) -> Tensor:
+    return src.new_zeros((dim_size, *src.shape[1:])).index_add_(0, index, src)
 
 
-def _torch_reduce(src: Tensor, index: Tensor, dim_size: int, reduce: str) -> Tensor:
+def _per_row(counts: Tensor, src: Tensor) -> Tensor:
+    """Group sizes (at least 1) shaped to divide a ``[G, ...]`` reduction of `src`."""
+    return counts.clamp(min=1).to(src.dtype).view(-1, *([1] * (src.dim() - 1)))
+
+
+def _max(src: Tensor, index: Tensor, dim_size: int) -> Tensor:
     out = src.new_zeros((dim_size, *src.shape[1:]))
-    return out.scatter_reduce_(0, _expand(index, src), src, reduce=reduce, include_self=False)
+    expanded = index.view(-1, *([1] * (src.dim() - 1))).expand_as(src)
+    return out.scatter_reduce_(0, expanded, src, reduce="amax", include_self=False)
 
 
 def scatter_sum(src: Tensor, index: Tensor, dim_size: int, backend: Backend | None = None
@@ -64,7 +77,7 @@ def scatter_sum(src: Tensor, index: Tensor, dim_size: int, backend: Backend | No
     """Sum the rows of `src` into `dim_size` groups given by `index` (1-d, along dim 0)."""
     if _check(backend) == "torch_scatter":
         return _ts.scatter_sum(src, index, dim=0, dim_size=dim_size)
-    return _torch_reduce(src, index, dim_size, "sum")
+    return _sum(src, index, dim_size)
 
 
 def scatter_mean(src: Tensor, index: Tensor, dim_size: int, backend: Backend | None = None
@@ -72,7 +85,16 @@ def scatter_mean(src: Tensor, index: Tensor, dim_size: int, backend: Backend | N
     """Mean of the rows of `src` per group; empty groups give 0."""
     if _check(backend) == "torch_scatter":
         return _ts.scatter_mean(src, index, dim=0, dim_size=dim_size)
-    return _torch_reduce(src, index, dim_size, "mean")
+    counts = torch.bincount(index, minlength=dim_size)
+    return _sum(src, index, dim_size) / _per_row(counts, src)
+
+
+def scatter_sum_mean(src: Tensor, index: Tensor, dim_size: int,
+                     backend: Backend | None = None) -> Tensor:
+    """``cat([sum, mean], dim=-1)`` of the rows of `src` per group, from one reduction."""
+    total = scatter_sum(src, index, dim_size, backend)
+    counts = torch.bincount(index, minlength=dim_size)
+    return torch.cat([total, total / _per_row(counts, src)], dim=-1)
 
 
 def scatter_max(src: Tensor, index: Tensor, dim_size: int, backend: Backend | None = None
@@ -80,34 +102,36 @@ def scatter_max(src: Tensor, index: Tensor, dim_size: int, backend: Backend | No
     """Maximum of the rows of `src` per group; empty groups give 0."""
     if _check(backend) == "torch_scatter":
         return _ts.scatter_max(src, index, dim=0, dim_size=dim_size)[0]
-    return _torch_reduce(src, index, dim_size, "amax")
+    return _max(src, index, dim_size)
 
 
 def ptr_to_index(ptr: Tensor) -> Tensor:
     """Group index of every row from CSR offsets ``ptr`` ([G+1] -> [ptr[-1]])."""
     counts = ptr[1:] - ptr[:-1]
-    return torch.repeat_interleave(torch.arange(counts.numel(), device=ptr.device), counts)
+    return torch.repeat_interleave(torch.arange(counts.numel(), device=ptr.device), counts,
+                                   output_size=int(ptr[-1]) if ptr.numel() else 0)
 
 
 def segment_sum(src: Tensor, ptr: Tensor, backend: Backend | None = None) -> Tensor:
     """Sum of contiguous row segments given by CSR offsets `ptr`."""
     if _check(backend) == "torch_scatter":
         return _ts.segment_csr(src, ptr, reduce="sum")
-    return _torch_reduce(src, ptr_to_index(ptr), ptr.numel() - 1, "sum")
+    return _sum(src, ptr_to_index(ptr), ptr.numel() - 1)
 
 
 def segment_mean(src: Tensor, ptr: Tensor, backend: Backend | None = None) -> Tensor:
     """Mean of contiguous row segments; empty segments give 0."""
     if _check(backend) == "torch_scatter":
         return _ts.segment_csr(src, ptr, reduce="mean")
-    return _torch_reduce(src, ptr_to_index(ptr), ptr.numel() - 1, "mean")
+    total = _sum(src, ptr_to_index(ptr), ptr.numel() - 1)
+    return total / _per_row(ptr[1:] - ptr[:-1], src)
 
 
 def segment_max(src: Tensor, ptr: Tensor, backend: Backend | None = None) -> Tensor:
     """Maximum of contiguous row segments; empty segments give 0."""
     if _check(backend) == "torch_scatter":
         return _ts.segment_csr(src, ptr, reduce="max")
-    return _torch_reduce(src, ptr_to_index(ptr), ptr.numel() - 1, "amax")
+    return _max(src, ptr_to_index(ptr), ptr.numel() - 1)
 
 
 __all__ = [
@@ -117,6 +141,7 @@ __all__ = [
     "scatter_max",
     "scatter_mean",
     "scatter_sum",
+    "scatter_sum_mean",
     "segment_max",
     "segment_mean",
     "segment_sum",
