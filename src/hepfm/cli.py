@@ -238,20 +238,34 @@ def scan(
     task: str = typer.Option(None, help="Task name, or 'all' for the five built-in tasks."),
     tasks_: str = typer.Option(None, "--tasks", help="Comma-separated task names or 'all'."),
     sizes: str = typer.Option("1000,3000,10000", help="Training sizes."),
-    modes: str = typer.Option("scratch,full,frozen", help="Modes to compare."),
+    modes: str = typer.Option("scratch,full,frozen", help="Modes to compare: bdt (boosted "
+                              "trees on event-level features), scratch, full, frozen, linear."),
     seeds: int = typer.Option(3, help="Seeds per (mode, size)."),
     source: str = typer.Option(None, "--from", help="Pretrained model(s): NAME_OR_DIR, or "
                                "label=DIR,label=DIR to compare several [hepfm-small]."),
     epochs: int = typer.Option(30, help="Maximum epochs per run."),
-    out: str = typer.Option("runs/scan", help="Output directory (resumes if it exists)."),
+    out: str = typer.Option("runs/scan", help="Scan directory: one file per run in runs/, "
+                            "test scores in scores/ (resumes runs with identical settings; "
+                            "several scans may write to one directory at once)."),
     data: str = typer.Option(None, help="Sample directory (generated if missing)."),
     events_per_process: int = typer.Option(None, help="Events read per process."),
     gen: bool = typer.Option(False, "--generate", help="Generate missing sample files."),
+    summarise_only: bool = typer.Option(False, "--summarise-only", help="Train nothing: "
+                                        "remake summary.csv, plots and compute tables of "
+                                        "--out from its stored runs and scores."),
 ) -> None:
     """Learning curves: AUC against training size for each mode, with seed spread."""
     from hepfm.tasks import TASKS, get_task
+    from hepfm.training.scan import SCAN_MODES, summarise_scan
     from hepfm.training.task_run import scan_tasks
 
+    if summarise_only:
+        try:
+            out_dir = summarise_scan(out)
+        except (FileNotFoundError, ValueError) as err:
+            fail(err)
+        console.print(f"wrote summary.csv, learning curves and compute.csv in {out_dir}")
+        return
     spec = tasks_ or task
     if not spec:
         raise typer.BadParameter("give --task NAME or --tasks all")
@@ -262,12 +276,17 @@ def scan(
         raise typer.BadParameter(f"--sizes must be integers like 300,1000, got '{sizes}'") from None
     if min(size_list) < 2:
         raise typer.BadParameter(f"--sizes must be at least 2 events each, got '{sizes}'")
+    mode_list = [m.strip() for m in modes.split(",")]
+    bad = [m for m in mode_list if m not in SCAN_MODES]
+    if bad:
+        raise typer.BadParameter(f"--modes: unknown mode '{bad[0]}'; choose from "
+                                 f"{','.join(SCAN_MODES)}")
     models: dict[str, str | None] = {"pretrained": None}
     if source:
         models = dict(s.split("=", 1) if "=" in s else ("pretrained", s)
                       for s in source.split(","))
     out_dir = scan_tasks([get_task(n) for n in names], models,
-                         size_list, modes.split(","), seeds, out,
+                         size_list, mode_list, seeds, out,
                          data, epochs, events_per_process, gen)
     console.print(f"wrote scan.csv, summary.csv, learning curves and compute.csv in {out_dir}")
     console.print((out_dir / "compute.txt").read_text())

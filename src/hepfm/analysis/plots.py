@@ -127,8 +127,9 @@ def plot_learning_curve(
         raise ValueError(f"learning-curve table lacks columns {sorted(missing)}")
     fig = _figure()
     ax = fig.add_subplot()
-    # the same order (so the same colour) for a curve in every plot: scratch first
-    order = sorted(results[mode_col].unique(), key=lambda m: (m != "scratch", str(m)))
+    # the same order (so the same colour) for a curve in every plot: scratch, bdt, the rest
+    first = {"scratch": 0, "bdt": 1}
+    order = sorted(results[mode_col].unique(), key=lambda m: (first.get(m, 2), str(m)))
     for mode in order:
         group = results[results[mode_col] == mode]
         stats = group.groupby(size_col)[metric].agg(["mean", "std", "count"]).sort_index()

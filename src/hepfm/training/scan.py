@@ -1,87 +1,337 @@
 """Learning curves (AUC against training size, per mode) and the compute accounting.
 
-``run_scan`` fine-tunes every (pretrained model, mode, training size, seed) on a task and
-appends one tidy row per run to ``scan.csv`` as soon as it finishes, so an interrupted scan
-resumes where it stopped. ``compute_accounting`` reads those rows and answers: how much
-training time does fine-tuning need to match the best from-scratch AUC, and after how many
-tasks does the one-off pretraining cost pay for itself?
+``run_scan`` trains every (pretrained model, mode, training size, seed) of a task, plus the
+``bdt`` baseline (:class:`hepfm.analysis.baseline.BDTBaseline`, once per size and seed,
+like ``scratch``) and stores each finished run in a :class:`ScanStore`:
+
+- ``runs/<run_id>.json``: the run's resume key (every setting that changes its result) and
+  its result row; written last and atomically, so it marks a complete run. ``run_id`` is a
+  hash of the key: a run with any other setting (epochs, model, data, ...) is a new run.
+- ``scores/<task>/<run_id>.npy``: the run's signal scores on the task's fixed test set, and
+  ``scores/<task>/test-<test_id>.npz`` the labels and weights of that test set (stored once),
+  so that bootstrap intervals can be recomputed without retraining.
+- ``scan.csv``: every row of ``runs/``, reassembled after each run (a view; ``runs/`` is
+  the truth). Any number of processes can write into one scan directory at once.
+
+``compute_accounting`` reads the rows and answers: how much training time does fine-tuning
+need to match the best from-scratch AUC, and after how many tasks does the one-off
+pretraining cost pay for itself?
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from hepfm.atomic import write_text
+from hepfm.analysis.baseline import FEATURE_VERSION, BDTBaseline
+from hepfm.analysis.metrics import binary_metrics
+from hepfm.atomic import atomic_path, write_text
+from hepfm.data.table import EventTable
 from hepfm.errors import UnknownNameError
 from hepfm.models.foundation import FoundationModel
 from hepfm.tasks import Task
 from hepfm.training.finetune import (
     MODES,
     FinetuneConfig,
-    evaluate,
     finetune,
+    predict_proba,
     prepare_model,
 )
-from hepfm.training.taskdata import load_task_events, split_task
+from hepfm.training.taskdata import TEST_SEED, load_task_events, split_task
 
+log = logging.getLogger(__name__)
+
+#: Modes of a scan: the BDT baseline and the fine-tuning modes.
+SCAN_MODES: tuple[str, ...] = ("bdt", *MODES)
+#: Modes that do not use the pretrained weights: run once per (size, seed), model ``none``.
+MODEL_FREE_MODES: tuple[str, ...] = ("bdt", "scratch")
 COLUMNS = ("task", "model", "mode", "train_size", "seed", "auc", "accuracy", "rejection_50",
-           "rejection_70", "train_seconds", "epochs", "best_epoch")
+           "rejection_70", "train_seconds", "epochs", "best_epoch", "train_events",
+           "val_events", "test_events", "test_id", "model_id", "run_id")
 KEY = ("task", "model", "mode", "train_size", "seed")
+#: Columns read back as strings whatever they look like (a model labelled ``01`` stays ``01``).
+LABEL_COLUMNS = ("task", "model", "mode", "test_id", "model_id", "run_id")
+#: Settings of :class:`FinetuneConfig` that do not change a run's result.
+_NOT_RESULT = ("mode", "seed", "accelerator", "progress_bar")
+#: Split settings of :func:`split_task` used by scans (part of the key).
+_SPLIT = {"test_seed": TEST_SEED, "test_fraction": 0.25, "val_fraction": 0.25, "min_val": 200}
+
+
+def _digest(parts: Iterable[bytes | str]) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        b = p.encode() if isinstance(p, str) else p
+        h.update(len(b).to_bytes(8, "little"))
+        h.update(b)
+    return h.hexdigest()[:20]
+
+
+def table_identity(table: EventTable) -> str:
+    """Hash of the events of `table` (objects, labels and process names)."""
+    t = table[0:len(table)] if len(table) and table.offsets[0] != 0 else table
+    arrays = [t.offsets, t.pt, t.eta, t.phi, t.mass, t.charge, t.btag, t.node_type, t.y,
+              t.process]
+    if getattr(t, "weight", None) is not None:  # event weights, where the table has them
+        arrays.append(t.weight)
+    return _digest([",".join(t.processes), *(np.ascontiguousarray(a).tobytes() for a in arrays)])
+
+
+def model_identity(model: FoundationModel, weights: bool = True) -> str:
+    """Hash of a model's architecture, normalisation and (with `weights`) every weight."""
+    parts: list[bytes | str] = [json.dumps(model.config.to_dict(), sort_keys=True, default=str)]
+    if model.stats is not None:
+        parts.append(json.dumps(model.stats.to_dict(), sort_keys=True, default=str))
+    if weights:
+        for name, tensor in sorted(model.state_dict().items()):
+            parts += [name, tensor.detach().cpu().contiguous().numpy().tobytes()]
+    return _digest(parts)
+
+
+def run_id(key: Mapping[str, Any]) -> str:
+    """The name of a run: a hash of its whole key."""
+    return _digest([json.dumps(key, sort_keys=True, default=str)])
+
+
+def read_scan_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A ``scan.csv`` with its label columns as strings (``01`` stays ``01``)."""
+    return pd.read_csv(path, dtype={c: str for c in LABEL_COLUMNS}, keep_default_na=False,
+                       na_values={c: ["", "NaN", "nan"] for c in COLUMNS
+                                  if c not in LABEL_COLUMNS})
+
+
+class ScanStore:
+    """The files of one scan directory (see the module docstring). Safe for many writers."""
+
+    def __init__(self, directory: str | os.PathLike[str]):
+        self.directory = Path(directory)
+        self.runs = self.directory / "runs"
+        self.scores = self.directory / "scores"
+        self.csv = self.directory / "scan.csv"
+
+    def prepare(self) -> ScanStore:
+        """Create the folders; move a ``scan.csv`` of an older hepfm (no run ids) aside."""
+        self.runs.mkdir(parents=True, exist_ok=True)
+        if self.csv.is_file():
+            head = self.csv.open().readline()
+            if "run_id" not in head.strip().split(","):
+                k = 0
+                while (legacy := self.directory / f"scan-legacy{k or ''}.csv").exists():
+                    k += 1
+                try:
+                    os.replace(self.csv, legacy)
+                except FileNotFoundError:  # another writer moved it first
+                    return self
+                log.warning("%s has no run ids (older hepfm): moved to %s; its runs are "
+                            "not reused", self.csv, legacy)
+        return self
+
+    def _run_file(self, rid: str) -> Path:
+        return self.runs / f"{rid}.json"
+
+    def load_run(self, rid: str) -> dict[str, Any] | None:
+        """The stored record of run `rid` ({"key", "row", ...}), None if absent or broken."""
+        try:
+            record = json.loads(self._run_file(rid).read_text())
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) and "row" in record else None
+
+    def has(self, rid: str, key: Mapping[str, Any]) -> bool:
+        """Whether run `rid` is stored complete with exactly this key and its scores."""
+        record = self.load_run(rid)
+        if record is None or record.get("key") != json.loads(json.dumps(key, default=str)):
+            return False
+        return self.score_path(record["row"]["task"], rid).is_file()
+
+    def score_path(self, task: str, rid: str) -> Path:
+        return self.scores / task / f"{rid}.npy"
+
+    def test_path(self, task: str, test_id: str) -> Path:
+        return self.scores / task / f"test-{test_id}.npz"
+
+    def save_test(self, task: str, test_id: str, y: np.ndarray,
+                  weight: np.ndarray | None = None) -> Path:
+        """Store a task's test labels and weights once (an existing file is kept)."""
+        path = self.test_path(task, test_id)
+        if not path.is_file():
+            w = np.ones(len(y)) if weight is None else np.asarray(weight, np.float64)
+            with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+                np.savez(fh, y=np.asarray(y, np.int8), weight=w)
+        return path
+
+    def save_run(self, rid: str, key: Mapping[str, Any], row: Mapping[str, Any],
+                 scores: np.ndarray, info: Mapping[str, Any] | None = None) -> None:
+        """Store a finished run: its scores first, then its record (the completion mark)."""
+        with atomic_path(self.score_path(str(row["task"]), rid)) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, np.asarray(scores, np.float32))
+        record = {"key": key, "row": dict(row), **(info or {})}
+        write_text(self._run_file(rid), json.dumps(_json_safe(record), indent=1, default=str))
+
+    def _listing(self) -> list[Path]:
+        return sorted(self.runs.glob("*.json")) if self.runs.is_dir() else []
+
+    def rows(self, paths: Sequence[Path] | None = None) -> pd.DataFrame:
+        """Every stored run as a row of :data:`COLUMNS` (broken records are skipped)."""
+        rows = []
+        for p in self._listing() if paths is None else paths:
+            record = self.load_run(p.stem)
+            if record is not None:
+                rows.append(record["row"])
+        frame = pd.DataFrame(rows, columns=list(COLUMNS))
+        for c in LABEL_COLUMNS:
+            frame[c] = frame[c].astype(str)
+        for c in ("auc", "accuracy", "rejection_50", "rejection_70", "train_seconds"):
+            frame[c] = pd.to_numeric(frame[c])
+        return frame.sort_values(list(KEY), kind="stable").reset_index(drop=True)
+
+    def assemble(self, attempts: int = 20) -> pd.DataFrame:
+        """Rewrite ``scan.csv`` from ``runs/``; again while other writers add runs meanwhile."""
+        for _ in range(attempts):
+            listing = self._listing()
+            frame = self.rows(listing)
+            write_text(self.csv, frame.to_csv(index=False))
+            if self._listing() == listing:
+                break
+        return frame
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return _json_safe(value.item())
+    return value
+
+
+def _scan_dir(out: str | Path) -> Path:
+    out = Path(out)
+    return out.parent if out.suffix == ".csv" else out
 
 
 def run_scan(task: Task, data: str | Path, models: Mapping[str, FoundationModel],
              sizes: Sequence[int], modes: Sequence[str], seeds: int | Sequence[int],
-             out_csv: str | Path, config: FinetuneConfig | None = None,
-             events_per_process: int | None = None, progress: bool = True) -> pd.DataFrame:
-    """Fine-tune each model of `models` ({label: model}) in each mode, size and seed.
+             out: str | Path, config: FinetuneConfig | None = None,
+             events_per_process: int | None = None, progress: bool = True,
+             bdt: BDTBaseline | None = None) -> pd.DataFrame:
+    """Train each model of `models` ({label: model}) in each mode, size and seed.
 
-    ``scratch`` runs once per (size, seed), whatever the number of models (its model label
-    is ``none``). Rows already in `out_csv` are kept and not run again.
+    `out` is the scan directory (or its ``scan.csv``). ``scratch`` and ``bdt`` run once per
+    (size, seed), whatever the number of models (model label ``none``); ``bdt`` uses the
+    hyper-parameters of `bdt` (default :class:`BDTBaseline`) with the run seed as random
+    state. Runs stored with the same key are not run again. Returns the rows of these runs
+    (``scan.csv`` holds every run of the directory).
     """
     for m in modes:
-        if m not in MODES:
-            raise UnknownNameError("fine-tuning mode", m, list(MODES))
-    if not models:
+        if m not in SCAN_MODES:
+            raise UnknownNameError("scan mode", m, list(SCAN_MODES))
+    if not models and any(m not in MODEL_FREE_MODES for m in modes):
         raise ValueError("run_scan needs at least one pretrained model")
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
-    out_csv = Path(out_csv)
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
-    done = pd.read_csv(out_csv) if out_csv.is_file() else pd.DataFrame(columns=COLUMNS)
-    have = {tuple(r) for r in done[list(KEY)].astype(str).itertuples(index=False)}
-    runs = [(label, mode, size, seed) for size in sizes for seed in seed_list for mode in modes
-            for label in (["none"] if mode == "scratch" else list(models))]
-    runs = [r for r in runs if (task.name, *map(str, r)) not in have]
-    if not runs:
-        return done
-    table = load_task_events(task, data, events_per_process,
-                             cache_dir=Path(data) / ".cache")
+    store = ScanStore(_scan_dir(out)).prepare()
+    table = load_task_events(task, data, events_per_process, cache_dir=Path(data) / ".cache")
     base = config or FinetuneConfig()
-    rows = done.to_dict("records")
-    for label, mode, size, seed in tqdm(runs, desc=f"scan {task.name}", disable=not progress):
-        splits = split_task(table, size, seed)
-        source = models[label] if label != "none" else next(iter(models.values()))
-        cfg = replace(base, mode=mode, seed=seed)
-        model = prepare_model(source, "task", mode, seed=seed)
-        res = finetune(model, splits.train, splits.val, "task", cfg)
-        metrics, _ = evaluate(res.model, splits.test, "task")
-        rows.append({"task": task.name, "model": label, "mode": mode, "train_size": size,
-                     "seed": seed, **{k: metrics[k] for k in COLUMNS[5:9]},
-                     "train_seconds": res.train_seconds, "epochs": res.epochs_run,
-                     "best_epoch": res.best_epoch})
-        write_text(out_csv, pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False))
-    return pd.DataFrame(rows, columns=COLUMNS)
+    bdt = bdt or BDTBaseline()
+    common = {"task": task.name, "signal": list(task.signal),
+              "background": list(task.background), "data_id": table_identity(table),
+              "events_per_process": events_per_process, "split": _SPLIT}
+    train_settings = {k: v for k, v in asdict(base).items() if k not in _NOT_RESULT}
+    ids: dict[str, tuple[str, str]] = {}  # label -> (weights id, architecture id)
+    for label, model in models.items():
+        ids[label] = (model_identity(model), model_identity(model, weights=False))
+    first = next(iter(models), None)
+
+    def key_of(label: str, mode: str, size: int, seed: int) -> dict[str, Any]:
+        key: dict[str, Any] = {**common, "model": label, "mode": mode, "train_size": size,
+                               "seed": seed}
+        if mode == "bdt":
+            key["bdt"] = {**bdt.get_params(), "random_state": seed,
+                          "features": FEATURE_VERSION}
+        elif mode == "scratch":
+            key["model_id"] = ids[first][1] if first is not None else None
+            key["train"] = train_settings
+        else:
+            key["model_id"] = ids[label][0]
+            key["train"] = train_settings
+        return key
+
+    todo, planned = [], set()
+    for size in sizes:
+        for seed in seed_list:
+            for mode in modes:
+                for label in (["none"] if mode in MODEL_FREE_MODES else list(models)):
+                    key = key_of(label, mode, size, seed)
+                    rid = run_id(key)
+                    planned.add(rid)
+                    if not store.has(rid, key):
+                        todo.append((size, seed, mode, label, key, rid))
+    if todo:
+        _train_runs(task, table, todo, models, first, base, bdt, store, data, progress)
+    frame = store.assemble()
+    return frame[frame["run_id"].isin(planned)].reset_index(drop=True)
+
+
+def _train_runs(task: Task, table: EventTable, todo: list, models: Mapping[str, FoundationModel],
+                first: str | None, base: FinetuneConfig, bdt: BDTBaseline, store: ScanStore,
+                data: str | Path, progress: bool) -> None:
+    splits_of: dict[tuple[int, int], Any] = {}
+    for size, seed, mode, label, key, rid in tqdm(todo, desc=f"scan {task.name}",
+                                                  disable=not progress):
+        if (size, seed) not in splits_of:
+            splits_of.clear()
+            splits_of[(size, seed)] = split_task(table, size, seed, _SPLIT["test_fraction"],
+                                                 _SPLIT["val_fraction"], _SPLIT["min_val"])
+        splits = splits_of[(size, seed)]
+        test_id = table_identity(splits.test)
+        store.save_test(task.name, test_id, splits.test.y, getattr(splits.test, "weight", None))
+        if mode == "bdt":
+            est = replace_params(bdt, random_state=seed).fit(splits.train, splits.val)
+            scores = est.signal_score(splits.test)
+            seconds, epochs, best, model_id = est.fit_seconds_, est.n_iter_, est.n_iter_, ""
+        else:
+            source = models[label] if label != "none" else models[first]  # type: ignore[index]
+            cfg = replace(base, mode=mode, seed=seed)
+            model = prepare_model(source, "task", mode, seed=seed)
+            res = finetune(model, splits.train, splits.val, "task", cfg)
+            scores = predict_proba(res.model, splits.test, "task")
+            seconds, epochs, best = res.train_seconds, res.epochs_run, res.best_epoch
+            model_id = key["model_id"]
+        scores = np.asarray(scores, np.float32)
+        metrics = binary_metrics(splits.test.y, scores)
+        row = {"task": task.name, "model": label, "mode": mode, "train_size": size,
+               "seed": seed, **{k: metrics[k] for k in COLUMNS[5:9]},
+               "train_seconds": seconds, "epochs": epochs, "best_epoch": best,
+               "train_events": len(splits.train), "val_events": len(splits.val),
+               "test_events": len(splits.test), "test_id": test_id, "model_id": model_id,
+               "run_id": rid}
+        store.save_run(rid, key, row, scores, {"data": str(Path(data).resolve())})
+        store.assemble()
+
+
+def replace_params(estimator: BDTBaseline, **params: Any) -> BDTBaseline:
+    """An unfitted copy of `estimator` with some parameters changed (sklearn's clone)."""
+    from sklearn.base import clone
+
+    return clone(estimator).set_params(**params)
 
 
 def curve_label(frame: pd.DataFrame) -> pd.Series:
-    """``scratch`` or ``<mode> (<model>)``: one learning curve each."""
-    many = frame.loc[frame["mode"] != "scratch", "model"].nunique() > 1
-    return frame.apply(lambda r: r["mode"] if r["mode"] == "scratch" or not many
+    """``scratch``, ``bdt`` or ``<mode> (<model>)``: one learning curve each."""
+    tuned = ~frame["mode"].isin(MODEL_FREE_MODES)
+    many = frame.loc[tuned, "model"].nunique() > 1
+    return frame.apply(lambda r: r["mode"] if r["mode"] in MODEL_FREE_MODES or not many
                        else f"{r['mode']} ({r['model']})", axis=1)
 
 
@@ -99,11 +349,11 @@ def compute_accounting(frame: pd.DataFrame, pretrain_seconds: float | Mapping[st
     """Training time for scratch to reach its best mean AUC and for each fine-tuned curve
     to match it, per task and summed; and, per curve, the number of tasks after which the
     one-off pretraining time (one number, or one per model label) is paid back by the time
-    saved (None: never)."""
+    saved (None: never). The BDT is no fine-tuned curve and is left out."""
     s = summarise(frame)
     model_of = dict(zip(curve_label(frame), frame["model"], strict=True))
     rows = []
-    for (task, curve), tuned in s[s["curve"] != "scratch"].groupby(["task", "curve"]):
+    for (task, curve), tuned in s[~s["curve"].isin(MODEL_FREE_MODES)].groupby(["task", "curve"]):
         scratch = s[(s["task"] == task) & (s["curve"] == "scratch")]
         if scratch.empty:
             continue
@@ -137,3 +387,58 @@ def compute_accounting(frame: pd.DataFrame, pretrain_seconds: float | Mapping[st
                                                          "saved_seconds")}})
     table = pd.concat([table, pd.DataFrame(totals)], ignore_index=True)
     return table, breakeven
+
+
+def load_scan(directory: str | os.PathLike[str]) -> pd.DataFrame:
+    """Every run stored in a scan directory (from ``runs/``; a legacy ``scan.csv`` else)."""
+    store = ScanStore(directory)
+    if store.runs.is_dir():
+        return store.rows()
+    if store.csv.is_file():
+        return read_scan_csv(store.csv)
+    raise FileNotFoundError(f"'{directory}' is no scan directory (no runs/ and no scan.csv)")
+
+
+def _check_unique(frame: pd.DataFrame) -> None:
+    dup = frame[frame.duplicated(list(KEY), keep=False)]
+    if len(dup):
+        first = dup.iloc[0]
+        ids = dup[(dup[list(KEY)] == first[list(KEY)]).all(axis=1)]["run_id"].tolist()
+        raise ValueError(
+            f"the scan directory holds {len(dup)} runs that differ only in their settings, "
+            f"e.g. {dict(first[list(KEY)])} in runs {', '.join(map(str, ids))} (another epoch "
+            "count, model or data?): keep one set of runs per directory (move the others' "
+            "runs/<run_id>.json to another directory)")
+
+
+def summarise_scan(directory: str | os.PathLike[str], frame: pd.DataFrame | None = None,
+                   pretrain_seconds: float | Mapping[str, float] | None = None) -> Path:
+    """Write ``summary.csv``, ``learning_curve_<task>.png``, ``compute.csv`` and
+    ``compute.txt`` of a scan directory from its stored runs (or the rows `frame`).
+
+    `pretrain_seconds` defaults to the per-model times in ``pretrain_seconds.json``.
+    """
+    from hepfm.analysis.plots import plot_learning_curve
+
+    directory = Path(directory)
+    frame = load_scan(directory) if frame is None else frame
+    if frame.empty:
+        raise ValueError(f"no finished runs in '{directory}'")
+    _check_unique(frame)
+    write_text(directory / "summary.csv", summarise(frame).to_csv(index=False))
+    for name, t in frame.groupby("task"):
+        plot_learning_curve(t.assign(mode=curve_label(t)),
+                            directory / f"learning_curve_{name}.png", title=str(name))
+    if pretrain_seconds is None:
+        path = directory / "pretrain_seconds.json"
+        pretrain_seconds = json.loads(path.read_text()) if path.is_file() else float("nan")
+    costs = pretrain_seconds
+    table, breakeven = compute_accounting(frame, costs)
+    write_text(directory / "compute.csv", table.to_csv(index=False))
+    lines = [f"pretraining wall time of {label}: {s:.0f} s" for label, s in
+             (costs.items() if isinstance(costs, Mapping) else [("the model", costs)])]
+    for curve, n in breakeven.items():
+        lines.append(f"{curve}: pretraining pays for itself after {n} task(s)" if n else
+                     f"{curve}: reaches the best scratch AUC no faster: no break-even")
+    write_text(directory / "compute.txt", "\n".join(lines) + "\n")
+    return directory
