@@ -35,7 +35,12 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from hepfm.analysis.baseline import FEATURE_VERSION, BDTBaseline
-from hepfm.analysis.metrics import binary_metrics
+from hepfm.analysis.metrics import (
+    CONFIDENCE,
+    binary_metrics,
+    bootstrap_auc,
+    percentile_interval,
+)
 from hepfm.atomic import atomic_path, write_text
 from hepfm.data.table import EventTable
 from hepfm.errors import UnknownNameError
@@ -335,13 +340,110 @@ def curve_label(frame: pd.DataFrame) -> pd.Series:
                        else f"{r['mode']} ({r['model']})", axis=1)
 
 
-def summarise(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation of AUC and train time over seeds, per curve and size."""
+def bootstrap_runs(frame: pd.DataFrame, store: ScanStore, n_boot: int = 1000, seed: int = 0
+                   ) -> pd.DataFrame:
+    """AUC of every run with stored scores on `n_boot` resamples of its task's test events.
+
+    One column per ``run_id``, one row per resample. Runs scored on the same test set share
+    the same resamples (row b is the same resample for all of them), so differences between
+    their columns are paired bootstrap differences.
+    """
+    columns: dict[str, np.ndarray] = {}
+    for (task, test_id), group in frame.groupby(["task", "test_id"]):
+        test_path = store.test_path(str(task), str(test_id))
+        ids = [r for r in group["run_id"] if store.score_path(str(task), r).is_file()]
+        if not ids or not test_path.is_file():
+            continue
+        with np.load(test_path, allow_pickle=False) as test:
+            y, w = test["y"], test["weight"]
+        scores = np.stack([np.load(store.score_path(str(task), r), allow_pickle=False)
+                           for r in ids])
+        aucs = bootstrap_auc(y, scores, w, n_boot=n_boot, seed=seed)
+        columns.update(zip(ids, aucs.T, strict=True))
+    return pd.DataFrame(columns, index=pd.RangeIndex(n_boot, name="resample"))
+
+
+def _interval_columns(values: np.ndarray | None, prefix: str, confidence: float
+                      ) -> dict[str, float]:
+    tag = f"{round(100 * confidence)}"
+    if values is None:
+        return {f"{prefix}_lo{tag}": np.nan, f"{prefix}_hi{tag}": np.nan,
+                f"{prefix}_test_std": np.nan}
+    lo, hi = percentile_interval(values, confidence)
+    return {f"{prefix}_lo{tag}": float(lo), f"{prefix}_hi{tag}": float(hi),
+            f"{prefix}_test_std": float(np.nanstd(values, ddof=1))}
+
+
+def _boot_mean(boot: pd.DataFrame | None, ids: Sequence[str]) -> np.ndarray | None:
+    """Per resample, the mean over runs `ids` (None unless every run was bootstrapped)."""
+    if boot is None or not len(ids) or not all(r in boot.columns for r in ids):
+        return None
+    return boot[list(ids)].to_numpy().mean(axis=1)
+
+
+def summarise(frame: pd.DataFrame, boot: pd.DataFrame | None = None,
+              confidence: float = CONFIDENCE) -> pd.DataFrame:
+    """Per task, curve and size: mean AUC over seeds (``auc_mean``), its seed spread
+    (``auc_std``), and with `boot` (:func:`bootstrap_runs`) the test-set bootstrap
+    interval of that mean (``auc_lo68``/``auc_hi68``: central 68% percentile interval) and
+    the bootstrap standard deviation (``auc_test_std``); mean train time and epochs."""
     f = frame.assign(curve=curve_label(frame))
-    g = f.groupby(["task", "curve", "train_size"])
-    out = g.agg(auc_mean=("auc", "mean"), auc_std=("auc", "std"), seeds=("seed", "count"),
-                seconds_mean=("train_seconds", "mean"), epochs_mean=("best_epoch", "mean"))
-    return out.reset_index()
+    rows = []
+    for (task, curve, size), g in f.groupby(["task", "curve", "train_size"], sort=True):
+        same_test = g["test_id"].nunique() == 1 if "test_id" in g else False
+        values = _boot_mean(boot, list(g["run_id"])) if same_test else None
+        rows.append({"task": task, "curve": curve, "train_size": size,
+                     "auc_mean": g["auc"].mean(), "auc_std": g["auc"].std(),
+                     "seeds": int(g["seed"].count()),
+                     **_interval_columns(values, "auc", confidence),
+                     "seconds_mean": g["train_seconds"].mean(),
+                     "epochs_mean": g["best_epoch"].mean()})
+    return pd.DataFrame(rows)
+
+
+def differences(frame: pd.DataFrame, boot: pd.DataFrame | None = None,
+                references: Sequence[str] = MODEL_FREE_MODES,
+                confidence: float = CONFIDENCE) -> pd.DataFrame:
+    """Every curve minus each reference curve, per task and size: with the default
+    references, every curve minus ``bdt`` and every curve but ``bdt`` minus ``scratch``.
+
+    Runs are paired by seed (the same training events): ``diff_mean`` is the mean over the
+    seeds both curves have of the per-seed AUC difference, ``diff_std`` its seed spread, and
+    ``diff_lo68``/``diff_hi68`` the paired test-set bootstrap interval (the same resampled
+    test events for both curves in every resample); ``frac_not_above_0`` is the fraction of
+    resamples in which the difference is <= 0.
+    """
+    f = frame.assign(curve=curve_label(frame))
+    rows = []
+    for (task, size), g in f.groupby(["task", "train_size"], sort=True):
+        by_curve = {c: d.set_index("seed") for c, d in g.groupby("curve")}
+        for i, ref in enumerate(references):
+            if ref not in by_curve:
+                continue
+            r = by_curve[ref]
+            for curve, c in by_curve.items():
+                if curve == ref or curve in references[:i]:  # each pair once
+                    continue
+                seeds = sorted(set(c.index) & set(r.index))
+                if not seeds:
+                    continue
+                per_seed = c.loc[seeds, "auc"].to_numpy() - r.loc[seeds, "auc"].to_numpy()
+                same = len(set(c.loc[seeds, "test_id"]) | set(r.loc[seeds, "test_id"])) == 1
+                a = _boot_mean(boot, list(c.loc[seeds, "run_id"])) if same else None
+                b = _boot_mean(boot, list(r.loc[seeds, "run_id"])) if same else None
+                values = None if a is None or b is None else a - b
+                cols = _interval_columns(values, "diff", confidence)
+                rows.append({"task": task, "curve": curve, "reference": ref,
+                             "train_size": size, "seeds": len(seeds),
+                             "diff_mean": float(per_seed.mean()),
+                             "diff_std": float(per_seed.std(ddof=1)) if len(seeds) > 1
+                             else np.nan,
+                             **cols, "frac_not_above_0": np.nan if values is None
+                             else float(np.mean(values <= 0))})
+    tag = round(100 * confidence)
+    return pd.DataFrame(rows, columns=["task", "curve", "reference", "train_size", "seeds",
+                                       "diff_mean", "diff_std", f"diff_lo{tag}",
+                                       f"diff_hi{tag}", "diff_test_std", "frac_not_above_0"])
 
 
 def compute_accounting(frame: pd.DataFrame, pretrain_seconds: float | Mapping[str, float]
@@ -412,23 +514,28 @@ def _check_unique(frame: pd.DataFrame) -> None:
 
 
 def summarise_scan(directory: str | os.PathLike[str], frame: pd.DataFrame | None = None,
-                   pretrain_seconds: float | Mapping[str, float] | None = None) -> Path:
-    """Write ``summary.csv``, ``learning_curve_<task>.png``, ``compute.csv`` and
-    ``compute.txt`` of a scan directory from its stored runs (or the rows `frame`).
+                   pretrain_seconds: float | Mapping[str, float] | None = None,
+                   n_boot: int = 1000, seed: int = 0) -> Path:
+    """Write ``summary.csv``, ``differences.csv``, ``learning_curve_<task>.png``,
+    ``compute.csv`` and ``compute.txt`` of a scan directory from its stored runs and test
+    scores alone (or from the rows `frame`), with `n_boot` seeded bootstrap resamples of
+    the test events for every interval.
 
     `pretrain_seconds` defaults to the per-model times in ``pretrain_seconds.json``.
     """
-    from hepfm.analysis.plots import plot_learning_curve
+    from hepfm.analysis.plots import plot_learning_summary
 
     directory = Path(directory)
     frame = load_scan(directory) if frame is None else frame
     if frame.empty:
         raise ValueError(f"no finished runs in '{directory}'")
     _check_unique(frame)
-    write_text(directory / "summary.csv", summarise(frame).to_csv(index=False))
-    for name, t in frame.groupby("task"):
-        plot_learning_curve(t.assign(mode=curve_label(t)),
-                            directory / f"learning_curve_{name}.png", title=str(name))
+    boot = bootstrap_runs(frame, ScanStore(directory), n_boot, seed) if n_boot else None
+    summary = summarise(frame, boot)
+    write_text(directory / "summary.csv", summary.to_csv(index=False))
+    write_text(directory / "differences.csv", differences(frame, boot).to_csv(index=False))
+    for name, t in summary.groupby("task"):
+        plot_learning_summary(t, directory / f"learning_curve_{name}.png", title=str(name))
     if pretrain_seconds is None:
         path = directory / "pretrain_seconds.json"
         pretrain_seconds = json.loads(path.read_text()) if path.is_file() else float("nan")
