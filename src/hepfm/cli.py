@@ -251,8 +251,11 @@ def scan(
     events_per_process: int = typer.Option(None, help="Events read per process."),
     gen: bool = typer.Option(False, "--generate", help="Generate missing sample files."),
     summarise_only: bool = typer.Option(False, "--summarise-only", help="Train nothing: "
-                                        "remake summary.csv, plots and compute tables of "
-                                        "--out from its stored runs and scores."),
+                                        "remake summary.csv, differences.csv, plots and "
+                                        "compute tables of --out from its stored runs and "
+                                        "test scores."),
+    bootstrap: int = typer.Option(1000, help="Resamples of the test events for the 68% "
+                                  "intervals of summary.csv and differences.csv (0: none)."),
 ) -> None:
     """Learning curves: AUC against training size for each mode, with seed spread."""
     from hepfm.tasks import TASKS, get_task
@@ -261,7 +264,9 @@ def scan(
 
     if summarise_only:
         try:
-            out_dir = summarise_scan(out)
+            if bootstrap < 0:
+                raise ValueError(f"--bootstrap must be >= 0, got {bootstrap}")
+            out_dir = summarise_scan(out, n_boot=bootstrap)
         except (FileNotFoundError, ValueError) as err:
             fail(err)
         console.print(f"wrote summary.csv, learning curves and compute.csv in {out_dir}")
@@ -276,6 +281,8 @@ def scan(
         raise typer.BadParameter(f"--sizes must be integers like 300,1000, got '{sizes}'") from None
     if min(size_list) < 2:
         raise typer.BadParameter(f"--sizes must be at least 2 events each, got '{sizes}'")
+    if bootstrap < 0:
+        raise typer.BadParameter(f"--bootstrap must be >= 0, got {bootstrap}")
     mode_list = [m.strip() for m in modes.split(",")]
     bad = [m for m in mode_list if m not in SCAN_MODES]
     if bad:
@@ -287,7 +294,7 @@ def scan(
                       for s in source.split(","))
     out_dir = scan_tasks([get_task(n) for n in names], models,
                          size_list, mode_list, seeds, out,
-                         data, epochs, events_per_process, gen)
+                         data, epochs, events_per_process, gen, n_boot=bootstrap)
     console.print(f"wrote scan.csv, summary.csv, learning curves and compute.csv in {out_dir}")
     console.print((out_dir / "compute.txt").read_text())
 

@@ -314,7 +314,8 @@ def _train_runs(task: Task, table: EventTable, todo: list, models: Mapping[str, 
             seconds, epochs, best = res.train_seconds, res.epochs_run, res.best_epoch
             model_id = key["model_id"]
         scores = np.asarray(scores, np.float32)
-        metrics = binary_metrics(splits.test.y, scores)
+        metrics = binary_metrics(splits.test.y, scores,
+                                 sample_weight=getattr(splits.test, "weight", None))
         row = {"task": task.name, "model": label, "mode": mode, "train_size": size,
                "seed": seed, **{k: metrics[k] for k in COLUMNS[5:9]},
                "train_seconds": seconds, "epochs": epochs, "best_epoch": best,
@@ -515,13 +516,16 @@ def _check_unique(frame: pd.DataFrame) -> None:
 
 def summarise_scan(directory: str | os.PathLike[str], frame: pd.DataFrame | None = None,
                    pretrain_seconds: float | Mapping[str, float] | None = None,
-                   n_boot: int = 1000, seed: int = 0) -> Path:
+                   n_boot: int = 1000, seed: int = 0,
+                   fallback: pd.DataFrame | None = None) -> Path:
     """Write ``summary.csv``, ``differences.csv``, ``learning_curve_<task>.png``,
     ``compute.csv`` and ``compute.txt`` of a scan directory from its stored runs and test
     scores alone (or from the rows `frame`), with `n_boot` seeded bootstrap resamples of
     the test events for every interval.
 
-    `pretrain_seconds` defaults to the per-model times in ``pretrain_seconds.json``.
+    `pretrain_seconds` defaults to the per-model times in ``pretrain_seconds.json``. With
+    `fallback` rows, a directory that mixes runs of different settings is summarised from
+    those rows (with a warning) instead of raising.
     """
     from hepfm.analysis.plots import plot_learning_summary
 
@@ -529,7 +533,13 @@ def summarise_scan(directory: str | os.PathLike[str], frame: pd.DataFrame | None
     frame = load_scan(directory) if frame is None else frame
     if frame.empty:
         raise ValueError(f"no finished runs in '{directory}'")
-    _check_unique(frame)
+    try:
+        _check_unique(frame)
+    except ValueError as err:
+        if fallback is None:
+            raise
+        log.warning("%s; summarising the runs of this scan only", err)
+        frame = fallback
     boot = bootstrap_runs(frame, ScanStore(directory), n_boot, seed) if n_boot else None
     summary = summarise(frame, boot)
     write_text(directory / "summary.csv", summary.to_csv(index=False))

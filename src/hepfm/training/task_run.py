@@ -80,10 +80,11 @@ def finetune_task(task: Task, source: str | None = None, mode: str = "full",
 def scan_tasks(tasks: list[Task], models: dict[str, str | None], sizes: list[int],
                modes: list[str], seeds: int, out: str | Path, data: str | Path | None = None,
                epochs: int = 30, events_per_process: int | None = None,
-               generate: bool = False, pretrain_seconds: float | None = None) -> Path:
+               generate: bool = False, pretrain_seconds: float | None = None,
+               n_boot: int = 1000) -> Path:
     """Learning curves for every task (modes of :data:`~hepfm.training.scan.SCAN_MODES`);
     stores every run in `out` (see :mod:`hepfm.training.scan`), then writes the summary,
-    plots and compute tables of this scan's runs."""
+    plots and compute tables of the directory (with `n_boot` test-set resamples)."""
     for m in modes:
         if m not in SCAN_MODES:
             raise UnknownNameError("scan mode", m, list(SCAN_MODES))
@@ -104,7 +105,9 @@ def scan_tasks(tasks: list[Task], models: dict[str, str | None], sizes: list[int
         path = out_dir / "pretrain_seconds.json"
         known = json.loads(path.read_text()) if path.is_file() else {}
         write_text(path, json.dumps({**known, **costs}, indent=1))
-    summarise_scan(out_dir, frame, costs)
+    # the whole directory (other scans may have added tasks), or this scan's runs if it
+    # holds runs with other settings
+    summarise_scan(out_dir, None, costs, n_boot=n_boot, fallback=frame)
     return out_dir
 
 
