@@ -237,6 +237,7 @@ DEVICE_CHOICES = DEVICES
 PRECISION_CHOICES = tuple(PRECISIONS)
 #: hepfm.training.finetune.MODES, without importing torch for ``hepfm --help`` (tested equal).
 MODE_CHOICES = ("scratch", "full", "frozen", "linear")
+SCAN_MODE_CHOICES = ("bdt", *MODE_CHOICES)
 
 
 @app.command()
@@ -526,14 +527,17 @@ def scan(
     task: str = typer.Option(None, help="Task name, or 'all' for the five built-in tasks."),
     tasks_: str = typer.Option(None, "--tasks", help="Comma-separated task names or 'all'."),
     sizes: str = typer.Option("1000,3000,10000", help="Training sizes."),
-    modes: str = typer.Option("scratch,full,frozen", help="Modes to compare.",
-                              callback=one_of(MODE_CHOICES, ",")),
+    modes: str = typer.Option("scratch,full,frozen", help="Modes to compare: bdt (boosted "
+                              "trees on event-level features), scratch, full, frozen, linear.",
+                              callback=one_of(SCAN_MODE_CHOICES, ",")),
     seeds: int = typer.Option(3, help="Seeds per (mode, size).", callback=at_least(1)),
     source: str = typer.Option(None, "--from", help="Pretrained model(s): NAME_OR_DIR, or "
                                "label=DIR,label=DIR to compare several [hepfm-small].",
                                callback=checked_by(_model)),
     epochs: int = typer.Option(30, help="Maximum epochs per run.", callback=at_least(1)),
-    out: str = typer.Option("runs/scan", help="Output directory (resumes if it exists).",
+    out: str = typer.Option("runs/scan", help="Scan directory: one file per run in runs/, "
+                            "test scores in scores/ (resumes runs with identical settings; "
+                            "several scans may write to one directory at once).",
                             callback=writable_dir),
     data: str = typer.Option(None, help="Sample directory (generated if missing)."),
     events_per_process: int = typer.Option(None, help="Events read per process.",
@@ -541,11 +545,27 @@ def scan(
     gen: bool = typer.Option(False, "--generate", help="Generate missing sample files."),
     allow_overlap: bool = typer.Option(False, help="Go on when the task's events were "
                                        "pretraining events of a model."),
+    summarise_only: bool = typer.Option(False, "--summarise-only", help="Train nothing: "
+                                        "remake summary.csv, differences.csv, plots and "
+                                        "compute tables of --out from its stored runs and "
+                                        "test scores."),
+    bootstrap: int = typer.Option(1000, help="Resamples of the test events for the 68% "
+                                  "intervals of summary.csv and differences.csv (0: none)."),
 ) -> None:
     """Learning curves: AUC against training size for each mode, with seed spread."""
     from hepfm.tasks import TASKS, get_task
+    from hepfm.training.scan import summarise_scan
     from hepfm.training.task_run import scan_tasks
 
+    if summarise_only:
+        try:
+            if bootstrap < 0:
+                raise ValueError(f"--bootstrap must be >= 0, got {bootstrap}")
+            out_dir = summarise_scan(out, n_boot=bootstrap)
+        except (FileNotFoundError, ValueError) as err:
+            fail(err)
+        console.print(f"wrote summary.csv, learning curves and compute.csv in {out_dir}")
+        return
     spec = tasks_ or task
     if not spec:
         raise typer.BadParameter("give --task NAME or --tasks all")
@@ -556,15 +576,18 @@ def scan(
         raise typer.BadParameter(f"--sizes must be integers like 300,1000, got '{sizes}'") from None
     if min(size_list) < 2:
         raise typer.BadParameter(f"--sizes must be at least 2 events each, got '{sizes}'")
+    if bootstrap < 0:
+        raise typer.BadParameter(f"--bootstrap must be >= 0, got {bootstrap}")
+    mode_list = [m.strip() for m in modes.split(",")]
     models: dict[str, str | None] = {"pretrained": None}
     if source:
         models = dict(s.split("=", 1) if "=" in s else ("pretrained", s)
                       for s in source.split(","))
     try:
         out_dir = scan_tasks([get_task(n) for n in names], models,
-                             size_list, modes.split(","), seeds, out,
+                             size_list, mode_list, seeds, out,
                              data, epochs, events_per_process, gen,
-                             allow_overlap=allow_overlap)
+                             allow_overlap=allow_overlap, n_boot=bootstrap)
     except HepfmError as err:
         fail(err)
     console.print(f"wrote scan.csv, summary.csv, learning curves and compute.csv in {out_dir}")

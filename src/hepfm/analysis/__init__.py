@@ -19,10 +19,12 @@ from typing import Any
 _LAZY = {
     **dict.fromkeys(
         ["binary_metrics", "background_rejection", "roc_curve_frame", "per_class_accuracy",
-         "macro_auc", "confusion_frame", "multiclass_metrics"], "hepfm.analysis.metrics"),
+         "macro_auc", "confusion_frame", "multiclass_metrics", "rank_auc", "bootstrap_auc",
+         "bootstrap_counts", "percentile_interval"], "hepfm.analysis.metrics"),
     **dict.fromkeys(
-        ["plot_roc", "plot_confusion", "plot_learning_curve", "plot_cka_heatmap",
-         "plot_cka_diagonal"], "hepfm.analysis.plots"),
+        ["plot_roc", "plot_confusion", "plot_learning_curve", "plot_learning_summary",
+         "plot_cka_heatmap", "plot_cka_diagonal"], "hepfm.analysis.plots"),
+    **dict.fromkeys(["BDTBaseline", "event_features"], "hepfm.analysis.baseline"),
     **dict.fromkeys(
         ["linear_cka", "rbf_cka", "kernel_cka", "minibatch_cka", "cka_matrix", "cka_diagonal",
          "hsic_biased", "hsic_unbiased", "linear_kernel", "rbf_kernel"], "hepfm.analysis.cka"),

@@ -127,8 +127,9 @@ def plot_learning_curve(
         raise ValueError(f"learning-curve table lacks columns {sorted(missing)}")
     fig = _figure()
     ax = fig.add_subplot()
-    # the same order (so the same colour) for a curve in every plot: scratch first
-    order = sorted(results[mode_col].unique(), key=lambda m: (m != "scratch", str(m)))
+    # the same order (so the same colour) for a curve in every plot: scratch, bdt, the rest
+    first = {"scratch": 0, "bdt": 1}
+    order = sorted(results[mode_col].unique(), key=lambda m: (first.get(m, 2), str(m)))
     for mode in order:
         group = results[results[mode_col] == mode]
         stats = group.groupby(size_col)[metric].agg(["mean", "std", "count"]).sort_index()
@@ -140,6 +141,40 @@ def plot_learning_curve(
     ax.set_xscale("log")
     ax.set_xlabel("training events")
     ax.set_ylabel(metric.upper() if metric == "auc" else metric)
+    return _finish(fig, ax, path, title)
+
+
+def plot_learning_summary(
+    summary: pd.DataFrame,
+    path: str | os.PathLike[str],
+    title: str | None = None,
+    confidence: int = 68,
+) -> Path:
+    """Mean AUC over seeds against training size (log x), one line per ``curve``: a shaded
+    band for the test-set bootstrap interval (``auc_lo68``/``auc_hi68``) and error bars
+    for the seed standard deviation (``auc_std``).
+
+    ``summary`` is the table of :func:`hepfm.training.scan.summarise` for one task.
+    """
+    lo, hi = f"auc_lo{confidence}", f"auc_hi{confidence}"
+    missing = {"curve", "train_size", "auc_mean", "auc_std"} - set(summary.columns)
+    if missing:
+        raise ValueError(f"learning-curve summary lacks columns {sorted(missing)}")
+    fig = _figure()
+    ax = fig.add_subplot()
+    first = {"scratch": 0, "bdt": 1}
+    for curve in sorted(summary["curve"].unique(), key=lambda c: (first.get(c, 2), str(c))):
+        g = summary[summary["curve"] == curve].sort_values("train_size")
+        x = g["train_size"].to_numpy(dtype=np.float64)
+        line = ax.errorbar(x, g["auc_mean"], yerr=g["auc_std"].fillna(0.0), marker="o", ms=4,
+                           capsize=3, label=str(curve), ls="--" if curve == "bdt" else "-")
+        if lo in g and g[lo].notna().all():
+            ax.fill_between(x, g[lo], g[hi], color=line.lines[0].get_color(), alpha=0.2, lw=0)
+    ax.set_xscale("log")
+    ax.set_xlabel("training events")
+    ax.set_ylabel("AUC (mean over seeds)")
+    ax.text(0.99, 0.01, f"bars: seed std; bands: {confidence}% test bootstrap",
+            transform=ax.transAxes, ha="right", va="bottom", fontsize=7, color="grey")
     return _finish(fig, ax, path, title)
 
 

@@ -1,97 +1,450 @@
 """Learning curves (AUC against training size, per mode) and the compute accounting.
 
-``run_scan`` fine-tunes every (pretrained model, mode, training size, seed) on a task and
-appends one tidy row per run to ``scan.csv`` as soon as it finishes, so an interrupted scan
-resumes where it stopped. ``compute_accounting`` reads those rows and answers: how much
-training time does fine-tuning need to match the best from-scratch AUC, and after how many
-tasks does the one-off pretraining cost pay for itself?
+``run_scan`` trains every (pretrained model, mode, training size, seed) of a task, plus the
+``bdt`` baseline (:class:`hepfm.analysis.baseline.BDTBaseline`, once per size and seed,
+like ``scratch``) and stores each finished run in a :class:`ScanStore`:
+
+- ``runs/<run_id>.json``: the run's resume key (every setting that changes its result) and
+  its result row; written last and atomically, so it marks a complete run. ``run_id`` is a
+  hash of the key: a run with any other setting (epochs, model, data, ...) is a new run.
+- ``scores/<task>/<run_id>.npy``: the run's signal scores on the task's fixed test set, and
+  ``scores/<task>/test-<test_id>.npz`` the labels and weights of that test set (stored once),
+  so that bootstrap intervals can be recomputed without retraining.
+- ``scan.csv``: every row of ``runs/``, reassembled after each run (a view; ``runs/`` is
+  the truth). Any number of processes can write into one scan directory at once.
+
+``compute_accounting`` reads the rows and answers: how much training time does fine-tuning
+need to match the best from-scratch AUC, and after how many tasks does the one-off
+pretraining cost pay for itself?
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import math
-from collections.abc import Mapping, Sequence
-from dataclasses import replace
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from hepfm.atomic import write_text
+from hepfm.analysis.baseline import FEATURE_VERSION, BDTBaseline
+from hepfm.analysis.metrics import (
+    CONFIDENCE,
+    binary_metrics,
+    bootstrap_auc,
+    percentile_interval,
+)
+from hepfm.atomic import atomic_path, write_text
+from hepfm.data.table import EventTable
 from hepfm.errors import UnknownNameError
 from hepfm.models.foundation import FoundationModel
 from hepfm.tasks import Task
 from hepfm.training.finetune import (
     MODES,
     FinetuneConfig,
-    evaluate,
     finetune,
+    predict_proba,
     prepare_model,
 )
-from hepfm.training.taskdata import load_task_events, split_task
+from hepfm.training.taskdata import TEST_SEED, load_task_events, split_task
 
+log = logging.getLogger(__name__)
+
+#: Modes of a scan: the BDT baseline and the fine-tuning modes.
+SCAN_MODES: tuple[str, ...] = ("bdt", *MODES)
+#: Modes that do not use the pretrained weights: run once per (size, seed), model ``none``.
+MODEL_FREE_MODES: tuple[str, ...] = ("bdt", "scratch")
 COLUMNS = ("task", "model", "mode", "train_size", "seed", "auc", "accuracy", "rejection_50",
-           "rejection_70", "train_seconds", "epochs", "best_epoch")
+           "rejection_70", "train_seconds", "epochs", "best_epoch", "train_events",
+           "val_events", "test_events", "test_id", "model_id", "run_id")
 KEY = ("task", "model", "mode", "train_size", "seed")
+#: Columns read back as strings whatever they look like (a model labelled ``01`` stays ``01``).
+LABEL_COLUMNS = ("task", "model", "mode", "test_id", "model_id", "run_id")
+#: Settings of :class:`FinetuneConfig` that do not change a run's result.
+_NOT_RESULT = ("mode", "seed", "accelerator", "progress_bar")
+#: Split settings of :func:`split_task` used by scans (part of the key).
+_SPLIT = {"test_seed": TEST_SEED, "test_fraction": 0.25, "val_fraction": 0.25, "min_val": 200}
+
+
+def _digest(parts: Iterable[bytes | str]) -> str:
+    h = hashlib.sha256()
+    for p in parts:
+        b = p.encode() if isinstance(p, str) else p
+        h.update(len(b).to_bytes(8, "little"))
+        h.update(b)
+    return h.hexdigest()[:20]
+
+
+def table_identity(table: EventTable) -> str:
+    """Hash of the events of `table` (objects, labels and process names)."""
+    t = table[0:len(table)] if len(table) and table.offsets[0] != 0 else table
+    arrays = [t.offsets, t.pt, t.eta, t.phi, t.mass, t.charge, t.btag, t.node_type, t.y,
+              t.process]
+    if getattr(t, "weight", None) is not None:  # event weights, where the table has them
+        arrays.append(t.weight)
+    return _digest([",".join(t.processes), *(np.ascontiguousarray(a).tobytes() for a in arrays)])
+
+
+def model_identity(model: FoundationModel, weights: bool = True) -> str:
+    """Hash of a model's architecture, normalisation and (with `weights`) every weight."""
+    parts: list[bytes | str] = [json.dumps(model.config.to_dict(), sort_keys=True, default=str)]
+    if model.stats is not None:
+        parts.append(json.dumps(model.stats.to_dict(), sort_keys=True, default=str))
+    if weights:
+        for name, tensor in sorted(model.state_dict().items()):
+            parts += [name, tensor.detach().cpu().contiguous().numpy().tobytes()]
+    return _digest(parts)
+
+
+def run_id(key: Mapping[str, Any]) -> str:
+    """The name of a run: a hash of its whole key."""
+    return _digest([json.dumps(key, sort_keys=True, default=str)])
+
+
+def read_scan_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
+    """A ``scan.csv`` with its label columns as strings (``01`` stays ``01``)."""
+    return pd.read_csv(path, dtype={c: str for c in LABEL_COLUMNS}, keep_default_na=False,
+                       na_values={c: ["", "NaN", "nan"] for c in COLUMNS
+                                  if c not in LABEL_COLUMNS})
+
+
+class ScanStore:
+    """The files of one scan directory (see the module docstring). Safe for many writers."""
+
+    def __init__(self, directory: str | os.PathLike[str]):
+        self.directory = Path(directory)
+        self.runs = self.directory / "runs"
+        self.scores = self.directory / "scores"
+        self.csv = self.directory / "scan.csv"
+
+    def prepare(self) -> ScanStore:
+        """Create the folders; move a ``scan.csv`` of an older hepfm (no run ids) aside."""
+        self.runs.mkdir(parents=True, exist_ok=True)
+        if self.csv.is_file():
+            head = self.csv.open().readline()
+            if "run_id" not in head.strip().split(","):
+                k = 0
+                while (legacy := self.directory / f"scan-legacy{k or ''}.csv").exists():
+                    k += 1
+                try:
+                    os.replace(self.csv, legacy)
+                except FileNotFoundError:  # another writer moved it first
+                    return self
+                log.warning("%s has no run ids (older hepfm): moved to %s; its runs are "
+                            "not reused", self.csv, legacy)
+        return self
+
+    def _run_file(self, rid: str) -> Path:
+        return self.runs / f"{rid}.json"
+
+    def load_run(self, rid: str) -> dict[str, Any] | None:
+        """The stored record of run `rid` ({"key", "row", ...}), None if absent or broken."""
+        try:
+            record = json.loads(self._run_file(rid).read_text())
+        except (OSError, ValueError):
+            return None
+        return record if isinstance(record, dict) and "row" in record else None
+
+    def has(self, rid: str, key: Mapping[str, Any]) -> bool:
+        """Whether run `rid` is stored complete with exactly this key and its scores."""
+        record = self.load_run(rid)
+        if record is None or record.get("key") != json.loads(json.dumps(key, default=str)):
+            return False
+        return self.score_path(record["row"]["task"], rid).is_file()
+
+    def score_path(self, task: str, rid: str) -> Path:
+        return self.scores / task / f"{rid}.npy"
+
+    def test_path(self, task: str, test_id: str) -> Path:
+        return self.scores / task / f"test-{test_id}.npz"
+
+    def save_test(self, task: str, test_id: str, y: np.ndarray,
+                  weight: np.ndarray | None = None) -> Path:
+        """Store a task's test labels and weights once (an existing file is kept)."""
+        path = self.test_path(task, test_id)
+        if not path.is_file():
+            w = np.ones(len(y)) if weight is None else np.asarray(weight, np.float64)
+            with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+                np.savez(fh, y=np.asarray(y, np.int8), weight=w)
+        return path
+
+    def save_run(self, rid: str, key: Mapping[str, Any], row: Mapping[str, Any],
+                 scores: np.ndarray, info: Mapping[str, Any] | None = None) -> None:
+        """Store a finished run: its scores first, then its record (the completion mark)."""
+        with atomic_path(self.score_path(str(row["task"]), rid)) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, np.asarray(scores, np.float32))
+        record = {"key": key, "row": dict(row), **(info or {})}
+        write_text(self._run_file(rid), json.dumps(_json_safe(record), indent=1, default=str))
+
+    def _listing(self) -> list[Path]:
+        return sorted(self.runs.glob("*.json")) if self.runs.is_dir() else []
+
+    def rows(self, paths: Sequence[Path] | None = None) -> pd.DataFrame:
+        """Every stored run as a row of :data:`COLUMNS` (broken records are skipped)."""
+        rows = []
+        for p in self._listing() if paths is None else paths:
+            record = self.load_run(p.stem)
+            if record is not None:
+                rows.append(record["row"])
+        frame = pd.DataFrame(rows, columns=list(COLUMNS))
+        for c in LABEL_COLUMNS:
+            frame[c] = frame[c].astype(str)
+        for c in ("auc", "accuracy", "rejection_50", "rejection_70", "train_seconds"):
+            frame[c] = pd.to_numeric(frame[c])
+        return frame.sort_values(list(KEY), kind="stable").reset_index(drop=True)
+
+    def assemble(self, attempts: int = 20) -> pd.DataFrame:
+        """Rewrite ``scan.csv`` from ``runs/``; again while other writers add runs meanwhile."""
+        for _ in range(attempts):
+            listing = self._listing()
+            frame = self.rows(listing)
+            write_text(self.csv, frame.to_csv(index=False))
+            if self._listing() == listing:
+                break
+        return frame
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, np.generic):
+        return _json_safe(value.item())
+    return value
+
+
+def _scan_dir(out: str | Path) -> Path:
+    out = Path(out)
+    return out.parent if out.suffix == ".csv" else out
 
 
 def run_scan(task: Task, data: str | Path, models: Mapping[str, FoundationModel],
              sizes: Sequence[int], modes: Sequence[str], seeds: int | Sequence[int],
-             out_csv: str | Path, config: FinetuneConfig | None = None,
-             events_per_process: int | None = None, progress: bool = True) -> pd.DataFrame:
-    """Fine-tune each model of `models` ({label: model}) in each mode, size and seed.
+             out: str | Path, config: FinetuneConfig | None = None,
+             events_per_process: int | None = None, progress: bool = True,
+             bdt: BDTBaseline | None = None) -> pd.DataFrame:
+    """Train each model of `models` ({label: model}) in each mode, size and seed.
 
-    ``scratch`` runs once per (size, seed), whatever the number of models (its model label
-    is ``none``). Rows already in `out_csv` are kept and not run again.
+    `out` is the scan directory (or its ``scan.csv``). ``scratch`` and ``bdt`` run once per
+    (size, seed), whatever the number of models (model label ``none``); ``bdt`` uses the
+    hyper-parameters of `bdt` (default :class:`BDTBaseline`) with the run seed as random
+    state. Runs stored with the same key are not run again. Returns the rows of these runs
+    (``scan.csv`` holds every run of the directory).
     """
     for m in modes:
-        if m not in MODES:
-            raise UnknownNameError("fine-tuning mode", m, list(MODES))
-    if not models:
+        if m not in SCAN_MODES:
+            raise UnknownNameError("scan mode", m, list(SCAN_MODES))
+    if not models and any(m not in MODEL_FREE_MODES for m in modes):
         raise ValueError("run_scan needs at least one pretrained model")
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
-    out_csv = Path(out_csv)
-    out_csv.parent.mkdir(parents=True, exist_ok=True)
-    done = pd.read_csv(out_csv) if out_csv.is_file() else pd.DataFrame(columns=COLUMNS)
-    have = {tuple(r) for r in done[list(KEY)].astype(str).itertuples(index=False)}
-    runs = [(label, mode, size, seed) for size in sizes for seed in seed_list for mode in modes
-            for label in (["none"] if mode == "scratch" else list(models))]
-    runs = [r for r in runs if (task.name, *map(str, r)) not in have]
-    if not runs:
-        return done
-    table = load_task_events(task, data, events_per_process,
-                             cache_dir=Path(data) / ".cache")
+    store = ScanStore(_scan_dir(out)).prepare()
+    table = load_task_events(task, data, events_per_process, cache_dir=Path(data) / ".cache")
     base = config or FinetuneConfig()
-    rows = done.to_dict("records")
-    for label, mode, size, seed in tqdm(runs, desc=f"scan {task.name}", disable=not progress):
-        splits = split_task(table, size, seed)
-        source = models[label] if label != "none" else next(iter(models.values()))
-        cfg = replace(base, mode=mode, seed=seed)
-        model = prepare_model(source, "task", mode, seed=seed)
-        res = finetune(model, splits.train, splits.val, "task", cfg)
-        metrics, _ = evaluate(res.model, splits.test, "task")
-        rows.append({"task": task.name, "model": label, "mode": mode, "train_size": size,
-                     "seed": seed, **{k: metrics[k] for k in COLUMNS[5:9]},
-                     "train_seconds": res.train_seconds, "epochs": res.epochs_run,
-                     "best_epoch": res.best_epoch})
-        write_text(out_csv, pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False))
-    return pd.DataFrame(rows, columns=COLUMNS)
+    bdt = bdt or BDTBaseline()
+    common = {"task": task.name, "signal": list(task.signal),
+              "background": list(task.background), "data_id": table_identity(table),
+              "events_per_process": events_per_process, "split": _SPLIT}
+    train_settings = {k: v for k, v in asdict(base).items() if k not in _NOT_RESULT}
+    ids: dict[str, tuple[str, str]] = {}  # label -> (weights id, architecture id)
+    for label, model in models.items():
+        ids[label] = (model_identity(model), model_identity(model, weights=False))
+    first = next(iter(models), None)
+
+    def key_of(label: str, mode: str, size: int, seed: int) -> dict[str, Any]:
+        key: dict[str, Any] = {**common, "model": label, "mode": mode, "train_size": size,
+                               "seed": seed}
+        if mode == "bdt":
+            key["bdt"] = {**bdt.get_params(), "random_state": seed,
+                          "features": FEATURE_VERSION}
+        elif mode == "scratch":
+            key["model_id"] = ids[first][1] if first is not None else None
+            key["train"] = train_settings
+        else:
+            key["model_id"] = ids[label][0]
+            key["train"] = train_settings
+        return key
+
+    todo, planned = [], set()
+    for size in sizes:
+        for seed in seed_list:
+            for mode in modes:
+                for label in (["none"] if mode in MODEL_FREE_MODES else list(models)):
+                    key = key_of(label, mode, size, seed)
+                    rid = run_id(key)
+                    planned.add(rid)
+                    if not store.has(rid, key):
+                        todo.append((size, seed, mode, label, key, rid))
+    if todo:
+        _train_runs(task, table, todo, models, first, base, bdt, store, data, progress)
+    frame = store.assemble()
+    return frame[frame["run_id"].isin(planned)].reset_index(drop=True)
+
+
+def _train_runs(task: Task, table: EventTable, todo: list, models: Mapping[str, FoundationModel],
+                first: str | None, base: FinetuneConfig, bdt: BDTBaseline, store: ScanStore,
+                data: str | Path, progress: bool) -> None:
+    splits_of: dict[tuple[int, int], Any] = {}
+    for size, seed, mode, label, key, rid in tqdm(todo, desc=f"scan {task.name}",
+                                                  disable=not progress):
+        if (size, seed) not in splits_of:
+            splits_of.clear()
+            splits_of[(size, seed)] = split_task(table, size, seed, _SPLIT["test_fraction"],
+                                                 _SPLIT["val_fraction"], _SPLIT["min_val"])
+        splits = splits_of[(size, seed)]
+        test_id = table_identity(splits.test)
+        store.save_test(task.name, test_id, splits.test.y, getattr(splits.test, "weight", None))
+        if mode == "bdt":
+            est = replace_params(bdt, random_state=seed).fit(splits.train, splits.val)
+            scores = est.signal_score(splits.test)
+            seconds, epochs, best, model_id = est.fit_seconds_, est.n_iter_, est.n_iter_, ""
+        else:
+            source = models[label] if label != "none" else models[first]  # type: ignore[index]
+            cfg = replace(base, mode=mode, seed=seed)
+            model = prepare_model(source, "task", mode, seed=seed)
+            res = finetune(model, splits.train, splits.val, "task", cfg)
+            scores = predict_proba(res.model, splits.test, "task")
+            seconds, epochs, best = res.train_seconds, res.epochs_run, res.best_epoch
+            model_id = key["model_id"]
+        scores = np.asarray(scores, np.float32)
+        metrics = binary_metrics(splits.test.y, scores,
+                                 sample_weight=getattr(splits.test, "weight", None))
+        row = {"task": task.name, "model": label, "mode": mode, "train_size": size,
+               "seed": seed, **{k: metrics[k] for k in COLUMNS[5:9]},
+               "train_seconds": seconds, "epochs": epochs, "best_epoch": best,
+               "train_events": len(splits.train), "val_events": len(splits.val),
+               "test_events": len(splits.test), "test_id": test_id, "model_id": model_id,
+               "run_id": rid}
+        store.save_run(rid, key, row, scores, {"data": str(Path(data).resolve())})
+        store.assemble()
+
+
+def replace_params(estimator: BDTBaseline, **params: Any) -> BDTBaseline:
+    """An unfitted copy of `estimator` with some parameters changed (sklearn's clone)."""
+    from sklearn.base import clone
+
+    return clone(estimator).set_params(**params)
 
 
 def curve_label(frame: pd.DataFrame) -> pd.Series:
-    """``scratch`` or ``<mode> (<model>)``: one learning curve each."""
-    many = frame.loc[frame["mode"] != "scratch", "model"].nunique() > 1
-    return frame.apply(lambda r: r["mode"] if r["mode"] == "scratch" or not many
+    """``scratch``, ``bdt`` or ``<mode> (<model>)``: one learning curve each."""
+    tuned = ~frame["mode"].isin(MODEL_FREE_MODES)
+    many = frame.loc[tuned, "model"].nunique() > 1
+    return frame.apply(lambda r: r["mode"] if r["mode"] in MODEL_FREE_MODES or not many
                        else f"{r['mode']} ({r['model']})", axis=1)
 
 
-def summarise(frame: pd.DataFrame) -> pd.DataFrame:
-    """Mean and standard deviation of AUC and train time over seeds, per curve and size."""
+def bootstrap_runs(frame: pd.DataFrame, store: ScanStore, n_boot: int = 1000, seed: int = 0
+                   ) -> pd.DataFrame:
+    """AUC of every run with stored scores on `n_boot` resamples of its task's test events.
+
+    One column per ``run_id``, one row per resample. Runs scored on the same test set share
+    the same resamples (row b is the same resample for all of them), so differences between
+    their columns are paired bootstrap differences.
+    """
+    columns: dict[str, np.ndarray] = {}
+    for (task, test_id), group in frame.groupby(["task", "test_id"]):
+        test_path = store.test_path(str(task), str(test_id))
+        ids = [r for r in group["run_id"] if store.score_path(str(task), r).is_file()]
+        if not ids or not test_path.is_file():
+            continue
+        with np.load(test_path, allow_pickle=False) as test:
+            y, w = test["y"], test["weight"]
+        scores = np.stack([np.load(store.score_path(str(task), r), allow_pickle=False)
+                           for r in ids])
+        aucs = bootstrap_auc(y, scores, w, n_boot=n_boot, seed=seed)
+        columns.update(zip(ids, aucs.T, strict=True))
+    return pd.DataFrame(columns, index=pd.RangeIndex(n_boot, name="resample"))
+
+
+def _interval_columns(values: np.ndarray | None, prefix: str, confidence: float
+                      ) -> dict[str, float]:
+    tag = f"{round(100 * confidence)}"
+    if values is None:
+        return {f"{prefix}_lo{tag}": np.nan, f"{prefix}_hi{tag}": np.nan,
+                f"{prefix}_test_std": np.nan}
+    lo, hi = percentile_interval(values, confidence)
+    return {f"{prefix}_lo{tag}": float(lo), f"{prefix}_hi{tag}": float(hi),
+            f"{prefix}_test_std": float(np.nanstd(values, ddof=1))}
+
+
+def _boot_mean(boot: pd.DataFrame | None, ids: Sequence[str]) -> np.ndarray | None:
+    """Per resample, the mean over runs `ids` (None unless every run was bootstrapped)."""
+    if boot is None or not len(ids) or not all(r in boot.columns for r in ids):
+        return None
+    return boot[list(ids)].to_numpy().mean(axis=1)
+
+
+def summarise(frame: pd.DataFrame, boot: pd.DataFrame | None = None,
+              confidence: float = CONFIDENCE) -> pd.DataFrame:
+    """Per task, curve and size: mean AUC over seeds (``auc_mean``), its seed spread
+    (``auc_std``), and with `boot` (:func:`bootstrap_runs`) the test-set bootstrap
+    interval of that mean (``auc_lo68``/``auc_hi68``: central 68% percentile interval) and
+    the bootstrap standard deviation (``auc_test_std``); mean train time and epochs."""
     f = frame.assign(curve=curve_label(frame))
-    g = f.groupby(["task", "curve", "train_size"])
-    out = g.agg(auc_mean=("auc", "mean"), auc_std=("auc", "std"), seeds=("seed", "count"),
-                seconds_mean=("train_seconds", "mean"), epochs_mean=("best_epoch", "mean"))
-    return out.reset_index()
+    rows = []
+    for (task, curve, size), g in f.groupby(["task", "curve", "train_size"], sort=True):
+        same_test = g["test_id"].nunique() == 1 if "test_id" in g else False
+        values = _boot_mean(boot, list(g["run_id"])) if same_test else None
+        rows.append({"task": task, "curve": curve, "train_size": size,
+                     "auc_mean": g["auc"].mean(), "auc_std": g["auc"].std(),
+                     "seeds": int(g["seed"].count()),
+                     **_interval_columns(values, "auc", confidence),
+                     "seconds_mean": g["train_seconds"].mean(),
+                     "epochs_mean": g["best_epoch"].mean()})
+    return pd.DataFrame(rows)
+
+
+def differences(frame: pd.DataFrame, boot: pd.DataFrame | None = None,
+                references: Sequence[str] = MODEL_FREE_MODES,
+                confidence: float = CONFIDENCE) -> pd.DataFrame:
+    """Every curve minus each reference curve, per task and size: with the default
+    references, every curve minus ``bdt`` and every curve but ``bdt`` minus ``scratch``.
+
+    Runs are paired by seed (the same training events): ``diff_mean`` is the mean over the
+    seeds both curves have of the per-seed AUC difference, ``diff_std`` its seed spread, and
+    ``diff_lo68``/``diff_hi68`` the paired test-set bootstrap interval (the same resampled
+    test events for both curves in every resample); ``frac_not_above_0`` is the fraction of
+    resamples in which the difference is <= 0.
+    """
+    f = frame.assign(curve=curve_label(frame))
+    rows = []
+    for (task, size), g in f.groupby(["task", "train_size"], sort=True):
+        by_curve = {c: d.set_index("seed") for c, d in g.groupby("curve")}
+        for i, ref in enumerate(references):
+            if ref not in by_curve:
+                continue
+            r = by_curve[ref]
+            for curve, c in by_curve.items():
+                if curve == ref or curve in references[:i]:  # each pair once
+                    continue
+                seeds = sorted(set(c.index) & set(r.index))
+                if not seeds:
+                    continue
+                per_seed = c.loc[seeds, "auc"].to_numpy() - r.loc[seeds, "auc"].to_numpy()
+                same = len(set(c.loc[seeds, "test_id"]) | set(r.loc[seeds, "test_id"])) == 1
+                a = _boot_mean(boot, list(c.loc[seeds, "run_id"])) if same else None
+                b = _boot_mean(boot, list(r.loc[seeds, "run_id"])) if same else None
+                values = None if a is None or b is None else a - b
+                cols = _interval_columns(values, "diff", confidence)
+                rows.append({"task": task, "curve": curve, "reference": ref,
+                             "train_size": size, "seeds": len(seeds),
+                             "diff_mean": float(per_seed.mean()),
+                             "diff_std": float(per_seed.std(ddof=1)) if len(seeds) > 1
+                             else np.nan,
+                             **cols, "frac_not_above_0": np.nan if values is None
+                             else float(np.mean(values <= 0))})
+    tag = round(100 * confidence)
+    return pd.DataFrame(rows, columns=["task", "curve", "reference", "train_size", "seeds",
+                                       "diff_mean", "diff_std", f"diff_lo{tag}",
+                                       f"diff_hi{tag}", "diff_test_std", "frac_not_above_0"])
 
 
 def compute_accounting(frame: pd.DataFrame, pretrain_seconds: float | Mapping[str, float]
@@ -99,11 +452,11 @@ def compute_accounting(frame: pd.DataFrame, pretrain_seconds: float | Mapping[st
     """Training time for scratch to reach its best mean AUC and for each fine-tuned curve
     to match it, per task and summed; and, per curve, the number of tasks after which the
     one-off pretraining time (one number, or one per model label) is paid back by the time
-    saved (None: never)."""
+    saved (None: never). The BDT is no fine-tuned curve and is left out."""
     s = summarise(frame)
     model_of = dict(zip(curve_label(frame), frame["model"], strict=True))
     rows = []
-    for (task, curve), tuned in s[s["curve"] != "scratch"].groupby(["task", "curve"]):
+    for (task, curve), tuned in s[~s["curve"].isin(MODEL_FREE_MODES)].groupby(["task", "curve"]):
         scratch = s[(s["task"] == task) & (s["curve"] == "scratch")]
         if scratch.empty:
             continue
@@ -137,3 +490,72 @@ def compute_accounting(frame: pd.DataFrame, pretrain_seconds: float | Mapping[st
                                                          "saved_seconds")}})
     table = pd.concat([table, pd.DataFrame(totals)], ignore_index=True)
     return table, breakeven
+
+
+def load_scan(directory: str | os.PathLike[str]) -> pd.DataFrame:
+    """Every run stored in a scan directory (from ``runs/``; a legacy ``scan.csv`` else)."""
+    store = ScanStore(directory)
+    if store.runs.is_dir():
+        return store.rows()
+    if store.csv.is_file():
+        return read_scan_csv(store.csv)
+    raise FileNotFoundError(f"'{directory}' is no scan directory (no runs/ and no scan.csv)")
+
+
+def _check_unique(frame: pd.DataFrame) -> None:
+    dup = frame[frame.duplicated(list(KEY), keep=False)]
+    if len(dup):
+        first = dup.iloc[0]
+        ids = dup[(dup[list(KEY)] == first[list(KEY)]).all(axis=1)]["run_id"].tolist()
+        raise ValueError(
+            f"the scan directory holds {len(dup)} runs that differ only in their settings, "
+            f"e.g. {dict(first[list(KEY)])} in runs {', '.join(map(str, ids))} (another epoch "
+            "count, model or data?): keep one set of runs per directory (move the others' "
+            "runs/<run_id>.json to another directory)")
+
+
+def summarise_scan(directory: str | os.PathLike[str], frame: pd.DataFrame | None = None,
+                   pretrain_seconds: float | Mapping[str, float] | None = None,
+                   n_boot: int = 1000, seed: int = 0,
+                   fallback: pd.DataFrame | None = None) -> Path:
+    """Write ``summary.csv``, ``differences.csv``, ``learning_curve_<task>.png``,
+    ``compute.csv`` and ``compute.txt`` of a scan directory from its stored runs and test
+    scores alone (or from the rows `frame`), with `n_boot` seeded bootstrap resamples of
+    the test events for every interval.
+
+    `pretrain_seconds` defaults to the per-model times in ``pretrain_seconds.json``. With
+    `fallback` rows, a directory that mixes runs of different settings is summarised from
+    those rows (with a warning) instead of raising.
+    """
+    from hepfm.analysis.plots import plot_learning_summary
+
+    directory = Path(directory)
+    frame = load_scan(directory) if frame is None else frame
+    if frame.empty:
+        raise ValueError(f"no finished runs in '{directory}'")
+    try:
+        _check_unique(frame)
+    except ValueError as err:
+        if fallback is None:
+            raise
+        log.warning("%s; summarising the runs of this scan only", err)
+        frame = fallback
+    boot = bootstrap_runs(frame, ScanStore(directory), n_boot, seed) if n_boot else None
+    summary = summarise(frame, boot)
+    write_text(directory / "summary.csv", summary.to_csv(index=False))
+    write_text(directory / "differences.csv", differences(frame, boot).to_csv(index=False))
+    for name, t in summary.groupby("task"):
+        plot_learning_summary(t, directory / f"learning_curve_{name}.png", title=str(name))
+    if pretrain_seconds is None:
+        path = directory / "pretrain_seconds.json"
+        pretrain_seconds = json.loads(path.read_text()) if path.is_file() else float("nan")
+    costs = pretrain_seconds
+    table, breakeven = compute_accounting(frame, costs)
+    write_text(directory / "compute.csv", table.to_csv(index=False))
+    lines = [f"pretraining wall time of {label}: {s:.0f} s" for label, s in
+             (costs.items() if isinstance(costs, Mapping) else [("the model", costs)])]
+    for curve, n in breakeven.items():
+        lines.append(f"{curve}: pretraining pays for itself after {n} task(s)" if n else
+                     f"{curve}: reaches the best scratch AUC no faster: no break-even")
+    write_text(directory / "compute.txt", "\n".join(lines) + "\n")
+    return directory

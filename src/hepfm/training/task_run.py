@@ -12,17 +12,19 @@ import json
 from pathlib import Path
 from typing import Any
 
-from hepfm.analysis.plots import plot_learning_curve, plot_roc
+import pandas as pd
+
+from hepfm.analysis.plots import plot_roc
 from hepfm.atomic import write_text
 from hepfm.data.datasets import resolve_sources
-from hepfm.errors import HepfmError
+from hepfm.errors import HepfmError, UnknownNameError
 from hepfm.hub import available_models, load_pretrained, resolve_model_dir
 from hepfm.models.foundation import FoundationModel
 from hepfm.provenance import TASK_FIRST_CHUNK, check_disjoint, describe_files, pretraining_events
 from hepfm.tasks import Task
 from hepfm.training.finetune import FinetuneConfig, evaluate, finetune, prepare_model
 from hepfm.training.pretrain import default_data_dir, ensure_samples
-from hepfm.training.scan import compute_accounting, curve_label, run_scan, summarise
+from hepfm.training.scan import MODEL_FREE_MODES, SCAN_MODES, run_scan, summarise_scan
 from hepfm.training.taskdata import load_task_events, split_task
 
 DEFAULT_MODEL = "hepfm-small"
@@ -113,36 +115,37 @@ def scan_tasks(tasks: list[Task], models: dict[str, str | None], sizes: list[int
                modes: list[str], seeds: int, out: str | Path, data: str | Path | None = None,
                epochs: int = 30, events_per_process: int | None = None,
                generate: bool = False, pretrain_seconds: float | None = None,
-               allow_overlap: bool = False) -> Path:
-    """Learning curves for every task; writes scan.csv, plots, summary and compute tables."""
+               allow_overlap: bool = False, n_boot: int = 1000) -> Path:
+    """Learning curves for every task (modes of :data:`~hepfm.training.scan.SCAN_MODES`);
+    stores every run in `out` (see :mod:`hepfm.training.scan`), then writes the summary,
+    plots and compute tables of the directory (with `n_boot` test-set resamples)."""
+    for m in modes:
+        if m not in SCAN_MODES:
+            raise UnknownNameError("scan mode", m, list(SCAN_MODES))
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    loaded = {label: resolve_model(src) for label, src in models.items()}
+    needs_model = any(m not in ("bdt",) for m in modes)
+    loaded = {label: resolve_model(src) for label, src in models.items()} if needs_model else {}
     need = max(sizes) * 2 + 400
     frames = []
     for task in tasks:
         path = ensure_task_samples(task.processes, data, events_per_process or need, generate)
-        if any(m != "scratch" for m in modes):
+        if any(m not in MODEL_FREE_MODES for m in modes):
             for label, model in loaded.items():
                 check_task_events(model, models[label], task, path, events_per_process,
                                   allow_overlap)
-        frames.append(run_scan(task, path, loaded, sizes, modes, seeds, out_dir / "scan.csv",
+        frames.append(run_scan(task, path, loaded, sizes, modes, seeds, out_dir,
                                FinetuneConfig(epochs=epochs), events_per_process))
-    frame = frames[-1]
-    write_text(out_dir / "summary.csv", summarise(frame).to_csv(index=False))
-    for name, t in frame.groupby("task"):
-        plot_learning_curve(t.assign(mode=curve_label(t)), out_dir / f"learning_curve_{name}.png",
-                            title=str(name))
+    frame = pd.concat(frames, ignore_index=True)
     costs: float | dict[str, float] = pretrain_seconds if pretrain_seconds is not None else {
         label: _pretrain_seconds(src) or float("nan") for label, src in models.items()}
-    table, breakeven = compute_accounting(frame, costs)
-    write_text(out_dir / "compute.csv", table.to_csv(index=False))
-    lines = [f"pretraining wall time of {label}: {s:.0f} s" for label, s in
-             (costs.items() if isinstance(costs, dict) else [("the model", costs)])]
-    for curve, n in breakeven.items():
-        lines.append(f"{curve}: pretraining pays for itself after {n} task(s)" if n else
-                     f"{curve}: reaches the best scratch AUC no faster: no break-even")
-    write_text(out_dir / "compute.txt", "\n".join(lines) + "\n")
+    if isinstance(costs, dict) and needs_model:
+        path = out_dir / "pretrain_seconds.json"
+        known = json.loads(path.read_text()) if path.is_file() else {}
+        write_text(path, json.dumps({**known, **costs}, indent=1))
+    # the whole directory (other scans may have added tasks), or this scan's runs if it
+    # holds runs with other settings
+    summarise_scan(out_dir, None, costs, n_boot=n_boot, fallback=frame)
     return out_dir
 
 
