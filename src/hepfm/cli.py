@@ -319,9 +319,9 @@ def scan(
     own = dict(test_signal=test_signal, test_background=test_background, mixed=data_train,
                test_mixed=data_test, label_branch=label_branch, weight_branch=weight_branch,
                branch_map=branch_map)
-    own_files = (signal or background) and _own_files(signal, background, *own.values())
+    own_files = _own_files(signal, background, *own.values())
     spec = tasks_ or task
-    if not spec and not (signal or background):
+    if not spec and not (signal or background or own_files):
         raise typer.BadParameter("give --task NAME or --tasks all")
     names = list(TASKS) if spec == "all" else [s.strip() for s in (spec or "").split(",")]
     try:
