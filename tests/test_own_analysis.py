@@ -330,3 +330,23 @@ def test_onnx_scatter_reduce_has_torch_semantics(reduce, tmp_path):
             None, {"t": target.numpy(), "i": index.numpy(), "s": src.numpy()})[0]
         want = Scatter(include_self)(target, index, src).numpy()
         np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_branch_map_from_yaml(tmp_path):
+    import yaml
+
+    from hepfm.data.branches import FLAT
+    from hepfm.training.userdata import load_branch_map
+
+    spec = {"name": "mine", "tree": "nominal", "branches": {
+        c: f for c, f in FLAT.branches.items() if c != "truth"}}
+    (tmp_path / "map.yaml").write_text(yaml.safe_dump(spec))
+    bm = load_branch_map(str(tmp_path / "map.yaml"))
+    assert (bm.name, bm.tree) == ("mine", "nominal") and bm.branches["jet"]["pt"] == "jet_pt"
+    assert load_branch_map("flat") is FLAT
+    spec["branches"]["jet"].pop("btag")
+    (tmp_path / "bad.yaml").write_text(yaml.safe_dump(spec))
+    with pytest.raises(InputDataError, match="collection 'jet' needs fields"):
+        load_branch_map(str(tmp_path / "bad.yaml"))
+    with pytest.raises(InputDataError, match="neither delphes nor flat nor a YAML file"):
+        load_branch_map("delphse")

@@ -273,7 +273,7 @@ def finetune(
             r = finetune_task(_task(task, signal, background), source, mode,
                               train_size or DEFAULT_TRAIN_SIZE, epochs, seed, out, data,
                               events_per_process, gen)
-    except HepfmError as err:
+    except (HepfmError, ValueError) as err:
         fail(err)
     title = "weighted, " if r.get("weighted") else ""
     table = Table("metric", "value", title=f"{r['task']} ({title}{r['mode']}, "
@@ -342,7 +342,7 @@ def scan(
             inputs = UserInputs.from_options(signal, background, **own)
             out_dir = scan_files(inputs, models, size_list, modes.split(","), seeds, out,
                                  task or "custom", epochs)
-        except HepfmError as err:
+        except (HepfmError, ValueError) as err:
             fail(err)
         console.print(f"wrote scan.csv, summary.csv and the learning curve in {out_dir}")
         return
