@@ -20,7 +20,7 @@ from hepfm.tasks import TASKS, get_task, make_task
 def test_twelve_pretraining_processes_with_stable_labels():
     assert len(PRETRAINING) == 12
     assert [PROCESSES[n].label_id for n in PRETRAINING] == list(range(12))
-    assert set(DOWNSTREAM_ONLY) == {"ttA", "Zprime_tt"}
+    assert set(DOWNSTREAM_ONLY) == {"Zprime_tt", "tt_highmass", "H4l_CPeven", "H4l_CPodd"}
     assert not any(PROCESSES[n].pretraining for n in DOWNSTREAM_ONLY)
     labels = [p.label_id for p in PROCESSES.values()]
     assert len(labels) == len(set(labels))
@@ -50,12 +50,16 @@ def test_unknown_process_lists_known_names():
 
 
 def test_five_tasks():
-    assert set(TASKS) == {"ttH_vs_tt", "VBF_vs_ggF", "ZH_vs_Z_jets", "ttA_vs_ttH", "Zprime_vs_tt"}
-    task = get_task("ttA_vs_ttH")
-    assert task.label_of("ttA") == 1 and task.label_of("ttH") == 0
-    assert task.processes == ("ttA", "ttH")
+    assert set(TASKS) == {"ttH_vs_tt", "VBF_vs_ggF", "ZH_vs_Z_jets", "H4l_CPodd_vs_CPeven",
+                          "Zprime_vs_tt"}
+    task = get_task("H4l_CPodd_vs_CPeven")
+    assert task.label_of("H4l_CPodd") == 1 and task.label_of("H4l_CPeven") == 0
+    assert task.processes == ("H4l_CPodd", "H4l_CPeven")
     with pytest.raises(UnknownNameError):
         task.label_of("tt")
+    # the unseen-signal tasks never use a pretraining process
+    for name in ("H4l_CPodd_vs_CPeven", "Zprime_vs_tt"):
+        assert not any(PROCESSES[p].pretraining for p in get_task(name).processes)
     with pytest.raises(UnknownNameError, match="ttH_vs_tt"):
         get_task("ttH_vs_ttbar")
 
@@ -79,12 +83,9 @@ def test_cli_lists_processes_and_tasks():
     assert out.exit_code == 0 and "Zprime_vs_tt" in out.output
 
 
-def test_cp_odd_a_decays_like_the_higgs_without_vector_bosons():
-    settings = PROCESSES["ttA"].settings
-    channels = [s.split("=")[1].split() for s in settings if "Channel" in s]
-    brs = [float(c[1]) for c in channels]
-    products = {" ".join(c[3:]) for c in channels}
-    assert abs(sum(brs) - 1.0) < 1e-4
-    assert {"5 -5", "15 -15", "22 22"} <= products
-    assert not products & {"24 -24", "23 23"}
-    assert all(c[2] == "100" for c in channels)  # meMode 100: Pythia keeps the ratios
+def test_cp_samples_differ_only_in_parity_and_zprime_shares_the_tt_mass_window():
+    even, odd = (set(PROCESSES[n].settings) for n in ("H4l_CPeven", "H4l_CPodd"))
+    assert even ^ odd == {"HiggsH1:parity = 1", "HiggsH1:parity = 2"}
+    window = {s for s in PROCESSES["tt_highmass"].settings if s.startswith("PhaseSpace")}
+    assert window == {"PhaseSpace:mHatMin = 800.", "PhaseSpace:mHatMax = 1200."}
+    assert window <= set(PROCESSES["Zprime_tt"].settings)

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import time
 from pathlib import Path
 
 import awkward as ak
@@ -24,6 +26,7 @@ from hepfm.generate import (
     generate_samples,
     read_metadata,
 )
+from hepfm.generate.parts import SampleConflictError
 from hepfm.generate.pythia import PYTHIA_SEED_MAX, chunk_seeds
 from hepfm.generate.writer import SampleWriter, temp_path
 from hepfm.processes import PROCESSES
@@ -70,7 +73,7 @@ def test_every_process_round_trips_in_the_delphes_layout(generated_dir: Path):
 
 def test_no_temporary_files_left(generated_dir: Path):
     assert sorted(p.name for p in generated_dir.iterdir()) == sorted(
-        f"{n}.root" for n in PROCESSES)
+        [f"{n}.root" for n in PROCESSES] + [f"{n}.summary.json" for n in PROCESSES])
 
 
 # ---------------------------------------------------------------- physics sanity
@@ -118,9 +121,9 @@ def test_objects_respect_thresholds_and_are_pt_ordered(generated_dir: Path):
         assert ak.all(a["Jet.PT"][:, :-1] >= a["Jet.PT"][:, 1:])
         assert ak.all(ak.flatten(a["Jet.Mass"]) >= 0)
         assert set(np.unique(ak.flatten(a["Jet.BTag"]))) <= {0, 1}
-        for lep in ("Electron", "Muon"):
+        for lep, eta_max in (("Electron", cfg.electron_eta_max), ("Muon", cfg.muon_eta_max)):
             assert set(np.unique(ak.flatten(a[f"{lep}.Charge"]))) <= {-1, 1}
-            assert ak.all(abs(ak.flatten(a[f"{lep}.Eta"])) < 2.5)
+            assert ak.all(abs(ak.flatten(a[f"{lep}.Eta"])) < eta_max)
     assert float(ak.mean(ak.num(arrays(generated_dir / "QCD_multijet.root")["Jet.PT"]))) > 1.3
 
 
@@ -131,7 +134,6 @@ def test_truth_record_holds_the_hard_process(generated_dir: Path):
     assert ak.all(ak.sum(pids("ttH") == 6, axis=1) == 2)
     assert ak.all(ak.any(pids("ttH") == 25, axis=1))
     assert ak.all(ak.any(pids("Z_jets") == 23, axis=1))
-    assert ak.all(ak.any(pids("ttA") == 36, axis=1))
     assert ak.all(ak.any(pids("Zprime_tt") == 32, axis=1))
     assert not ak.any(pids("QCD_multijet") >= 6)
     higgs_pt = ak.flatten(arrays(generated_dir / "ggF_H.root")["Truth.PT"][pids("ggF_H") == 25])
@@ -208,11 +210,14 @@ def test_unfinished_and_truncated_files_are_not_taken_as_complete(generated_dir:
 
     good = generated_dir / "tt.root"
     data = good.read_bytes()
-    path.write_bytes(data[: len(data) // 2])  # a truncated copy
-    leftover = temp_path(path).with_name(".tt.root.999999999.tmp")
-    leftover.write_bytes(data)  # a temp file of a killed run (no such pid)
+    path.write_bytes(data[: len(data) // 2])  # a truncated copy: not hepfm's to replace
+    leftover = temp_path(path)
+    leftover.write_bytes(data)  # a temporary of a run killed a day ago (on whatever host)
+    os.utime(leftover, (time.time() - 86400, time.time() - 86400))
     assert read_metadata(path) is None
-    out, = generate_samples("tt", N, tmp_path, seed=1, mpi=False, progress=False)
+    with pytest.raises(SampleConflictError, match=r"tt\.root' cannot be read.*--force"):
+        generate_samples("tt", N, tmp_path, seed=1, mpi=False, progress=False)
+    out, = generate_samples("tt", N, tmp_path, seed=1, mpi=False, progress=False, force=True)
     assert read_metadata(out) is not None and not leftover.exists()
     assert same_arrays(arrays(out), arrays(good))
 
@@ -255,18 +260,18 @@ def test_detector_file_changes_parameters_and_names_bad_files(tmp_path):
     from hepfm.generate.writer import read_metadata
 
     good = tmp_path / "det.yaml"
-    good.write_text("btag_eff_b: 0.77\njet_pt_min: 30\n")
+    good.write_text("btag_b_norm: 0.77\njet_pt_min: 30\n")
     det = load_detector(good)
-    assert det.btag_eff_b == 0.77 and det.jet_pt_min == 30.0 and det.muon_efficiency == 0.95
+    assert det.btag_b_norm == 0.77 and det.jet_pt_min == 30.0 and det.muon_eff_barrel == 0.95
     bad = tmp_path / "bad.yaml"
-    bad.write_text("btag_eff_bb: 0.77\n")
-    with pytest.raises(ValueError, match=r"bad\.yaml.*btag_eff_bb"):
+    bad.write_text("btag_b_nrom: 0.77\n")
+    with pytest.raises(ValueError, match=r"bad\.yaml.*btag_b_nrom"):
         load_detector(bad)
     out = tmp_path / "gen"
     result = CliRunner().invoke(app, ["generate", "--processes", "tt", "--events", "50",
                                       "--out", str(out), "--no-mpi", "--detector", str(good)])
     assert result.exit_code == 0, result.output
     meta = read_metadata(out / "tt.root")
-    assert meta["detector"]["btag_eff_b"] == 0.77 and meta["detector"]["jet_pt_min"] == 30.0
+    assert meta["detector"]["btag_b_norm"] == 0.77 and meta["detector"]["jet_pt_min"] == 30.0
     with uproot.open(out / "tt.root") as f:
         assert ak.all(f["Delphes"]["Jet.PT"].array() > 30.0)

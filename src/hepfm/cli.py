@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import typer
@@ -54,7 +55,8 @@ def tasks() -> None:
 def generate(
     processes: str = typer.Option("all", help="'all', 'everything' or NAME,NAME,..."),
     events: int = typer.Option(..., help="Events per process."),
-    out: str = typer.Option(..., help="Output directory (one <process>.root per process)."),
+    out: str = typer.Option(..., help="Output directory (<process>.root, or parts "
+                            "<process>_<chunk>.root for samples of more than one part)."),
     seed: int = typer.Option(1, help="Random seed; the same seed gives identical files."),
     workers: int = typer.Option(1, help="Worker processes running in parallel."),
     mpi: bool = typer.Option(True, "--mpi/--no-mpi", help="Multi-parton interactions."),
@@ -62,24 +64,69 @@ def generate(
     first_chunk: int = typer.Option(0, help="Index of the first chunk: samples of one seed "
                                     "with disjoint chunk ranges hold disjoint events."),
     detector: str = typer.Option(None, help="YAML file of detector parameters to change, "
-                                 "e.g. 'btag_eff_b: 0.77' (names: hepfm.generate."
+                                 "e.g. 'btag_b_norm: 0.77' (names: hepfm.generate."
                                  "DetectorConfig)."),
+    part_chunks: int = typer.Option(20, help="Chunks per part file: a killed run loses at "
+                                    "most one part; a sample of one part is <process>.root."),
+    shard: str = typer.Option(None, help="K/N: make only every N-th part from the K-th (0 <= K "
+                              "< N), e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT."),
+    executor: str = typer.Option("local", help="local (worker processes here) or dask."),
+    scheduler: str = typer.Option(None, help="Dask scheduler tcp://HOST:PORT [a LocalCluster "
+                                  "of --workers processes]."),
+    force: bool = typer.Option(False, "--force", help="Replace files hepfm did not write or "
+                               "wrote with other settings (default: refuse)."),
 ) -> None:
     """Generate events with Pythia 8 + a parametric detector into Delphes-layout ROOT files."""
     import logging
+    import signal
 
     from hepfm.generate import generate_samples
     from hepfm.generate.detector import load_detector
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    # SIGTERM (a time limit) unwinds like Ctrl-C: the part being written is removed, finished
+    # parts stay, and the same command resumes.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
     try:
         paths = generate_samples(processes, events, out, seed=seed, workers=workers, mpi=mpi,
                                  chunk_size=chunk_size, first_chunk=first_chunk,
-                                 detector=load_detector(detector) if detector else None)
+                                 detector=load_detector(detector) if detector else None,
+                                 part_chunks=part_chunks, shard=shard, executor=executor,
+                                 scheduler=scheduler, force=force)
     except (HepfmError, ValueError) as err:
         fail(err)
     for path in paths:
         console.print(f"{path}")
+
+
+@app.command()
+def check(
+    directory: str = typer.Argument(..., help="Sample directory to check."),
+    processes: str = typer.Option(None, help="NAME,NAME,... or 'all' [every process there]."),
+    checksums: bool = typer.Option(True, "--checksums/--no-checksums", help="Read every part "
+                                   "and compare its events with its events_sha256."),
+) -> None:
+    """Check that a sample directory is complete and consistent (exit status 1 if not)."""
+    from hepfm.generate.check import check_directory
+    from hepfm.processes import resolve_processes
+
+    try:
+        names = resolve_processes(processes) if processes else None
+        reports = check_directory(directory, names, checksums)
+    except (HepfmError, ValueError) as err:
+        fail(err)
+    table = Table("process", "files", "events", "chunks", "status")
+    for r in reports:
+        table.add_row(r.process, str(len(r.files)), str(r.events), str(r.chunks),
+                      "ok" if r.ok else f"{len(r.problems)} problem(s)")
+    console.print(table)
+    for r in reports:
+        for note in r.notes:
+            console.print(f"{r.process}: {note}", highlight=False)
+        for problem in r.problems:
+            Console(stderr=True).print(f"[bold red]{r.process}:[/] {problem}", highlight=False)
+    if not all(r.ok for r in reports):
+        raise SystemExit(1)
 
 
 @app.command()
@@ -249,11 +296,15 @@ def finetune(
     epochs: int = typer.Option(30, help="Maximum epochs (early stopping on val loss)."),
     seed: int = typer.Option(0, help="Seed of the training sample and the training."),
     out: str = typer.Option(None, help="Run directory [runs/finetune-<task>-<mode>-<seed>]."),
-    data: str = typer.Option(None, help="Sample directory; default $HEPFM_DATA or "
-                             "~/.cache/hepfm/data, generated if missing."),
+    data: str = typer.Option(None, help="Task sample directory; default $HEPFM_DATA/tasks "
+                             "or ~/.cache/hepfm/data/tasks, generated if missing (never the "
+                             "pretraining events)."),
     events_per_process: int = typer.Option(2500, help="Events read (or generated) per "
                                            "process."),
     gen: bool = typer.Option(False, "--generate", help="Generate missing sample files."),
+    allow_overlap: bool = typer.Option(False, help="Go on when the task's events were "
+                                       "pretraining events of the model (the overlap is "
+                                       "written into metrics.json)."),
 ) -> None:
     """Fine-tune a pretrained model on a task; print AUC, accuracy and rejections."""
     from hepfm.training.task_run import DEFAULT_TRAIN_SIZE, finetune_task
@@ -272,7 +323,7 @@ def finetune(
         else:
             r = finetune_task(_task(task, signal, background), source, mode,
                               train_size or DEFAULT_TRAIN_SIZE, epochs, seed, out, data,
-                              events_per_process, gen)
+                              events_per_process, gen, allow_overlap=allow_overlap)
     except (HepfmError, ValueError) as err:
         fail(err)
     title = "weighted, " if r.get("weighted") else ""
@@ -311,6 +362,8 @@ def scan(
     data: str = typer.Option(None, help="Sample directory (generated if missing)."),
     events_per_process: int = typer.Option(None, help="Events read per process."),
     gen: bool = typer.Option(False, "--generate", help="Generate missing sample files."),
+    allow_overlap: bool = typer.Option(False, help="Go on when the task's events were "
+                                       "pretraining events of a model."),
 ) -> None:
     """Learning curves: AUC against training size for each mode, with seed spread."""
     from hepfm.tasks import TASKS, get_task
@@ -348,9 +401,12 @@ def scan(
         return
     chosen = [_task(task, signal, background)] if signal or background else \
         [get_task(n) for n in names]
-    out_dir = scan_tasks(chosen, models,
-                         size_list, modes.split(","), seeds, out,
-                         data, epochs, events_per_process, gen)
+    try:
+        out_dir = scan_tasks(chosen, models, size_list, modes.split(","), seeds, out,
+                             data, epochs, events_per_process, gen,
+                             allow_overlap=allow_overlap)
+    except HepfmError as err:
+        fail(err)
     console.print(f"wrote scan.csv, summary.csv, learning curves and compute.csv in {out_dir}")
     console.print((out_dir / "compute.txt").read_text())
 

@@ -15,9 +15,10 @@ class UnknownNameError(HepfmError, KeyError):
 
     def __init__(self, kind: str, name: str, known: Sequence[str]):
         lower = {k.lower(): k for k in known}
-        close = difflib.get_close_matches(name.lower(), list(lower), n=1)
+        close = difflib.get_close_matches(name.lower(), list(lower), n=1, cutoff=0.5)
         hint = f" Did you mean '{lower[close[0]]}'?" if close else ""
-        self.message = f"unknown {kind} '{name}'.{hint} Known {kind}s: {', '.join(known)}"
+        plural = f"{kind}es" if kind.endswith("s") else f"{kind}s"
+        self.message = f"unknown {kind} '{name}'.{hint} Known {plural}: {', '.join(known)}"
         super().__init__(self.message)
 
     def __str__(self) -> str:

@@ -3,7 +3,9 @@
 Each process has a short name, a human label, the Pythia 8 settings that produce it in
 13 TeV proton-proton collisions, and a stable integer label. The 12 pretraining processes
 (``PRETRAINING``) keep labels 0-11 forever: a model's multiclass logits are indexed by them.
-Downstream-only processes (``ttA``, ``Zprime_tt``) are never shown in pretraining.
+Downstream-only processes (``Zprime_tt``, ``tt_highmass``, ``H4l_CPeven``, ``H4l_CPodd``) are
+never shown in pretraining. Label ids are never reused (100 was a ttA process whose CP-odd
+nature Pythia does not model in production; it was removed).
 
 All processes use Pythia's built-in hard processes. Decays follow the Standard Model unless
 a process says otherwise; Z bosons produced with jets or a Higgs decay to charged leptons and
@@ -26,40 +28,11 @@ COMMON_SETTINGS: tuple[str, ...] = (
     "Next:numberCount = 0",
 )
 
-# SM Higgs branching ratios at 125 GeV (LHC Higgs WG, YR4).
-_SM_HIGGS_DECAYS: tuple[tuple[float, str], ...] = (
-    (0.5824, "5 -5"),
-    (0.2137, "24 -24"),
-    (0.0819, "21 21"),
-    (0.0627, "15 -15"),
-    (0.0289, "4 -4"),
-    (0.0262, "23 23"),
-    (0.00227, "22 22"),
-    (0.00153, "22 23"),
-    (0.000218, "13 -13"),
-)
-# A CP-odd scalar has no tree-level coupling to W or Z pairs: the decays of the A in `ttA` are
-# the SM Higgs ones without WW and ZZ, renormalised. This matters: Pythia's g g -> A t tbar
-# (Sigma3gg2HQQbar) uses the scalar matrix element for the A too (only the coupling
-# differs), so the decays are the one difference between ttA and ttH that Pythia can model.
-# meMode = 100 keeps these ratios as given (Pythia would otherwise rescale by fermion mass).
-_VV = {"24 -24", "23 23"}
-_A_NORM = sum(br for br, ch in _SM_HIGGS_DECAYS if ch not in _VV)
-_CP_ODD_DECAYS = tuple((round(br / _A_NORM, 6), ch) for br, ch in _SM_HIGGS_DECAYS
-                       if ch not in _VV)
-
-
-def _forced_decays(pdg_id: int, channels: Iterable[tuple[float, str]]) -> tuple[str, ...]:
-    """Pythia settings replacing all decays of `pdg_id` with `channels` (BR, products)."""
-    lines = []
-    for i, (br, products) in enumerate(channels):
-        verb = "oneChannel" if i == 0 else "addChannel"
-        lines.append(f"{pdg_id}:{verb} = 1 {br} 100 {products}")
-    return tuple(lines)
-
-
 _Z_TO_LEPTONS = ("23:onMode = off", "23:onIfAny = 11 13 15")
 _W_TO_LEPTONS = ("24:onMode = off", "24:onIfAny = 11 13 15")
+_TT_MASS_WINDOW = ("PhaseSpace:mHatMin = 800.", "PhaseSpace:mHatMax = 1200.")
+# H -> Z Z* -> 4 charged leptons (e, mu): the decay in which Pythia applies HiggsH1:parity.
+_H_TO_4L = ("25:onMode = off", "25:onIfMatch = 23 23", "23:onMode = off", "23:onIfAny = 11 13")
 
 
 @dataclass(frozen=True)
@@ -138,19 +111,32 @@ _CATALOG: tuple[Process, ...] = (
     ),
     # Downstream-only processes: never used in pretraining.
     Process(
-        "ttA", "tt̄A (CP-odd, 125 GeV)",
-        ("Higgs:useBSM = on", "HiggsBSM:gg2A3ttbar = on", "HiggsBSM:qqbar2A3ttbar = on",
-         "36:m0 = 125.", "36:mWidth = 0.00407", *_forced_decays(36, _CP_ODD_DECAYS)),
-        100, pretraining=False,
-        description="A CP-odd scalar of 125 GeV with a top pair; SM-Higgs-like decays but no "
-        "WW or ZZ (no tree-level coupling).",
+        "Zprime_tt", "Z' (1 TeV) → tt̄, 800 < m̂ < 1200 GeV",
+        ("NewGaugeBoson:ffbar2gmZZprime = on", "Zprime:gmZmode = 3", "32:m0 = 1000.",
+         "32:onMode = off", "32:onIfAny = 6", *_TT_MASS_WINDOW),
+        101, pretraining=False, cuts={"mHatMin": 800.0, "mHatMax": 1200.0},
+        description="A sequential-SM-like Z' of 1 TeV decaying to top pairs (qq̄ → Z' only, "
+        "no SM interference), in the m̂ window of tt_highmass.",
     ),
     Process(
-        "Zprime_tt", "Z' (1 TeV) → tt̄",
-        ("NewGaugeBoson:ffbar2gmZZprime = on", "Zprime:gmZmode = 3", "32:m0 = 1000.",
-         "32:onMode = off", "32:onIfAny = 6", "PhaseSpace:mHatMin = 500."),
-        101, pretraining=False, cuts={"mHatMin": 500.0},
-        description="A sequential-SM-like Z' of 1 TeV decaying to top pairs.",
+        "tt_highmass", "tt̄, 800 < m_tt < 1200 GeV",
+        ("Top:gg2ttbar = on", "Top:qqbar2ttbar = on", *_TT_MASS_WINDOW),
+        102, pretraining=False, cuts={"mHatMin": 800.0, "mHatMax": 1200.0},
+        description="SM top pairs in the Z' mass window: the background of Zprime_vs_tt.",
+    ),
+    Process(
+        "H4l_CPeven", "gg → H → ZZ* → 4ℓ (CP-even)",
+        ("Higgs:useBSM = on", "HiggsBSM:gg2H1 = on", "HiggsH1:parity = 1", *_H_TO_4L), 103,
+        pretraining=False,
+        description="Gluon-fusion 125 GeV scalar, H → ZZ* → 4ℓ (ℓ = e, μ), CP-even decay "
+        "correlations.",
+    ),
+    Process(
+        "H4l_CPodd", "gg → A → ZZ* → 4ℓ (CP-odd)",
+        ("Higgs:useBSM = on", "HiggsBSM:gg2H1 = on", "HiggsH1:parity = 2", *_H_TO_4L), 104,
+        pretraining=False,
+        description="The same production and decay with pure CP-odd ZZ* correlations "
+        "(Pythia applies HiggsH1:parity in H → ZZ* → 4 fermions).",
     ),
 )
 

@@ -53,9 +53,9 @@ class Selection:
     """Object selection applied when reading. A jet with ``btag >= btag_threshold`` becomes
     a ``bjet`` node (it still counts against ``jet.max_objects``)."""
 
-    jet: ObjectCut = field(default_factory=lambda: ObjectCut(20.0, 4.7, 10))
+    jet: ObjectCut = field(default_factory=lambda: ObjectCut(25.0, 4.5, 10))
     electron: ObjectCut = field(default_factory=lambda: ObjectCut(10.0, 2.5, 4))
-    muon: ObjectCut = field(default_factory=lambda: ObjectCut(10.0, 2.5, 4))
+    muon: ObjectCut = field(default_factory=lambda: ObjectCut(10.0, 2.7, 4))
     photon: ObjectCut = field(default_factory=lambda: ObjectCut(10.0, 2.5, 4))
     btag_threshold: float = 0.5
 

@@ -26,12 +26,14 @@ _CLUSTER_PT_FRACTION = 0.6
 
 @dataclass
 class Jets:
-    """The Delphes ``Jet`` collection plus per-event sums that MET needs."""
+    """The Delphes ``Jet`` collection plus per-event sums that MET needs, and the true
+    flavour of each jet (0 light, 1 c, 2 b; flat, in the collection's order; not written)."""
 
     collection: ak.Array
     dpx: np.ndarray
     dpy: np.ndarray
     true_pt_sum: np.ndarray
+    flavour: np.ndarray
 
 
 def weak_hadrons(table: ParticleTable, ids: np.ndarray) -> np.ndarray:
@@ -86,22 +88,21 @@ def reconstruct_jets(table: ParticleTable, used: np.ndarray, config: DetectorCon
     jet_flavour = (np.maximum.reduceat(const_flavour, starts) if len(starts)
                    else np.zeros(0, dtype=np.int8))
 
-    # calorimeter response: sigma_E / E = a / sqrt(E) + c (in quadrature)
-    sigma = np.hypot(config.jet_stochastic / np.sqrt(np.maximum(e, 1e-3)), config.jet_constant)
-    factor = smear_factor(sigma, rng)
+    # calorimeter response by HCAL region; b-tagging by flavour, pT and |eta|
     pt_true, eta, phi = pt_eta_phi(px, py, pz)
+    factor = smear_factor(config.jet_resolution(e, eta), rng)
     pt = pt_true * factor
     mass = factor * np.sqrt(np.clip(e**2 - px**2 - py**2 - pz**2, 0.0, None))
-    efficiency = np.array([config.btag_eff_light, config.btag_eff_c, config.btag_eff_b])
-    btag = rng.random(len(pt)) < efficiency[jet_flavour]
+    btag = rng.random(len(pt)) < config.btag_efficiency(pt, eta, jet_flavour)
 
     keep = (pt > config.jet_pt_min) & (np.abs(eta) < config.jet_eta_max)
     ev = jet_event[keep]
     dpt = (pt - pt_true)[keep]
-    collection = jagged(ev, n, by_pt(ev, pt[keep]), PT=pt[keep].astype(np.float32),
+    order = by_pt(ev, pt[keep])
+    collection = jagged(ev, n, order, PT=pt[keep].astype(np.float32),
                         Eta=eta[keep].astype(np.float32), Phi=phi[keep].astype(np.float32),
                         Mass=mass[keep].astype(np.float32), BTag=btag[keep].astype(np.int32))
     return Jets(collection,
                 np.bincount(ev, dpt * np.cos(phi[keep]), minlength=n),
                 np.bincount(ev, dpt * np.sin(phi[keep]), minlength=n),
-                np.bincount(ev, pt_true[keep], minlength=n))
+                np.bincount(ev, pt_true[keep], minlength=n), jet_flavour[keep][order])

@@ -121,11 +121,12 @@ def reconstruct_leptons_photons(table: ParticleTable, config: DetectorConfig,
     t, n = table, table.n_events
     spec = {
         "Electron": (11, config.electron_pt_min, config.electron_eta_max,
-                     config.electron_iso_max, config.electron_efficiency),
+                     config.electron_iso_max, (config.electron_eff_barrel,
+                                               config.electron_eff_endcap)),
         "Muon": (13, config.muon_pt_min, config.muon_eta_max, config.muon_iso_max,
-                 config.muon_efficiency),
+                 (config.muon_eff_barrel, config.muon_eff_endcap)),
         "Photon": (22, config.photon_pt_min, config.photon_eta_max, config.photon_iso_max,
-                   config.photon_efficiency),
+                   (config.photon_eff_barrel, config.photon_eff_endcap)),
     }
     used = np.zeros(len(t.id), dtype=bool)
     dpx, dpy, true_pt = np.zeros(n), np.zeros(n), np.zeros(n)
@@ -133,7 +134,8 @@ def reconstruct_leptons_photons(table: ParticleTable, config: DetectorConfig,
     for name, (pdg, pt_min, eta_max, iso_max, eff) in spec.items():
         cand = np.nonzero(t.visible & (np.abs(t.id) == pdg) & (t.pt > pt_min)
                           & (np.abs(t.eta) < eta_max))[0]
-        keep = (relative_isolation(t, cand, config) < iso_max) & (rng.random(len(cand)) < eff)
+        eff_eta = config.lepton_efficiency(*eff, t.eta[cand])
+        keep = (relative_isolation(t, cand, config) < iso_max) & (rng.random(len(cand)) < eff_eta)
         rows = cand[keep]
         pt = t.pt[rows]
         if pdg == 13:

@@ -5,14 +5,22 @@ RNTuple) and filled with ``extend``, one basket per branch for every ``basket_ev
 (chunks are buffered until then: big baskets make reading about twice as fast as the
 generator's 500-event chunks would). Collections are jagged records whose
 branches are named ``Jet.PT`` with counters ``Jet_size``, as in Delphes. The file is written
-to a hidden temporary name in the same directory (``.<name>.<pid>.tmp``) and renamed to its
-final name only when complete, so a killed run never leaves a file that looks complete.
+to a hidden temporary name in the same directory, unique across hosts and processes
+(``.<name>.<host>.<pid>.<random>.tmp``), and renamed to its final name only when complete, so a
+killed run never leaves a file that looks complete and two runs never share a temporary.
+
+The metadata records ``events_sha256``, a digest of the event arrays as written
+(:class:`EventsDigest`): the same events give the same digest on any host, whatever the
+chunking, so a reused file is verified by reading it back (:func:`verify_events`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import secrets
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -44,8 +52,48 @@ def _typed(collection: str, array: ak.Array | None = None) -> ak.Array:
 
 
 def temp_path(path: Path) -> Path:
-    """The hidden temporary name used while `path` is being written."""
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """A fresh hidden temporary name for writing `path`: ``.<name>.<host>.<pid>.<random>.tmp``.
+
+    Unique per host, process and call, so runs on several hosts (or in several PID
+    namespaces) never write or delete each other's temporaries.
+    """
+    host = "".join(c if c.isalnum() or c == "-" else "-" for c in socket.gethostname())
+    return path.with_name(f".{path.name}.{host or 'host'}.{os.getpid()}."
+                          f"{secrets.token_hex(4)}.tmp")
+
+
+def temp_glob(path: Path) -> str:
+    """The glob pattern matching every temporary of `path` (see :func:`temp_path`)."""
+    return f".{path.name}.*.tmp"
+
+
+class EventsDigest:
+    """SHA-256 of the event arrays in `SCHEMA` order, independent of how they were chunked.
+
+    One running hash per branch (counts of each collection, then each field's values as
+    little-endian bytes of the schema dtype); the digest hashes the branch digests in order.
+    """
+
+    def __init__(self) -> None:
+        self._hashes = {c: hashlib.sha256() for c in SCHEMA}
+        self._hashes.update({f"{c}.{f}": hashlib.sha256() for c, fs in SCHEMA.items() for f in fs})
+
+    def update(self, collections: dict[str, ak.Array]) -> None:
+        """Add one chunk of typed collections (as :func:`_typed` makes them)."""
+        for c, fields in SCHEMA.items():
+            array = collections[c]
+            counts = ak.to_numpy(ak.num(array, axis=1)).astype("<i8")
+            self._hashes[c].update(counts.tobytes())
+            for f, dtype in fields.items():
+                flat = ak.to_numpy(ak.flatten(array[f], axis=1))
+                self._hashes[f"{c}.{f}"].update(flat.astype(np.dtype(dtype).newbyteorder("<"),
+                                                             copy=False).tobytes())
+
+    def hexdigest(self) -> str:
+        total = hashlib.sha256()
+        for key, h in self._hashes.items():
+            total.update(f"{key}:{h.hexdigest()};".encode())
+        return total.hexdigest()
 
 
 #: Events per basket written (ROOT's AutoFlush cluster plays this role in Delphes files).
@@ -64,6 +112,7 @@ class SampleWriter:
         self._buffer: list[dict[str, ak.Array]] = []
         self._buffered = 0
         self.tmp = temp_path(self.path)
+        self._digest = EventsDigest()
         self._file = uproot.recreate(self.tmp)
         self._tree = self._file.mktree(
             TREE, {c: _typed(c).type for c in SCHEMA},
@@ -76,8 +125,11 @@ class SampleWriter:
         lengths = {len(collections[c]) for c in SCHEMA}
         if len(lengths) != 1:
             raise ValueError(f"collections of different lengths: {lengths}")
-        self._buffer.append({c: _typed(c, collections[c]) for c in SCHEMA})
+        typed = {c: _typed(c, collections[c]) for c in SCHEMA}
+        self._digest.update(typed)
+        self._buffer.append(typed)
         self._buffered += lengths.pop()
+        os.utime(self.tmp)  # a live temporary stays young (stale ones are swept by age)
         if self._buffered >= self.basket_events:
             self._flush()
 
@@ -94,6 +146,7 @@ class SampleWriter:
         """Write what is buffered and the metadata, close, and move the file to its name."""
         self._flush()
         self.metadata["n_events_written"] = self.n_events
+        self.metadata["events_sha256"] = self._digest.hexdigest()
         self._file[METADATA_KEY] = json.dumps(self.metadata, sort_keys=True)
         self._file.close()
         os.replace(self.tmp, self.path)
@@ -135,3 +188,31 @@ def read_metadata(path: str | os.PathLike[str]) -> dict[str, Any] | None:
             return meta
     except Exception:
         return None
+
+
+def events_digest(path: str | os.PathLike[str]) -> str:
+    """The :class:`EventsDigest` of the events stored in a sample file (reads every branch)."""
+    digest = EventsDigest()
+    with uproot.open(path) as f:
+        tree = f[TREE]
+        for start, stop in _steps(tree.num_entries, 50_000):
+            a = tree.arrays([f"{c}.{x}" for c, fs in SCHEMA.items() for x in fs],
+                            entry_start=start, entry_stop=stop, library="ak")
+            digest.update({c: ak.zip({x: a[f"{c}.{x}"] for x in fs}, depth_limit=2)
+                           for c, fs in SCHEMA.items()})
+    return digest.hexdigest()
+
+
+def _steps(n: int, step: int) -> list[tuple[int, int]]:
+    return [(a, min(a + step, n)) for a in range(0, n, step)] or [(0, 0)]
+
+
+def verify_events(path: str | os.PathLike[str], metadata: dict[str, Any]) -> bool | None:
+    """Whether the file's events match its ``events_sha256`` (None: the file records none)."""
+    expected = metadata.get("events_sha256")
+    if expected is None:
+        return None
+    try:
+        return events_digest(path) == expected
+    except Exception:
+        return False

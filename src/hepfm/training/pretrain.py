@@ -56,11 +56,11 @@ def default_data_dir() -> Path:
 
 
 def missing_processes(data_dir: Path, processes: Iterable[str]) -> list[str]:
-    """Processes without ``<process>.root`` or ``<process>_<k>.root`` in `data_dir`."""
-    from hepfm.data.datasets import process_of_file
+    """Processes without ``<process>.root`` or ``<process>_<k>.root`` in `data_dir`, or whose
+    hepfm sample there is incomplete (parts of a run still going, or killed)."""
+    from hepfm.generate.check import incomplete_samples
 
-    found = {process_of_file(f) for f in data_dir.glob("*.root") if f.is_file()}
-    return [p for p in processes if p not in found]
+    return incomplete_samples(data_dir, processes) if data_dir.is_dir() else list(processes)
 
 
 def generate_command(processes: list[str], events: int, data_dir: Path, seed: int) -> str:
@@ -69,27 +69,48 @@ def generate_command(processes: list[str], events: int, data_dir: Path, seed: in
             f"--out {data_dir} --seed {seed}")
 
 
+def distributed_rank() -> int:
+    """This process's global rank under torchrun (``RANK``) or SLURM (``SLURM_PROCID``)."""
+    for var in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
+        value = os.environ.get(var, "")
+        if value.isdigit():
+            return int(value)
+    return 0
+
+
 def ensure_samples(processes: Iterable[str], data_dir: str | os.PathLike[str] | None,
                    events: int, seed: int, generate: bool, *, workers: int | None = None,
-                   verbose: bool = True) -> Path:
+                   verbose: bool = True, first_chunk: int = 0) -> Path:
     """The sample directory (`data_dir`, or :func:`default_data_dir` when None) holding a
-    file for every process. Missing files are generated when `generate` is set or the
-    directory is the default one; otherwise the error names them and the command to run."""
+    complete sample for every process. Missing ones are generated when `generate` is set or
+    the directory is the default one (by rank 0 only under torchrun/SLURM: the other ranks
+    wait for them); otherwise the error names them and the command to run."""
+    processes = list(processes)
     data = default_data_dir() if data_dir is None else Path(data_dir).expanduser()
     missing = missing_processes(data, processes)
     if missing:
         if not (generate or data_dir is None):
             raise InputDataError(
-                f"no sample files in '{data}' for {len(missing)} process(es): "
-                f"{', '.join(missing)}. Make them with:\n  "
+                f"no complete sample in '{data}' for {len(missing)} process(es): "
+                f"{', '.join(missing)} (see: hepfm check {data}). Make them with:\n  "
                 f"{generate_command(missing, events, data, seed)}\n"
                 "or add --generate")
+        rank = distributed_rank()
+        if rank != 0:
+            from hepfm.generate.check import wait_for_samples
+
+            if verbose:
+                print(f"rank {rank}: waiting for rank 0 to generate {', '.join(missing)} "
+                      f"into {data}", file=sys.stderr)
+            wait_for_samples(data, missing, rank)
+            return data
         from hepfm.generate.run import generate_samples
 
         if verbose:
             print(f"generating {events} events for {', '.join(missing)} into {data}",
                   file=sys.stderr)
-        generate_samples(missing, events, data, seed, workers or os.cpu_count() or 1)
+        generate_samples(missing, events, data, seed, workers or os.cpu_count() or 1,
+                         first_chunk=first_chunk)
     return data
 
 
@@ -332,10 +353,15 @@ def pretrain(
     module.load_state_dict(ckpt["state_dict"])
     model = module.model.cpu().float().eval()
     best_epoch = None if checkpoint.best_model_score is None else int(ckpt["epoch"])
+    from hepfm.data.datasets import resolve_sources
+    from hepfm.provenance import describe_files
+
     provenance = {
         "processes": names, "objective": s["objective"], "seed": s["seed"],
         "events_per_process": s["events_per_process"], "split": list(dm.split),
         "data_dir": str(data), "best_epoch": best_epoch,
+        "pretraining_events": describe_files(resolve_sources(data, names),
+                                             s["events_per_process"]),
     }
     if streaming:
         provenance["streaming"] = True

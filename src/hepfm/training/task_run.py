@@ -14,18 +14,42 @@ from typing import Any
 
 from hepfm.analysis.plots import plot_learning_curve, plot_roc
 from hepfm.atomic import write_text
+from hepfm.data.datasets import resolve_sources
 from hepfm.errors import HepfmError
 from hepfm.hub import available_models, load_pretrained, resolve_model_dir
 from hepfm.models.foundation import FoundationModel
+from hepfm.provenance import TASK_FIRST_CHUNK, check_disjoint, describe_files, pretraining_events
 from hepfm.tasks import Task
 from hepfm.training.finetune import FinetuneConfig, evaluate, finetune, prepare_model
-from hepfm.training.pretrain import ensure_samples
+from hepfm.training.pretrain import default_data_dir, ensure_samples
 from hepfm.training.scan import compute_accounting, curve_label, run_scan, summarise
 from hepfm.training.taskdata import load_task_events, split_task
 
 DEFAULT_MODEL = "hepfm-small"
 DEFAULT_TRAIN_SIZE = 2000
 DEFAULT_EVENTS_PER_PROCESS = 2500
+#: Seed of the task samples that finetune/scan generate (their chunks start at
+#: TASK_FIRST_CHUNK, so they never share events with pretraining samples).
+TASK_SAMPLE_SEED = 1
+
+
+def ensure_task_samples(processes: tuple[str, ...], data: str | Path | None, events: int,
+                        generate: bool) -> Path:
+    """The task sample directory (default: ``<default data dir>/tasks``); missing files are
+    generated from the task seed stream, disjoint from pretraining samples."""
+    if data is None:
+        data = default_data_dir() / "tasks"
+        generate = True
+    return ensure_samples(processes, data, events, TASK_SAMPLE_SEED, generate,
+                          first_chunk=TASK_FIRST_CHUNK)
+
+
+def check_task_events(model: FoundationModel, source: str | None, task: Task, path: Path,
+                      events_per_process: int | None, allow_overlap: bool) -> list[str]:
+    """Refuse (or, with `allow_overlap`, list) task events that `model` was pretrained on."""
+    records = describe_files(resolve_sources(path, list(task.processes)), events_per_process)
+    seen = pretraining_events(getattr(model, "run_config", None))
+    return check_disjoint(seen, records, str(source or DEFAULT_MODEL), allow_overlap)
 
 
 def resolve_model(source: str | None) -> FoundationModel:
@@ -49,10 +73,19 @@ def finetune_task(task: Task, source: str | None = None, mode: str = "full",
                   train_size: int | None = DEFAULT_TRAIN_SIZE, epochs: int = 30, seed: int = 0,
                   out: str | Path | None = None, data: str | Path | None = None,
                   events_per_process: int = DEFAULT_EVENTS_PER_PROCESS,
-                  generate: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Fine-tune on one task, evaluate on its fixed test set, write the run directory."""
+                  generate: bool = False, progress: bool = True,
+                  allow_overlap: bool = False) -> dict[str, Any]:
+    """Fine-tune on one task, evaluate on its fixed test set, write the run directory.
+
+    The task's events must not be events the model was pretrained on
+    (:func:`hepfm.provenance.check_disjoint`); with `allow_overlap` the overlap is recorded
+    in ``metrics.json`` instead.
+    """
     pretrained = resolve_model(source)
-    path = ensure_samples(task.processes, data, events_per_process, seed, generate)
+    path = ensure_task_samples(task.processes, data, events_per_process, generate)
+    overlap = ([] if mode == "scratch" else
+               check_task_events(pretrained, source, task, path, events_per_process,
+                                 allow_overlap))
     table = load_task_events(task, path, events_per_process, cache_dir=path / ".cache")
     splits = split_task(table, train_size, seed)
     model = prepare_model(pretrained, "task", mode, seed=seed)
@@ -67,7 +100,8 @@ def finetune_task(task: Task, source: str | None = None, mode: str = "full",
                "train_events": len(splits.train), "val_events": len(splits.val),
                "test_events": len(splits.test), **metrics,
                "train_seconds": res.train_seconds, "epochs_to_best": res.best_epoch,
-               "epochs_run": res.epochs_run, "seed": seed, "history": res.history}
+               "epochs_run": res.epochs_run, "seed": seed, "history": res.history,
+               "data": str(path), "pretraining_overlap": overlap}
     write_text(out_dir / "metrics.json", json.dumps(_json_safe(summary), indent=2))
     write_text(out_dir / "roc.csv", roc.to_csv(index=False))
     plot_roc({f"{mode} (AUC {metrics['auc']:.3f})": roc}, out_dir / "roc.png", title=task.name)
@@ -78,7 +112,8 @@ def finetune_task(task: Task, source: str | None = None, mode: str = "full",
 def scan_tasks(tasks: list[Task], models: dict[str, str | None], sizes: list[int],
                modes: list[str], seeds: int, out: str | Path, data: str | Path | None = None,
                epochs: int = 30, events_per_process: int | None = None,
-               generate: bool = False, pretrain_seconds: float | None = None) -> Path:
+               generate: bool = False, pretrain_seconds: float | None = None,
+               allow_overlap: bool = False) -> Path:
     """Learning curves for every task; writes scan.csv, plots, summary and compute tables."""
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -86,7 +121,11 @@ def scan_tasks(tasks: list[Task], models: dict[str, str | None], sizes: list[int
     need = max(sizes) * 2 + 400
     frames = []
     for task in tasks:
-        path = ensure_samples(task.processes, data, events_per_process or need, 0, generate)
+        path = ensure_task_samples(task.processes, data, events_per_process or need, generate)
+        if any(m != "scratch" for m in modes):
+            for label, model in loaded.items():
+                check_task_events(model, models[label], task, path, events_per_process,
+                                  allow_overlap)
         frames.append(run_scan(task, path, loaded, sizes, modes, seeds, out_dir / "scan.csv",
                                FinetuneConfig(epochs=epochs), events_per_process))
     frame = frames[-1]

@@ -37,12 +37,23 @@ def load_task_events(task: Task, data: str | Path, events_per_process: int | Non
     """All events of the task's processes with label 1 for signal and 0 for background."""
     table = load_events(data, list(task.processes), events_per_process,
                         label_of=task.label_of, cache_dir=cache_dir)
+    if task.min_leptons:
+        table = table.subset(np.flatnonzero(lepton_counts(table) >= task.min_leptons))
     for cls, procs in ((1, task.signal), (0, task.background)):
         if not np.any(table.y == cls):
             kind = "signal" if cls else "background"
             raise InputDataError(f"task '{task.name}' has no {kind} events "
                                  f"(processes {', '.join(procs)}) in '{data}'")
     return table
+
+
+def lepton_counts(table: EventTable) -> np.ndarray:
+    """Electrons plus muons of every event."""
+    from hepfm.data.features import NODE_TYPES
+
+    lepton = np.isin(table.node_type, [NODE_TYPES.index("electron"), NODE_TYPES.index("muon")])
+    event = np.repeat(np.arange(len(table)), table.counts)
+    return np.bincount(event[lepton], minlength=len(table))
 
 
 def _class_indices(y: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:

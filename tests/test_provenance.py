@@ -1,0 +1,114 @@
+"""No test event is ever a pretraining event: provenance records and the overlap check."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import uproot
+import yaml
+from typer.testing import CliRunner
+
+from hepfm.cli import app
+from hepfm.data.datasets import resolve_sources
+from hepfm.provenance import (
+    TASK_FIRST_CHUNK,
+    DataLeakError,
+    check_disjoint,
+    describe_files,
+    find_overlap,
+)
+from hepfm.tasks import get_task
+
+TINY = {"hidden": 16, "blocks": 1, "head_hidden": 16, "dropout": 0.0}
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Three tt/ttH samples of seed 1: the pretraining stream (chunk 0 on), a shorter copy of
+    the same stream with another chunk size, and the task stream (TASK_FIRST_CHUNK on)."""
+    pytest.importorskip("pythia8mc")
+    from hepfm.generate import generate_samples
+
+    out = {}
+    for name, events, chunk, first in (("pre", 150, 50, 0), ("same", 60, 30, 0),
+                                       ("task", 150, 50, TASK_FIRST_CHUNK)):
+        out[name] = tmp_path_factory.mktemp(name)
+        generate_samples(["ttH", "tt"], events, out[name], seed=1, mpi=False, chunk_size=chunk,
+                         first_chunk=first, progress=False)
+    return out
+
+
+def test_identity_follows_the_pythia_stream_not_the_file(samples):
+    pre = describe_files(resolve_sources(samples["pre"], ["ttH", "tt"]), 150)
+    same = describe_files(resolve_sources(samples["same"], ["ttH", "tt"]), None)
+    task = describe_files(resolve_sources(samples["task"], ["ttH", "tt"]), None)
+    assert [r["entries"] for r in pre] == [[0, 150], [0, 150]]
+    assert pre[0]["stream"]["first_chunk"] == 0 and task[0]["stream"]["first_chunk"] > 0
+    # chunks of 30 events of the same seed are the first 30 events of the 50-event chunks:
+    # entries 0-29 and 30-59 of "same" are entries 0-29 and 50-79 of "pre"
+    overlap = find_overlap(pre, same)
+    assert [n for _, _, n in overlap] == [60, 60]
+    assert find_overlap(pre, task) == []
+    # only the first 20 pretraining entries seen: 20 shared events per process
+    assert [n for _, _, n in find_overlap(describe_files(
+        resolve_sources(samples["pre"], ["ttH", "tt"]), 20), same)] == [20, 20]
+
+
+def test_user_files_are_identified_by_content(samples, tmp_path):
+    arrays = uproot.open(samples["pre"] / "tt.root")["Delphes"].arrays(
+        ["MissingET.MET", "MissingET.Phi"])
+    for name in ("a", "b"):
+        with uproot.recreate(tmp_path / f"{name}.root") as f:
+            f.mktree("Delphes", {"MET": "float32"})
+            f["Delphes"].extend({"MET": arrays["MissingET.MET"][:, 0] + (name == "b")})
+    a = describe_files({"x": [str(tmp_path / "a.root")]}, 100)
+    b = describe_files({"x": [str(tmp_path / "b.root")]}, None)
+    assert "sha256" in a[0] and a[0]["entries"] == [0, 100]
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "copy" / "a.root").write_bytes((tmp_path / "a.root").read_bytes())
+    copy = describe_files({"x": [str(tmp_path / "copy" / "a.root")]}, None)
+    assert [n for _, _, n in find_overlap(a, copy)] == [100]
+    assert find_overlap(a, b) == []
+    with pytest.raises(DataLeakError, match=r"100 events of .*copy/a\.root \(entries 0-150\)"):
+        check_disjoint(a, copy, "my-model")
+    assert len(check_disjoint(a, copy, "my-model", allow_overlap=True)) == 1
+
+
+def test_finetune_refuses_pretraining_events_and_runs_on_disjoint_ones(samples, tmp_path):
+    from hepfm.training.pretrain import pretrain
+
+    run = tmp_path / "pre"
+    pretrain("ttH,tt", "multiclass", samples["pre"], run, events_per_process=150, epochs=1,
+             batch_size=64, device="cpu", seed=0, model_config=TINY, progress=False,
+             verbose=False)
+    recorded = yaml.safe_load((run / "config.yaml").read_text())["pretraining_events"]
+    assert {r["process"] for r in recorded} == {"ttH", "tt"}
+
+    runner = CliRunner()
+    args = ["finetune", "--task", "ttH_vs_tt", "--from", str(run), "--train-size", "60",
+            "--epochs", "1", "--events-per-process", "150"]
+    res = runner.invoke(app, [*args, "--data", str(samples["same"]), "--out",
+                              str(tmp_path / "leak")])
+    assert res.exit_code == 2
+    assert "were pretraining events" in res.output and "tt.root (entries 0-60)" in res.output
+    assert "Traceback" not in res.output
+    assert not (tmp_path / "leak").exists()
+
+    res = runner.invoke(app, [*args, "--data", str(samples["task"]), "--out",
+                              str(tmp_path / "ok")])
+    assert res.exit_code == 0, res.output
+    assert json.loads((tmp_path / "ok" / "metrics.json").read_text())["pretraining_overlap"] == []
+
+    res = runner.invoke(app, [*args, "--data", str(samples["same"]), "--allow-overlap",
+                              "--out", str(tmp_path / "forced")])
+    assert res.exit_code == 0, res.output
+    lines = json.loads((tmp_path / "forced" / "metrics.json").read_text())["pretraining_overlap"]
+    assert len(lines) == 2 and all("were pretraining events" in x for x in lines)
+    # a model trained from scratch has seen nothing: no check
+    res = runner.invoke(app, [*args, "--data", str(samples["same"]), "--mode", "scratch",
+                              "--out", str(tmp_path / "scratch")])
+    assert res.exit_code == 0, res.output
+    assert get_task("ttH_vs_tt").processes == ("ttH", "tt")
