@@ -350,3 +350,30 @@ def test_branch_map_from_yaml(tmp_path):
         load_branch_map(str(tmp_path / "bad.yaml"))
     with pytest.raises(InputDataError, match="neither delphes nor flat nor a YAML file"):
         load_branch_map("delphse")
+
+
+def test_test_files_that_were_pretraining_events_are_refused(toy_dir, tiny_model, tmp_path):
+    from hepfm.provenance import describe_file
+
+    sig2 = toy_dir / "signal" / "sig_2.root"
+    seen = tmp_path / "seen"  # a model that records sig_2 entries 100-200 as pretraining
+    load_pretrained(tiny_model).save_pretrained(
+        seen, pretraining_events=[describe_file(sig2, "x", 100, 200)])
+    res = runner.invoke(app, ["finetune", "--from", str(seen),
+                              "--signal", str(toy_dir / "signal" / "sig_0.root"),
+                              "--background", str(toy_dir / "background" / "bkg_0.root"),
+                              "--test-signal", str(sig2),
+                              "--test-background", str(toy_dir / "background" / "bkg_2.root"),
+                              "--out", str(tmp_path / "run")])
+    assert res.exit_code == 2
+    assert "100 events of" in " ".join(res.output.split()) and "sig_2.root" in res.output
+
+
+def test_all_events_split_keeps_a_validation_share():
+    from hepfm.training.taskdata import split_indices
+
+    y = np.repeat([0, 1], 300)
+    tr, va, te = split_indices(y, None, 0, test_fraction=0.0)  # failed before: 480 + 200 > 600
+    assert len(te) == 0 and len(va) == 200 and len(tr) == 400 and not set(tr) & set(va)
+    tr, va, _ = split_indices(np.repeat([0, 1], 5000), None, 0, test_fraction=0.0)
+    assert (len(tr), len(va)) == (8000, 2000)

@@ -319,7 +319,7 @@ def finetune(
 
             inputs = UserInputs.from_options(signal, background, **own)
             r = finetune_files(inputs, task or "custom", source, mode, train_size, epochs, seed,
-                               out)
+                               out, allow_overlap=allow_overlap)
         else:
             r = finetune_task(_task(task, signal, background), source, mode,
                               train_size or DEFAULT_TRAIN_SIZE, epochs, seed, out, data,
@@ -394,7 +394,7 @@ def scan(
         try:
             inputs = UserInputs.from_options(signal, background, **own)
             out_dir = scan_files(inputs, models, size_list, modes.split(","), seeds, out,
-                                 task or "custom", epochs)
+                                 task or "custom", epochs, allow_overlap=allow_overlap)
         except (HepfmError, ValueError) as err:
             fail(err)
         console.print(f"wrote scan.csv, summary.csv and the learning curve in {out_dir}")

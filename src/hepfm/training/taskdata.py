@@ -86,10 +86,12 @@ def split_indices(y: np.ndarray, train_size: int | None, seed: int = 0,
     rng = np.random.default_rng([seed, 1])
     pool = [rng.permutation(p) for p in pool]
     available = sum(len(p) for p in pool)
-    if train_size is None:
-        n_val = round(val_fraction / (1 + val_fraction) * available)
+    if train_size is None:  # all events: a validation share (at least min_val, at most half)
+        n_val = max(min(min_val, available // 2),
+                    round(val_fraction / (1 + val_fraction) * available))
         train_size = available - n_val
-    n_val = max(min_val, round(val_fraction * train_size))
+    else:
+        n_val = max(min_val, round(val_fraction * train_size))
     if train_size < 2 or train_size + n_val > available:
         where = "outside the fixed test set" if test_fraction else "for training"
         raise InputDataError(

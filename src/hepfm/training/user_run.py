@@ -30,7 +30,26 @@ from hepfm.training.finetune import (
 )
 from hepfm.training.scan import COLUMNS, KEY, curve_label, summarise
 from hepfm.training.task_run import DEFAULT_MODEL, _json_safe, resolve_model
-from hepfm.training.userdata import UserInputs, UserSplits, class_balanced, split_user_events
+from hepfm.training.userdata import (
+    LabelledEvents,
+    UserInputs,
+    UserSplits,
+    class_balanced,
+    split_user_events,
+)
+
+
+def check_not_pretrained_on(model: Any, source: str | None, parts: list[LabelledEvents],
+                            allow_overlap: bool = False) -> list[str]:
+    """Refuse (or with `allow_overlap` list) events of `parts` that `model` was pretrained
+    on (:func:`hepfm.provenance.check_disjoint`; files made by ``hepfm generate`` are
+    matched by their Pythia seed stream, any other file by its content hash)."""
+    from hepfm.provenance import check_disjoint, describe_file, pretraining_events
+
+    records = [describe_file(f["path"], "own", a, b) for ev in parts
+               for f in ev.provenance() for a, b in f["entries"]]
+    seen = pretraining_events(getattr(model, "run_config", None))
+    return check_disjoint(seen, records, str(source or DEFAULT_MODEL), allow_overlap)
 
 
 def _train(pretrained: Any, splits: UserSplits, mode: str, seed: int, config: FinetuneConfig
@@ -50,12 +69,16 @@ def _train(pretrained: Any, splits: UserSplits, mode: str, seed: int, config: Fi
 
 def finetune_files(inputs: UserInputs, name: str = "custom", source: str | None = None,
                    mode: str = "full", train_size: int | None = None, epochs: int = 30,
-                   seed: int = 0, out: str | Path | None = None, progress: bool = True
-                   ) -> dict[str, Any]:
-    """Fine-tune on the user's files, evaluate on their test set, write the run directory."""
+                   seed: int = 0, out: str | Path | None = None, progress: bool = True,
+                   allow_overlap: bool = False) -> dict[str, Any]:
+    """Fine-tune on the user's files, evaluate on their test set, write the run directory.
+
+    The test and validation events must not be events the model was pretrained on."""
     pretrained = resolve_model(source)
     events, test = inputs.load()
     splits = split_user_events(events, test, train_size, seed)
+    overlap = check_not_pretrained_on(pretrained, source, [splits.test, splits.val],
+                                      allow_overlap)
     res, metrics, roc = _train(pretrained, splits, mode, seed,
                                FinetuneConfig(epochs=epochs, progress_bar=progress))
     out_dir = Path(out or Path("runs") / f"finetune-{name}-{mode}-{seed}")
@@ -70,7 +93,8 @@ def finetune_files(inputs: UserInputs, name: str = "custom", source: str | None 
                "test_events": len(splits.test), "explicit_test_set": test is not None,
                "weighted": splits.test.weight is not None, **metrics,
                "train_seconds": res.train_seconds, "epochs_to_best": res.best_epoch,
-               "epochs_run": res.epochs_run, "seed": seed, "history": res.history}
+               "epochs_run": res.epochs_run, "seed": seed, "history": res.history,
+               **({"pretraining_overlap": overlap} if overlap else {})}
     write_text(out_dir / "metrics.json", json.dumps(_json_safe(summary), indent=2))
     write_text(out_dir / "roc.csv", roc.to_csv(index=False))
     write_text(out_dir / "data.json", json.dumps(
@@ -82,7 +106,7 @@ def finetune_files(inputs: UserInputs, name: str = "custom", source: str | None 
 
 def scan_files(inputs: UserInputs, models: dict[str, str | None], sizes: list[int],
                modes: list[str], seeds: int, out: str | Path, name: str = "custom",
-               epochs: int = 30, progress: bool = True) -> Path:
+               epochs: int = 30, progress: bool = True, allow_overlap: bool = False) -> Path:
     """Learning curves on the user's files: ``scan.csv`` (one row per run, resumable),
     ``summary.csv`` and ``learning_curve_<name>.png`` in `out`."""
     out_dir = Path(out)
@@ -97,6 +121,10 @@ def scan_files(inputs: UserInputs, models: dict[str, str | None], sizes: list[in
     rows = done.to_dict("records")
     if runs:
         events, test = inputs.load()
+        for label, model in loaded.items():  # test and validation come from these events
+            check_not_pretrained_on(model, models[label],
+                                    [events] + ([test] if test is not None else []),
+                                    allow_overlap)
         for label, mode, size, seed in tqdm(runs, desc=f"scan {name}", disable=not progress):
             splits = split_user_events(events, test, size, seed)
             source = loaded[label] if label != "none" else next(iter(loaded.values()))
