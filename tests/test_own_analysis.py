@@ -339,7 +339,7 @@ def test_branch_map_from_yaml(tmp_path):
     from hepfm.training.userdata import load_branch_map
 
     spec = {"name": "mine", "tree": "nominal", "branches": {
-        c: f for c, f in FLAT.branches.items() if c != "truth"}}
+        c: dict(f) for c, f in FLAT.branches.items() if c != "truth"}}
     (tmp_path / "map.yaml").write_text(yaml.safe_dump(spec))
     bm = load_branch_map(str(tmp_path / "map.yaml"))
     assert (bm.name, bm.tree) == ("mine", "nominal") and bm.branches["jet"]["pt"] == "jet_pt"
