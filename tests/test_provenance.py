@@ -33,8 +33,8 @@ def samples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     from hepfm.generate import generate_samples
 
     out = {}
-    for name, events, chunk, first in (("pre", 150, 50, 0), ("same", 60, 30, 0),
-                                       ("task", 150, 50, TASK_FIRST_CHUNK)):
+    for name, events, chunk, first in (("pre", 150, 50, 0), ("same", 300, 30, 0),
+                                       ("task", 200, 50, TASK_FIRST_CHUNK)):
         out[name] = tmp_path_factory.mktemp(name)
         generate_samples(["ttH", "tt"], events, out[name], seed=1, mpi=False, chunk_size=chunk,
                          first_chunk=first, progress=False)
@@ -48,9 +48,9 @@ def test_identity_follows_the_pythia_stream_not_the_file(samples):
     assert [r["entries"] for r in pre] == [[0, 150], [0, 150]]
     assert pre[0]["stream"]["first_chunk"] == 0 and task[0]["stream"]["first_chunk"] > 0
     # chunks of 30 events of the same seed are the first 30 events of the 50-event chunks:
-    # entries 0-29 and 30-59 of "same" are entries 0-29 and 50-79 of "pre"
+    # entries 0-29, 30-59, 60-89 of "same" are entries 0-29, 50-79, 100-129 of "pre"
     overlap = find_overlap(pre, same)
-    assert [n for _, _, n in overlap] == [60, 60]
+    assert [n for _, _, n in overlap] == [90, 90]
     assert find_overlap(pre, task) == []
     # only the first 20 pretraining entries seen: 20 shared events per process
     assert [n for _, _, n in find_overlap(describe_files(
@@ -93,7 +93,7 @@ def test_finetune_refuses_pretraining_events_and_runs_on_disjoint_ones(samples, 
     res = runner.invoke(app, [*args, "--data", str(samples["same"]), "--out",
                               str(tmp_path / "leak")])
     assert res.exit_code == 2
-    assert "were pretraining events" in res.output and "tt.root (entries 0-60)" in res.output
+    assert "were pretraining events" in res.output and "tt.root (entries 0-300)" in res.output
     assert "Traceback" not in res.output
     assert not (tmp_path / "leak").exists()
 

@@ -1,17 +1,25 @@
 """Atomic file writes: write to a temporary file beside the target, then rename.
 
 A crash or a kill mid-write leaves the old file (or nothing), never half a file that looks
-complete. Files get the usual permissions (0666 less the umask), not mkstemp's 0600.
+complete. The temporary lives in the target's own directory (so the rename never becomes a
+copy across file systems) and is flushed to disk before the rename. Files get the usual
+permissions (0666 less the umask), not mkstemp's 0600. Temporaries left by a SIGKILL are
+named ``.<name>.<random>.tmp``; :func:`sweep_temporaries` removes them on the next start.
 """
 
 from __future__ import annotations
 
 import errno
+import hashlib
+import logging
 import os
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+
+log = logging.getLogger(__name__)
 
 
 def _umask() -> int:
@@ -34,6 +42,7 @@ def atomic_path(path: str | os.PathLike[str], overwrite: bool = True) -> Iterato
     try:
         yield Path(tmp)
         os.chmod(tmp, 0o666 & ~_umask())
+        _fsync(tmp)
         if overwrite:
             os.replace(tmp, path)
         else:
@@ -51,8 +60,59 @@ def atomic_path(path: str | os.PathLike[str], overwrite: bool = True) -> Iterato
         raise
 
 
+def _fsync(path: str | os.PathLike[str]) -> None:
+    """Flush `path`'s data to disk, so that the rename never publishes an empty file."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some file systems do not support fsync on a read-only descriptor
+        pass
+    finally:
+        os.close(fd)
+
+
+def is_temporary(path: str | os.PathLike[str]) -> bool:
+    """Whether `path` is named like a temporary of :func:`atomic_path`."""
+    name = Path(path).name
+    return name.startswith(".") and name.endswith(".tmp") and name.count(".") >= 3
+
+
+def sweep_temporaries(directory: str | os.PathLike[str], min_age_s: float = 0.0) -> list[Path]:
+    """Remove the temporaries of :func:`atomic_path` in `directory` (not recursive) that are
+    older than `min_age_s` seconds: what a killed writer left. Returns the removed paths."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    now, removed = time.time(), []
+    for path in directory.iterdir():
+        if not is_temporary(path) or not path.is_file():
+            continue
+        try:
+            if now - path.stat().st_mtime >= min_age_s:
+                path.unlink()
+                removed.append(path)
+        except FileNotFoundError:  # someone else swept it first
+            continue
+    if removed:
+        log.info("removed %d temporary file(s) left by an interrupted write in %s",
+                 len(removed), directory)
+    return removed
+
+
 def write_text(path: str | os.PathLike[str], text: str) -> Path:
     """Write `text` to `path` atomically."""
     with atomic_path(path) as tmp:
         tmp.write_text(text)
     return Path(path)
+
+
+def file_sha256(path: str | os.PathLike[str]) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

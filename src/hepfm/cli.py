@@ -1,31 +1,242 @@
-"""The ``hepfm`` command. Each sub-command is a thin layer over a function of the package."""
+"""The ``hepfm`` command. Each sub-command is a thin layer over a function of the package.
+
+Every option value is checked when it is parsed (the ``callback=`` validators below), before
+anything is loaded or generated. All errors leave through :meth:`HepfmGroup.main`: one line
+``error: ...`` on stderr and exit status 2 for bad input (bad option values, hepfm errors, a
+missing optional package); an unexpected exception (a bug) is one line and status 1, with
+the traceback under ``--debug`` (or ``HEPFM_DEBUG=1``). SIGTERM exits with status 143 after
+removing the temporaries of unfinished writes (during training, Lightning handles it and a
+checkpoint is saved first).
+"""
 
 from __future__ import annotations
 
 import os
+import signal
 import sys
+import threading
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
-from hepfm.errors import HepfmError
+from hepfm.errors import EXTRAS, HepfmError, MissingExtraError, missing_extra
 from hepfm.tasks import Task
+from hepfm.training.pretrain import DEVICES, PRECISIONS
+
+console = Console()
+EXIT_USAGE = 2
+EXIT_BUG = 1
+
+
+def _error(message: str, status: int = EXIT_USAGE) -> None:
+    """Print ``error: message`` as one line on stderr and exit with `status`."""
+    typer.echo(typer.style("error:", fg="red", bold=True) + f" {message}", err=True)
+    raise SystemExit(status)
+
+
+def fail(err: Exception) -> None:
+    """Print a hepfm error as one clear line and exit with status 2."""
+    _error(str(err))
+
+
+#: Click's UsageError (BadParameter, NoSuchOption, ...), from the click that typer uses.
+_USAGE_ERRORS = tuple(c for c in typer.BadParameter.__mro__ if c.__name__ == "UsageError")
+
+
+class _Terminated(SystemExit):
+    """Raised by the CLI's SIGTERM handler so that unfinished atomic writes clean up."""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise _Terminated(128 + signum)
+
+
+#: Optional modules each command needs, checked before the command starts.
+REQUIRES: dict[str, tuple[str, ...]] = {"generate": ("pythia8mc", "fastjet")}
+
+
+def _check_requirements(args: list[str]) -> None:
+    """Raise :class:`MissingExtraError` when the command in `args` needs an optional module
+    that is not installed (``--help`` always works)."""
+    import importlib.util
+
+    command = next((a for a in args if not a.startswith("-")), "")
+    if "--help" in args:
+        return
+    for module in REQUIRES.get(command, ()):
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            raise MissingExtraError(module, EXTRAS[module], f"hepfm {command}")
+
+
+def _debug(args: list[str]) -> tuple[list[str], bool]:
+    """`args` without ``--debug`` (accepted anywhere), and whether it was given."""
+    debug = "--debug" in args or os.environ.get("HEPFM_DEBUG", "") not in ("", "0")
+    return [a for a in args if a != "--debug"], debug
+
+
+class HepfmGroup(TyperGroup):
+    """The ``hepfm`` group: one error path for every command (see the module docstring)."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True,
+             **extra: Any) -> Any:
+        argv, debug = _debug(list(sys.argv[1:] if args is None else args))
+        in_main = threading.current_thread() is threading.main_thread()
+        previous = signal.signal(signal.SIGTERM, _on_sigterm) if in_main else None
+        try:
+            _check_requirements(argv)
+            rv = super().main(argv, prog_name, complete_var, standalone_mode=False, **extra)
+        except _Terminated as err:
+            typer.echo("error: stopped by SIGTERM", err=True)
+            raise SystemExit(err.code) from None
+        except _USAGE_ERRORS as err:  # bad option values, unknown options
+            where = err.ctx.command_path if err.ctx is not None else "hepfm"
+            _error(f"{where}: {err.format_message()} (see '{where} --help')".replace("\n", " "))
+        except typer.Abort:
+            _error("aborted", 130)
+        except HepfmError as err:
+            fail(err)
+        except ImportError as err:
+            command = next((a for a in argv if not a.startswith("-")), "")
+            missing = missing_extra(err, f"hepfm {command}".strip())
+            if missing is None:
+                if debug:
+                    raise
+                _error(f"internal error: {type(err).__name__}: {err} (rerun with --debug "
+                       "for the traceback and report it)", EXIT_BUG)
+            fail(missing)
+        except Exception as err:
+            if debug:
+                raise
+            first = str(err).strip().split("\n")[0]
+            _error(f"internal error: {type(err).__name__}: {first} (rerun with --debug for "
+                   "the traceback and report it)", EXIT_BUG)
+        finally:
+            if in_main and previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        if not standalone_mode:
+            return rv
+        raise SystemExit(rv if isinstance(rv, int) else 0)
+
 
 app = typer.Typer(
+    cls=HepfmGroup,
     help="hepfm: pretrained graph networks for collider event classification.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-console = Console()
 
 
-def fail(err: Exception) -> None:
-    """Print a hepfm error as one clear line and exit with status 2."""
-    Console(stderr=True).print(f"[bold red]error:[/] {err}", highlight=False)
-    raise SystemExit(2)
+@app.callback()
+def _options(debug: bool = typer.Option(
+        False, "--debug", help="Show the traceback of an unexpected error (for bug reports); "
+        "accepted anywhere on the command line.")) -> None:
+    """hepfm: pretrained graph networks for collider event classification."""
+
+
+# ------------------------------------------------------------------------- validators
+# Each returns a ``callback=`` for typer.Option that checks the value when it is parsed.
+Validator = Callable[[Any], Any]
+
+
+def at_least(low: int | float) -> Validator:
+    """Numbers >= `low` (None passes: the default applies)."""
+    def check(value: Any) -> Any:
+        if value is not None and value < low:
+            raise typer.BadParameter(f"must be at least {low}, got {value}")
+        return value
+    return check
+
+
+def between(low: float, high: float) -> Validator:
+    """Numbers strictly between `low` and `high` (None passes)."""
+    def check(value: Any) -> Any:
+        if value is not None and not low < value < high:
+            raise typer.BadParameter(f"must be between {low} and {high}, got {value}")
+        return value
+    return check
+
+
+def one_of(choices: Sequence[str], separator: str | None = None) -> Validator:
+    """A value in `choices` (each item of a `separator`-separated list, when given)."""
+    def check(value: Any) -> Any:
+        if value is None:
+            return value
+        items = [v.strip() for v in value.split(separator)] if separator else [value]
+        for item in items:
+            if item not in choices:
+                listing = ", ".join(choices[:-1]) + f" or {choices[-1]}"
+                raise typer.BadParameter(f"'{item}' is not one of {listing}")
+        return value
+    return check
+
+
+def checked_by(function: Callable[[Any], Any]) -> Validator:
+    """A value that `function` accepts (a hepfm error or ValueError becomes the message)."""
+    def check(value: Any) -> Any:
+        if value is not None:
+            try:
+                function(value)
+            except (HepfmError, ValueError, KeyError) as err:
+                raise typer.BadParameter(str(err).strip("'\"")) from None
+        return value
+    return check
+
+
+def writable_dir(value: Any) -> Any:
+    """A directory that exists and is writable, or can be created."""
+    if value is None:
+        return value
+    path = Path(value).expanduser().absolute()
+    probe = path
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    if probe.exists() and not probe.is_dir():
+        raise typer.BadParameter(f"'{probe}' is a file, so '{path}' cannot be a directory")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise typer.BadParameter(f"cannot write in '{probe}' (permission denied)")
+    return value
+
+
+def _processes(value: str) -> None:
+    from hepfm.processes import resolve_processes
+
+    resolve_processes(value)
+
+
+def _objective(value: str) -> None:
+    from hepfm.objectives.mpm import parse_objective
+
+    parse_objective(value)
+
+
+def _model(value: str) -> None:
+    from hepfm.hub import resolve_model_dir
+
+    for item in value.split(","):
+        resolve_model_dir(item.split("=", 1)[-1].strip())
+
+
+def _devices(value: int) -> int:
+    if value != -1 and value < 1:
+        raise typer.BadParameter(f"must be at least 1 (or -1: all), got {value}")
+    return value
+
+
+DEVICE_CHOICES = DEVICES
+PRECISION_CHOICES = tuple(PRECISIONS)
+#: hepfm.training.finetune.MODES, without importing torch for ``hepfm --help`` (tested equal).
+MODE_CHOICES = ("scratch", "full", "frozen", "linear")
 
 
 @app.command()
@@ -141,12 +352,16 @@ def cka(
     data: str = typer.Option(None, help="Directory of <process>.root files "
                              "[default: $HEPFM_DATA or ~/.cache/hepfm/data]."),
     processes: str = typer.Option(None, help="Instead of --task: 'all' or NAME,NAME,..."),
-    events: int = typer.Option(10_000, help="Events to compare on (shared by all models)."),
-    kernel: str = typer.Option("linear", help="CKA kernel: linear or rbf."),
+    events: int = typer.Option(10_000, help="Events to compare on (shared by all models).",
+                               callback=at_least(2)),
+    kernel: str = typer.Option("linear", help="CKA kernel: linear or rbf.",
+                               callback=one_of(("linear", "rbf"))),
     batch_size: int = typer.Option(None, help="Minibatch CKA batch size [default: exact "
-                                   "for linear, 1024 for rbf]."),
-    out: str = typer.Option("cka", help="Output directory for CSV and PNG files."),
-    device: str = typer.Option("cpu", help="cpu, cuda or auto."),
+                                   "for linear, 1024 for rbf].", callback=at_least(4)),
+    out: str = typer.Option("cka", help="Output directory for CSV and PNG files.",
+                            callback=writable_dir),
+    device: str = typer.Option("cpu", help="cpu, cuda or auto.",
+                               callback=one_of(("cpu", "cuda", "auto"))),
     seed: int = typer.Option(0, help="Seed of the event sample and minibatches."),
 ) -> None:
     """Layer-by-layer CKA between two runs (or two groups of runs) on the same events."""
@@ -193,32 +408,44 @@ def cka(
 
 @app.command()
 def pretrain(
-    processes: str = typer.Option(None, help="'all' (default) or NAME,NAME,..."),
+    processes: str = typer.Option(None, help="'all' (default) or NAME,NAME,...",
+                                  callback=checked_by(_processes)),
     objective: str = typer.Option(None, help="multiclass (default), multilabel, both, mpm "
                                   "(masked particle modeling) or a sum like mpm+multiclass "
-                                  "(weights: mpm:0.5+multiclass)."),
-    mask_fraction: float = typer.Option(None, help="MPM: fraction of objects masked [0.3]."),
-    codebook_size: int = typer.Option(None, help="MPM: k-means token codebook size [128]."),
+                                  "(weights: mpm:0.5+multiclass).",
+                                  callback=checked_by(_objective)),
+    mask_fraction: float = typer.Option(None, help="MPM: fraction of objects masked [0.3].",
+                                        callback=between(0, 1)),
+    codebook_size: int = typer.Option(None, help="MPM: k-means token codebook size [128].",
+                                      callback=at_least(2)),
     data: str = typer.Option(None, help="Sample directory (<process>.root); default "
                              "$HEPFM_DATA or ~/.cache/hepfm/data, generated if missing."),
-    out: str = typer.Option(None, help="Run directory (default runs/pretrain-<time>)."),
-    events_per_process: int = typer.Option(None, help="Events read per process [2000]."),
-    epochs: int = typer.Option(None, help="Maximum epochs (early stopping on val loss) [10]."),
-    batch_size: int = typer.Option(None, help="Events per batch [256]."),
-    device: str = typer.Option("auto", help="auto, cpu or cuda."),
-    precision: str = typer.Option("32", help="32 or bf16-mixed."),
-    devices: int = typer.Option(1, help="Devices per node (DDP when > 1)."),
-    num_nodes: int = typer.Option(1, help="Nodes (DDP under torchrun or SLURM when > 1)."),
+    out: str = typer.Option(None, help="Run directory (default runs/pretrain-<time>).",
+                            callback=writable_dir),
+    events_per_process: int = typer.Option(None, help="Events read per process [2000].",
+                                           callback=at_least(1)),
+    epochs: int = typer.Option(None, help="Maximum epochs (early stopping on val loss) [10].",
+                               callback=at_least(1)),
+    batch_size: int = typer.Option(None, help="Events per batch [256].", callback=at_least(1)),
+    device: str = typer.Option("auto", help="auto, cpu or cuda.",
+                               callback=one_of(DEVICE_CHOICES)),
+    precision: str = typer.Option("32", help="32 or bf16-mixed.",
+                                  callback=one_of(PRECISION_CHOICES)),
+    devices: int = typer.Option(1, help="Devices per node (DDP when > 1; -1: all).",
+                                callback=_devices),
+    num_nodes: int = typer.Option(1, help="Nodes (DDP under torchrun or SLURM when > 1).",
+                                  callback=at_least(1)),
     seed: int = typer.Option(None, help="Seed of split, initialisation and batches [0]."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its "
                                 "last checkpoint."),
     gen: bool = typer.Option(False, "--generate", help="Generate missing sample files."),
     threads: int = typer.Option(None, help="CPU training: torch threads [half the cores, "
-                                "at most 4]."),
+                                "at most 4].", callback=at_least(1)),
     streaming: bool = typer.Option(False, "--streaming", help="Stream training events from "
                                    "the files instead of loading them (split by entry ranges "
                                    "per file; --events-per-process then caps each file)."),
-    num_workers: int = typer.Option(0, help="DataLoader worker processes."),
+    num_workers: int = typer.Option(0, help="DataLoader worker processes.",
+                                    callback=at_least(0)),
 ) -> None:
     """Pretrain the foundation model (multiclass, multilabel and/or MPM) with Lightning."""
     from hepfm.training.pretrain import pretrain as run_pretrain
@@ -289,18 +516,22 @@ def finetune(
     weight_branch: str = WEIGHT_BRANCH,
     branch_map: str = BRANCH_MAP,
     source: str = typer.Option(None, "--from", help="Shipped model name or run directory "
-                               "[hepfm-small]."),
-    mode: str = typer.Option("full", help="scratch, full, frozen or linear."),
+                               "[hepfm-small].", callback=checked_by(_model)),
+    mode: str = typer.Option("full", help="scratch, full, frozen or linear.",
+                             callback=one_of(MODE_CHOICES)),
     train_size: int = typer.Option(None, help="Training events, balanced signal/background "
-                                   "[2000; with your own files all but the validation]."),
-    epochs: int = typer.Option(30, help="Maximum epochs (early stopping on val loss)."),
+                                   "[2000; with your own files all but the validation].",
+                                   callback=at_least(2)),
+    epochs: int = typer.Option(30, help="Maximum epochs (early stopping on val loss).",
+                               callback=at_least(1)),
     seed: int = typer.Option(0, help="Seed of the training sample and the training."),
-    out: str = typer.Option(None, help="Run directory [runs/finetune-<task>-<mode>-<seed>]."),
+    out: str = typer.Option(None, help="Run directory [runs/finetune-<task>-<mode>-<seed>].",
+                            callback=writable_dir),
     data: str = typer.Option(None, help="Task sample directory; default $HEPFM_DATA/tasks "
                              "or ~/.cache/hepfm/data/tasks, generated if missing (never the "
                              "pretraining events)."),
     events_per_process: int = typer.Option(2500, help="Events read (or generated) per "
-                                           "process."),
+                                           "process.", callback=at_least(1)),
     gen: bool = typer.Option(False, "--generate", help="Generate missing sample files."),
     allow_overlap: bool = typer.Option(False, help="Go on when the task's events were "
                                        "pretraining events of the model (the overlap is "
@@ -353,14 +584,18 @@ def scan(
     weight_branch: str = WEIGHT_BRANCH,
     branch_map: str = BRANCH_MAP,
     sizes: str = typer.Option("1000,3000,10000", help="Training sizes."),
-    modes: str = typer.Option("scratch,full,frozen", help="Modes to compare."),
-    seeds: int = typer.Option(3, help="Seeds per (mode, size)."),
+    modes: str = typer.Option("scratch,full,frozen", help="Modes to compare.",
+                              callback=one_of(MODE_CHOICES, ",")),
+    seeds: int = typer.Option(3, help="Seeds per (mode, size).", callback=at_least(1)),
     source: str = typer.Option(None, "--from", help="Pretrained model(s): NAME_OR_DIR, or "
-                               "label=DIR,label=DIR to compare several [hepfm-small]."),
-    epochs: int = typer.Option(30, help="Maximum epochs per run."),
-    out: str = typer.Option("runs/scan", help="Output directory (resumes if it exists)."),
+                               "label=DIR,label=DIR to compare several [hepfm-small].",
+                               callback=checked_by(_model)),
+    epochs: int = typer.Option(30, help="Maximum epochs per run.", callback=at_least(1)),
+    out: str = typer.Option("runs/scan", help="Output directory (resumes if it exists).",
+                            callback=writable_dir),
     data: str = typer.Option(None, help="Sample directory (generated if missing)."),
-    events_per_process: int = typer.Option(None, help="Events read per process."),
+    events_per_process: int = typer.Option(None, help="Events read per process.",
+                                           callback=at_least(1)),
     gen: bool = typer.Option(False, "--generate", help="Generate missing sample files."),
     allow_overlap: bool = typer.Option(False, help="Go on when the task's events were "
                                        "pretraining events of a model."),
@@ -504,13 +739,11 @@ def export(
 
 
 def main() -> None:
+    """The ``hepfm`` console script (errors are handled by :class:`HepfmGroup`)."""
     from hepfm.training.quiet import ignore_irrelevant_warnings
 
     ignore_irrelevant_warnings()
-    try:
-        app()
-    except HepfmError as err:
-        fail(err)
+    app()
 
 
 if __name__ == "__main__":

@@ -30,4 +30,32 @@ class InputDataError(HepfmError, ValueError):
 
 
 class CheckpointError(HepfmError, ValueError):
-    """A model directory or checkpoint from another version or architecture."""
+    """A model directory or checkpoint that cannot be used: another version or architecture,
+    incomplete or corrupt, or holding pickled Python objects (never unpickled)."""
+
+
+class ArgumentError(HepfmError, ValueError):
+    """A setting (function argument or command-line option) with a value hepfm cannot use."""
+
+
+class MissingExtraError(HepfmError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+    def __init__(self, module: str, extra: str, purpose: str):
+        self.module, self.extra = module, extra
+        super().__init__(f"{purpose} needs the Python package '{module}', which is not "
+                         f"installed: pip install 'hepfm[{extra}]'")
+
+
+#: Optional modules and the extra (``pip install 'hepfm[extra]'``) that installs each.
+EXTRAS: dict[str, str] = {"pythia8mc": "generate", "fastjet": "generate",
+                          "torch_scatter": "scatter", "numba": "fast"}
+
+
+def missing_extra(err: ImportError, purpose: str = "this command") -> MissingExtraError | None:
+    """A :class:`MissingExtraError` for an ImportError of an optional module, else None."""
+    name = getattr(err, "name", None) or ""
+    if name not in EXTRAS:  # e.g. re-raised from a worker process without ``name``
+        name = next((m for m in EXTRAS if f"'{m}'" in str(err)), "")
+    root = name.split(".")[0]
+    return MissingExtraError(root, EXTRAS[root], purpose) if root in EXTRAS else None

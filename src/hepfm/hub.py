@@ -7,13 +7,21 @@ A model directory holds exactly two files:
 - ``model.safetensors``: every weight and normalisation buffer, no pickled Python objects.
 
 ``load_pretrained`` accepts a directory path or the name of a model shipped with the package
-(``src/hepfm/pretrained/<name>/``, available offline). Both files are written to a temporary
-name and moved into place with ``os.replace``, so a crash never leaves half a model.
+(``src/hepfm/pretrained/<name>/``, available offline); a shipped name wins over a folder of
+the same name in the working directory (give ``./<name>`` for the folder).
+
+A directory is whole or refused: each file is written to a temporary name and moved into
+place with ``os.replace``; ``config.yaml`` is removed before the weights are replaced and
+written last, holding the weights' SHA-256 (``weights_sha256``), which loading checks. A save
+killed between the two files leaves no config (an incomplete directory) or a config whose
+hash does not match: both are a :class:`~hepfm.errors.CheckpointError`, never a model
+with the wrong provenance.
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +31,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from hepfm import __version__
-from hepfm.atomic import atomic_path, write_text
+from hepfm.atomic import atomic_path, file_sha256, write_text
 from hepfm.errors import CheckpointError, UnknownNameError
 from hepfm.models.foundation import FoundationModel, ModelConfig
 from hepfm.models.network import default_features
@@ -44,12 +52,16 @@ def available_models() -> list[str]:
 
 def resolve_model_dir(name_or_dir: str | os.PathLike[str]) -> Path:
     """The directory of a run (path) or of a shipped model (name)."""
+    shipped = PRETRAINED_DIR / str(name_or_dir)
+    if isinstance(name_or_dir, str) and name_or_dir in available_models():
+        if Path(name_or_dir).is_dir():
+            warnings.warn(f"'{name_or_dir}' is the shipped model; the folder "
+                          f"'{Path(name_or_dir).absolute()}' of the same name is not used "
+                          f"(give './{name_or_dir}' to load it)", UserWarning, stacklevel=3)
+        return shipped
     path = Path(name_or_dir).expanduser()
     if path.is_dir():
         return path
-    shipped = PRETRAINED_DIR / str(name_or_dir)
-    if isinstance(name_or_dir, str) and "/" not in name_or_dir and shipped.is_dir():
-        return shipped
     known = available_models()
     err = UnknownNameError("pretrained model", str(name_or_dir), known or ["(none shipped)"])
     err.message += f"; '{name_or_dir}' is also not a directory"
@@ -84,14 +96,35 @@ def save_pretrained(model: FoundationModel, directory: str | os.PathLike[str],
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(directory / WEIGHTS_NAME) as tmp:
         save_file(state, str(tmp), metadata={"hepfm_version": __version__})
+        config["weights_sha256"] = file_sha256(tmp)
+        # no config while the weights change: a kill here leaves an incomplete directory
+        (directory / CONFIG_NAME).unlink(missing_ok=True)
     write_text(directory / CONFIG_NAME, yaml.safe_dump(config, sort_keys=False))
     return directory
+
+
+def verify_weights(directory: str | os.PathLike[str], config: dict[str, Any]) -> None:
+    """Check that ``model.safetensors`` is the file ``config.yaml`` was written with
+    (its ``weights_sha256``; directories written before hepfm recorded it are not checked)."""
+    expected = config.get("weights_sha256")
+    path = Path(directory) / WEIGHTS_NAME
+    if expected is None or not path.is_file():
+        return
+    if file_sha256(path) != expected:
+        raise CheckpointError(
+            f"{path}: does not match {CONFIG_NAME} (SHA-256 differs): the weights were "
+            "replaced after the config was written, or a save was interrupted. Save the "
+            "model again, or restore both files together")
 
 
 def read_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
     """The parsed ``config.yaml`` of a model directory."""
     path = Path(directory) / CONFIG_NAME
     if not path.is_file():
+        if (path.parent / WEIGHTS_NAME).is_file():
+            raise CheckpointError(f"{path.parent}: {WEIGHTS_NAME} but no {CONFIG_NAME}: an "
+                                  "incomplete model directory (a save was interrupted?); "
+                                  "save the model again")
         raise CheckpointError(f"{path.parent}: no {CONFIG_NAME}; not a hepfm model directory")
     try:
         config = yaml.safe_load(path.read_text())
@@ -174,7 +207,8 @@ def load_pretrained(name_or_dir: str | os.PathLike[str], device: str | torch.dev
         except Exception:  # the buffers in model.safetensors are what the model uses
             stats = None
     model = FoundationModel(model_config)
-    _load_weights(model, directory / WEIGHTS_NAME)
+    _load_weights(model, directory / WEIGHTS_NAME)  # names an architecture mismatch first
+    verify_weights(directory, config)
     model.stats = stats
     model.run_config = config
     if str(device) == "auto":
@@ -182,4 +216,5 @@ def load_pretrained(name_or_dir: str | os.PathLike[str], device: str | torch.dev
     return model.to(device).eval()
 
 
-__all__ = ["available_models", "load_pretrained", "read_config", "save_pretrained"]
+__all__ = ["available_models", "file_sha256", "load_pretrained", "read_config",
+           "save_pretrained", "verify_weights"]

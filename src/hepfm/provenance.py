@@ -23,6 +23,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
+from hepfm.atomic import file_sha256
 from hepfm.errors import HepfmError
 
 log = logging.getLogger(__name__)
@@ -34,15 +35,6 @@ TASK_FIRST_CHUNK = 1_000_000
 
 class DataLeakError(HepfmError, ValueError):
     """A task's events (from which test and validation are drawn) were pretraining events."""
-
-
-def sha256_of(path: str | os.PathLike[str], block: int = 1 << 22) -> str:
-    """Hex sha256 of a file's content."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(block):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _settings_id(settings: Sequence[str]) -> str:
@@ -63,7 +55,7 @@ def describe_file(path: str | os.PathLike[str], process: str, start: int, stop: 
                             "first_chunk": meta.get("first_chunk", 0),
                             "settings": _settings_id(meta["pythia_settings"])}
     else:
-        record["sha256"] = sha256_of(path)
+        record["sha256"] = file_sha256(path)
     return record
 
 

@@ -126,6 +126,36 @@ def save_table(table: EventTable, path: PathLike) -> None:
         np.savez(fh, **table.to_arrays())
 
 
+def user_cache_dir() -> Path:
+    """Where event caches go when the sample directory is read-only:
+    ``$XDG_CACHE_HOME/hepfm/events`` (default ``~/.cache/hepfm/events``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "hepfm" / "events"
+
+
+def _cache_paths(path: Path) -> list[Path]:
+    """`path`, then the same file name in :func:`user_cache_dir` (for read-only samples)."""
+    fallback = user_cache_dir() / path.name
+    return [path] if fallback == path else [path, fallback]
+
+
+def _write_cache(table: EventTable, path: Path) -> None:
+    """Cache `table` at `path`; where that cannot be written (a read-only sample directory,
+    usual for shared areas), in :func:`user_cache_dir` with a warning; never fatal."""
+    reasons = []
+    for target in _cache_paths(path):
+        try:
+            save_table(table, target)
+        except OSError as err:
+            reasons.append(f"'{target.parent}' ({err.strerror or err})")
+            continue
+        if reasons:
+            log.warning("cannot write the event cache in %s; cached in '%s' instead",
+                        reasons[0], target.parent)
+        return
+    log.warning("event cache not written: cannot write in %s", " or ".join(reasons))
+
+
 def load_table(path: PathLike) -> EventTable:
     """Read a table written by :func:`save_table`."""
     with np.load(path, allow_pickle=False) as z:
@@ -151,7 +181,8 @@ def load_events(
     process -> file(s). `label_of` gives the class label ``y`` (default: catalog
     ``label_id``). `entry_ranges` (file -> (start, stop)) reads only those entries of each
     file. With `cache_dir`, the table is cached as ``.npz`` keyed by the files (paths, sizes,
-    mtimes) and the configuration, so a second call starts instantly.
+    mtimes) and the configuration, so a second call starts instantly; when `cache_dir` is
+    read-only, the cache goes to :func:`user_cache_dir` (with a warning).
     """
     sources = resolve_sources(source, processes)
     names = tuple(sources)
@@ -163,12 +194,13 @@ def load_events(
                          selection=selection.to_dict(), on_invalid=on_invalid,
                          entry_ranges=None if entry_ranges is None else dict(entry_ranges))
         cache_path = Path(cache_dir) / f"events-{key}.npz"
-        if cache_path.exists():
-            try:
-                log.info("loading cached events from %s", cache_path)
-                return load_table(cache_path)
-            except Exception as e:  # a damaged cache is rebuilt, never trusted
-                log.warning("ignoring unreadable cache %s (%s)", cache_path, e)
+        for path in _cache_paths(cache_path):
+            if path.exists():
+                try:
+                    log.info("loading cached events from %s", path)
+                    return load_table(path)
+                except Exception as e:  # a damaged cache is rebuilt, never trusted
+                    log.warning("ignoring unreadable cache %s (%s)", path, e)
     tables = []
     for i, files in enumerate(sources.values()):
         tables.extend(iterate_tables(
@@ -178,7 +210,7 @@ def load_events(
     table = EventTable.concat(tables) if tables else EventTable.empty(names)
     table.processes = names
     if cache_path is not None:
-        save_table(table, cache_path)
+        _write_cache(table, cache_path)
     return table
 
 

@@ -3,7 +3,10 @@
 `iterate_tables` walks files with ``uproot`` in chunks; `arrays_to_table` turns one chunk of
 awkward arrays into flat node arrays (object selection, pT ordering, MET node) with numpy.
 Every problem with the input raises :class:`hepfm.errors.InputDataError` naming the file,
-the tree and the branch.
+the tree and the branch. Values are checked as the model will see them: a value that is NaN,
+infinite or beyond the float32 range, a negative pT or MET, or an object so energetic that
+its features would overflow float32 (:data:`E_MAX`) is bad input (an error naming file,
+branch and entry; with ``on_invalid="drop"`` the event is dropped and counted instead).
 """
 
 from __future__ import annotations
@@ -40,6 +43,12 @@ log = logging.getLogger(__name__)
 OnInvalid = Literal["raise", "drop"]
 _TYPE_OF = {"electron": ELECTRON, "muon": MUON, "photon": PHOTON}
 DEFAULT_STEP_SIZE = 100_000
+_F32_MAX = float(np.finfo(np.float32).max)
+#: Largest object energy (GeV) whose features stay finite in float32: the pair mass squares
+#: the summed energy of two objects.
+E_MAX = float(np.sqrt(np.finfo(np.float32).max)) / 2
+#: Fields that cannot be negative.
+_NON_NEGATIVE = {"pt", "met"}
 
 
 @dataclass
@@ -167,28 +176,77 @@ def _met(arrays: ak.Array, ctx: _Ctx) -> dict[str, np.ndarray]:
     return out
 
 
+def _bad_values(a: np.ndarray, non_negative: bool) -> tuple[np.ndarray, str]:
+    """Mask of values the model cannot take, and why: NaN, infinite or beyond float32 once
+    cast to the model's dtype; negative where `non_negative`."""
+    if a.dtype.kind not in "fi":
+        return np.zeros(len(a), dtype=bool), ""
+    if a.dtype.kind == "i":
+        return (a < 0 if non_negative else np.zeros(len(a), dtype=bool)), "negative"
+    ok = (a >= 0) & (a <= _F32_MAX) if non_negative else np.abs(a) <= _F32_MAX  # NaN: False
+    bad = ~ok
+    if not bad.any():
+        return bad, ""
+    v = a[bad]
+    finite = np.isfinite(v)
+    reasons = [r for r, m in (("NaN or infinite", ~finite),
+                              ("beyond the float32 range", finite & (np.abs(v) > _F32_MAX)),
+                              ("negative", finite & (v < 0))) if m.any()]
+    return bad, ", ".join(reasons)
+
+
 def _invalid_events(n: int, colls: dict[str, tuple[dict[str, np.ndarray], np.ndarray]],
                     met: dict[str, np.ndarray], ctx: _Ctx) -> tuple[np.ndarray, list[str]]:
-    """Boolean mask of events with a NaN/inf value and the branches where they were found."""
+    """Boolean mask of events with a bad value (see :func:`_bad_values`) and, per branch
+    where some were found, ``'branch' (reason, first at entry k)``."""
     bad = np.zeros(n, dtype=bool)
     where: list[str] = []
+
+    def note(branch: str, reason: str, ev_bad: np.ndarray) -> None:
+        first = ctx.entry_start + int(np.flatnonzero(ev_bad)[0])
+        where.append(f"'{branch}' ({reason}, first at entry {first})")
+
     for coll, (flds, counts) in colls.items():
         ev = None
         for f, a in flds.items():
-            if a.dtype.kind != "f":
-                continue
-            nf = ~np.isfinite(a)
-            if nf.any():
+            nb, reason = _bad_values(a, f in _NON_NEGATIVE)
+            if nb.any():
                 if ev is None:
                     ev = np.repeat(np.arange(n), counts)
-                bad[ev[nf]] = True
-                where.append(ctx.bm.branch(coll, f))
+                ev_bad = np.zeros(n, dtype=bool)
+                ev_bad[ev[nb]] = True
+                bad |= ev_bad
+                note(ctx.bm.branch(coll, f), reason, ev_bad)
     for f, a in met.items():
-        nf = ~np.isfinite(a) if a.dtype.kind == "f" else np.zeros(n, bool)
-        if nf.any():
-            bad |= nf
-            where.append(ctx.bm.branch("met", f))
+        nb, reason = _bad_values(a, f in _NON_NEGATIVE)
+        if nb.any():
+            bad |= nb
+            note(ctx.bm.branch("met", f), reason, nb)
     return bad, where
+
+
+_COLLECTION_OF_TYPE = {JET: "jet", BJET: "jet", ELECTRON: "electron", MUON: "muon",
+                       PHOTON: "photon", MET: "met"}
+
+
+def _overflowing_events(table: EventTable, ctx: _Ctx) -> tuple[np.ndarray, list[str]]:
+    """Events with an object whose energy exceeds :data:`E_MAX` (its features, such as the
+    pair masses, would overflow float32), and where the first one was found."""
+    pt = table.pt.astype(np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        e = np.sqrt(np.square(pt * np.cosh(table.eta.astype(np.float64)))
+                    + np.square(table.mass.astype(np.float64)))
+    over = ~(e <= E_MAX)
+    if not over.any():
+        return np.zeros(len(table), dtype=bool), []
+    ev = np.repeat(np.arange(len(table)), np.diff(table.offsets))
+    bad = np.zeros(len(table), dtype=bool)
+    bad[ev[over]] = True
+    node = int(np.flatnonzero(over)[0])
+    coll = _COLLECTION_OF_TYPE[int(table.node_type[node])]
+    branch = ctx.bm.branch(coll, "met" if coll == "met" else "pt")
+    return bad, [f"'{branch}' (energy {e[node]:.3g} GeV above {E_MAX:.3g}: its features "
+                 f"would overflow float32, first at entry {ctx.entry_start + int(ev[node])})"]
 
 
 def _select(flds: dict[str, np.ndarray], counts: np.ndarray, coll: str,
@@ -257,19 +315,10 @@ def arrays_to_table(
     colls = {c: _collection(arrays, ctx, c) for c in OBJECT_COLLECTIONS if c in collections}
     met = _met(arrays, ctx)
     bad, where = _invalid_events(n, colls, met, ctx)
-    n_bad = int(bad.sum())
-    if n_bad:
-        if on_invalid != "drop":
-            ev = int(np.flatnonzero(bad)[0])
-            raise InputDataError(
-                f"'{source}', tree '{branch_map.tree}': NaN or infinite values in branch(es) "
-                f"{', '.join(repr(w) for w in where)} ({n_bad} events, first at entry "
-                f"{entry_start + ev}). Pass on_invalid='drop' to skip such events.")
-        table, _ = arrays_to_table(
-            arrays[~bad], branch_map, selection, collections=collections, label=label,
-            process=process, processes=processes, on_invalid="raise", source=source,
-            entry_start=entry_start)
-        return table, n_bad
+    if bad.any():
+        return _without_bad_events(arrays, bad, where, on_invalid, ctx, selection=selection,
+                                   collections=collections, label=label, process=process,
+                                   processes=processes)
 
     # selection per collection
     sel = {c: _select(flds, counts, c, selection) for c, (flds, counts) in colls.items()}
@@ -324,7 +373,27 @@ def arrays_to_table(
         node_type=ntype, y=np.full(n, label, np.int64), process=np.full(n, process, np.int16),
         processes=processes, y_multi=y_multi,
     )
+    bad, where = _overflowing_events(table, ctx)
+    if bad.any():
+        return _without_bad_events(arrays, bad, where, on_invalid, ctx, selection=selection,
+                                   collections=collections, label=label, process=process,
+                                   processes=processes)
     return table, 0
+
+
+def _without_bad_events(arrays: ak.Array, bad: np.ndarray, where: list[str],
+                        on_invalid: OnInvalid, ctx: _Ctx, **kwargs: Any
+                        ) -> tuple[EventTable, int]:
+    """Raise for the `bad` events, or (``on_invalid="drop"``) read the others."""
+    n_bad = int(bad.sum())
+    if on_invalid != "drop":
+        raise InputDataError(
+            f"'{ctx.source}', tree '{ctx.bm.tree}': bad values in branch(es) "
+            f"{'; '.join(where)}; {n_bad} event(s) in all. Fix the file, or pass "
+            "on_invalid='drop' to skip such events.")
+    table, more = arrays_to_table(arrays[~bad], ctx.bm, on_invalid="drop", source=ctx.source,
+                                  entry_start=ctx.entry_start, **kwargs)
+    return table, n_bad + more
 
 
 def iterate_tables(
@@ -386,7 +455,8 @@ def iterate_tables(
                 remaining -= len(arrays)
             yield table
         if dropped:
-            log.warning("%s: dropped %d events with NaN or infinite values", path, dropped)
+            log.warning("%s: dropped %d events with NaN, infinite, out-of-range or negative "
+                        "values", path, dropped)
 
 
 def read_table(

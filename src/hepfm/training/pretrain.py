@@ -7,26 +7,30 @@ A run directory ends up holding::
     model.safetensors        weights of the best epoch (lowest validation loss)
     metrics.csv              train/val loss, val accuracy and AUC per epoch (all attempts)
     logs/version_<k>/        Lightning CSV log of each attempt (k > 0: --resume)
-    checkpoints/best.ckpt, checkpoints/last.ckpt   Lightning checkpoints
+    checkpoints/best.ckpt, checkpoints/last.ckpt   Lightning checkpoints (written
+                             atomically; last.ckpt also on SIGTERM; loaded weights-only)
     metrics.json             validation and test metrics of the saved model
     confusion_matrix.csv/.png  test confusion matrix (multiclass)
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import sys
+import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from hepfm.atomic import write_text
-from hepfm.errors import HepfmError, InputDataError
+from hepfm.atomic import sweep_temporaries, write_text
+from hepfm.errors import ArgumentError, HepfmError, InputDataError, missing_extra
 from hepfm.processes import resolve_processes
 
 log = logging.getLogger(__name__)
@@ -45,6 +49,9 @@ DEFAULTS: dict[str, Any] = {
 RUN_SETTINGS = "run.yaml"
 PRECISIONS = {"32": "32-true", "32-true": "32-true", "bf16": "bf16-mixed",
               "bf16-mixed": "bf16-mixed", "16-mixed": "16-mixed"}
+DEVICES = ("auto", "cpu", "cuda", "gpu", "mps")
+#: Exit status after SIGTERM (128 + signal number), as a shell reports a killed process.
+SIGTERM_EXIT = 128 + signal.SIGTERM
 
 
 def default_data_dir() -> Path:
@@ -92,9 +99,15 @@ def ensure_samples(processes: Iterable[str], data_dir: str | os.PathLike[str] | 
         if not (generate or data_dir is None):
             raise InputDataError(
                 f"no complete sample in '{data}' for {len(missing)} process(es): "
-                f"{', '.join(missing)} (see: hepfm check {data}). Make them with:\n  "
-                f"{generate_command(missing, events, data, seed)}\n"
-                "or add --generate")
+                f"{', '.join(missing)} (see: hepfm check {data}). Make them with: "
+                f"{generate_command(missing, events, data, seed)} (or add --generate)")
+        try:
+            import fastjet  # noqa: F401
+            import pythia8mc  # noqa: F401
+
+            from hepfm.generate.run import generate_samples  # every rank: none waits in vain
+        except ImportError as err:
+            raise (missing_extra(err, "generating samples") or err) from None
         rank = distributed_rank()
         if rank != 0:
             from hepfm.generate.check import wait_for_samples
@@ -104,7 +117,6 @@ def ensure_samples(processes: Iterable[str], data_dir: str | os.PathLike[str] | 
                       f"into {data}", file=sys.stderr)
             wait_for_samples(data, missing, rank)
             return data
-        from hepfm.generate.run import generate_samples
 
         if verbose:
             print(f"generating {events} events for {', '.join(missing)} into {data}",
@@ -181,6 +193,61 @@ def _set_cpu_threads(device: str, threads: int | None) -> None:
         torch.set_num_threads(threads or max(1, min(4, (os.cpu_count() or 1) // 2)))
 
 
+def check_settings(s: dict[str, Any], device: str, precision: str, devices: int | str = 1,
+                   num_nodes: int = 1) -> None:
+    """Raise :class:`ArgumentError` for a setting that cannot work, before anything is
+    loaded or generated: sizes below 1, unknown device, precision or objective."""
+    from hepfm.objectives.mpm import parse_objective
+
+    for key in ("epochs", "batch_size", "events_per_process", "patience"):
+        value = s.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < (0 if key == "patience" else 1)):
+            raise ArgumentError(f"{key} must be an integer >= "
+                                f"{0 if key == 'patience' else 1}, got {value!r}")
+    if str(precision) not in PRECISIONS:
+        raise ArgumentError(f"unknown precision '{precision}': use one of "
+                            f"{', '.join(PRECISIONS)}")
+    if device not in DEVICES:
+        raise ArgumentError(f"unknown device '{device}': use one of {', '.join(DEVICES)}")
+    if device in ("cuda", "gpu"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise ArgumentError(f"device '{device}' asked for, but torch sees no CUDA GPU "
+                                "(use --device cpu or auto)")
+    if num_nodes < 1 or (devices != -1 and isinstance(devices, int) and devices < 1):
+        raise ArgumentError(f"devices must be >= 1 (or -1: all) and num_nodes >= 1, got "
+                            f"{devices} and {num_nodes}")
+    try:
+        parse_objective(s["objective"])
+    except HepfmError:
+        raise
+    except ValueError as err:  # a weight that is not a number
+        raise ArgumentError(str(err)) from None
+    mpm = s.get("mpm") or {}
+    if "fraction" in mpm and not 0 < float(mpm["fraction"]) < 1:
+        raise ArgumentError(f"mask fraction must be between 0 and 1, got {mpm['fraction']}")
+    if "codebook_size" in mpm and int(mpm["codebook_size"]) < 2:
+        raise ArgumentError(f"codebook size must be >= 2, got {mpm['codebook_size']}")
+
+
+@contextlib.contextmanager
+def _sigterm_to_lightning() -> Iterator[None]:
+    """During ``fit``, SIGTERM belongs to Lightning alone (it stops at the next batch and
+    :class:`CheckpointOnSigterm` saves); a handler installed by the caller (the CLI's, which
+    exits at once) is put back afterwards."""
+    in_main = threading.current_thread() is threading.main_thread()
+    previous = signal.getsignal(signal.SIGTERM) if in_main else None
+    if in_main:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        yield
+    finally:
+        if in_main and previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
 def _accelerator(device: str) -> str:
     return {"cuda": "gpu", "gpu": "gpu", "cpu": "cpu", "auto": "auto", "mps": "mps"}.get(
         device, device)
@@ -235,6 +302,12 @@ def pretrain(
 
     from hepfm.models.foundation import FoundationModel, ModelConfig
     from hepfm.objectives.mpm import TARGETS, fit_codebook, parse_objective
+    from hepfm.training.checkpoints import (
+        LAST,
+        CheckpointOnSigterm,
+        SafeCheckpointIO,
+        resume_checkpoint,
+    )
     from hepfm.training.datamodule import EventDataModule
     from hepfm.training.evaluate import write_evaluation
     from hepfm.training.module import PretrainModule
@@ -260,6 +333,10 @@ def pretrain(
         "streaming": streaming or None,
     }.items() if v is not None})
     names = resolve_processes(s["processes"])
+    check_settings(s, device, precision, devices, num_nodes)
+    resume_from = None
+    if resume:
+        resume_from = resume_checkpoint(out_dir / "checkpoints")  # before any data is read
     data = ensure_samples(names, s.get("data_dir"), s["events_per_process"], s["seed"],
                           generate, workers=generate_workers, verbose=verbose)
     s["data_dir"] = str(data)
@@ -272,6 +349,9 @@ def pretrain(
     _set_cpu_threads(device, threads)
     L.seed_everything(s["seed"], workers=True, verbose=False)
     out_dir.mkdir(parents=True, exist_ok=True)
+    if distributed_rank() == 0:  # what a killed run left half-written
+        for d in (out_dir, out_dir / "checkpoints"):
+            sweep_temporaries(d)
     _write_yaml(out_dir / RUN_SETTINGS, {k: v for k, v in s.items() if v is not None})
 
     dm = EventDataModule(data, names, s["events_per_process"], s["batch_size"], s["seed"],
@@ -321,6 +401,7 @@ def pretrain(
                                  mode="min", save_top_k=1, save_last=True,
                                  enable_version_counter=False)
     timer = Timer()
+    on_sigterm = CheckpointOnSigterm(ckpt_dir / LAST)
     n_dev = devices if isinstance(devices, int) else 1
     distributed = n_dev > 1 or num_nodes > 1 or devices == -1
     trainer = L.Trainer(
@@ -331,7 +412,8 @@ def pretrain(
         strategy="ddp" if distributed else "auto",
         precision=PRECISIONS.get(str(precision), precision),
         callbacks=[EarlyStopping(monitor="val/loss", mode="min", patience=s["patience"]),
-                   checkpoint, timer],
+                   checkpoint, timer, on_sigterm],
+        plugins=[SafeCheckpointIO()],  # atomic saves in ckpt_dir, weights-only loads
         logger=CSVLogger(save_dir=out_dir, name="logs"),  # logs/version_<k>: one per attempt
         default_root_dir=out_dir,
         enable_progress_bar=progress,
@@ -339,17 +421,26 @@ def pretrain(
         num_sanity_val_steps=0,
         log_every_n_steps=max(1, min(50, n_train // s["batch_size"])),
     )
-    last = ckpt_dir / "last.ckpt"
-    if resume and not last.is_file():
-        raise HepfmError(f"cannot resume: no {last}")
-    trainer.fit(module, datamodule=dm, ckpt_path=str(last) if resume else None)
+    last = ckpt_dir / LAST
+    from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    try:
+        with _sigterm_to_lightning():
+            trainer.fit(module, datamodule=dm, ckpt_path=resume_from)
+    except SIGTERMException:
+        if trainer.is_global_zero:
+            saved = f"checkpoint saved in {last}" if on_sigterm.saved else "no checkpoint saved"
+            print(f"stopped by SIGTERM at epoch {trainer.current_epoch}, step "
+                  f"{trainer.global_step}: {saved}. Continue with: hepfm pretrain --resume "
+                  f"--out {out_dir}", file=sys.stderr)
+        raise SystemExit(SIGTERM_EXIT) from None
     if not trainer.is_global_zero:
         return PretrainResult(out_dir)
 
     best = checkpoint.best_model_path or str(last)
-    import torch
+    from hepfm.training.checkpoints import load_checkpoint
 
-    ckpt = torch.load(best, map_location="cpu", weights_only=True)
+    ckpt = load_checkpoint(best)
     module.load_state_dict(ckpt["state_dict"])
     model = module.model.cpu().float().eval()
     best_epoch = None if checkpoint.best_model_score is None else int(ckpt["epoch"])

@@ -1,0 +1,129 @@
+"""The CLI checks every value before it loads or generates anything (issue 15 item 6).
+
+Each bad value is one line ``error: ...`` naming the option, exit status 2, no traceback;
+an unexpected exception (a bug) is one line and status 1, with the traceback under --debug.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+import hepfm.training.pretrain
+import hepfm.training.task_run
+from hepfm.cli import app
+from hepfm.errors import ArgumentError
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def nothing_runs(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Fail the test if a command gets as far as loading, generating or training."""
+    def touched(*args, **kwargs):
+        raise AssertionError("a command body ran although an option value was bad")
+
+    monkeypatch.setattr(hepfm.training.pretrain, "pretrain", touched)
+    monkeypatch.setattr(hepfm.training.pretrain, "ensure_samples", touched)
+    monkeypatch.setattr(hepfm.training.task_run, "finetune_task", touched)
+    monkeypatch.setattr(hepfm.training.task_run, "scan_tasks", touched)
+
+
+def _one_line_error(args: list[str], *expected: str) -> str:
+    result = runner.invoke(app, args)
+    out = result.output.strip()
+    assert result.exit_code == 2, out
+    assert len(out.splitlines()) == 1 and out.startswith("error: "), out
+    assert "Traceback" not in out
+    for text in expected:
+        assert text in out, out
+    return out
+
+
+A_FILE = Path(__file__)  # a file: nothing can be created below it, even as root
+
+BAD = [
+    (["pretrain", "--batch-size", "0"], "'--batch-size': must be at least 1, got 0"),
+    (["pretrain", "--epochs", "0"], "'--epochs': must be at least 1"),
+    (["pretrain", "--events-per-process", "0"], "'--events-per-process'"),
+    (["pretrain", "--precision", "64"], "'--precision': '64' is not one of 32"),
+    (["pretrain", "--device", "tpu"], "'--device': 'tpu' is not one of auto, cpu"),
+    (["pretrain", "--objective", "mpm+multiclas"], "'--objective': unknown objective"),
+    (["pretrain", "--processes", "ttX"], "'--processes': unknown process 'ttX'"),
+    (["pretrain", "--mask-fraction", "1.5"], "'--mask-fraction': must be between 0 and 1"),
+    (["pretrain", "--num-nodes", "0"], "'--num-nodes'"),
+    (["pretrain", "--devices", "0"], "'--devices': must be at least 1 (or -1: all)"),
+    (["pretrain", "--out", str(A_FILE / "run")], "'--out'", "is a file"),
+    (["finetune", "--task", "ttH_vs_tt", "--mode", "fine"], "'--mode': 'fine' is not one of"),
+    (["finetune", "--task", "ttH_vs_tt", "--train-size", "1"], "'--train-size'"),
+    (["finetune", "--task", "ttH_vs_tt", "--epochs", "0"], "'--epochs'"),
+    (["finetune", "--task", "ttH_vs_tt", "--from", "no-such-model"],
+     "'--from': unknown pretrained model 'no-such-model'"),
+    (["scan", "--task", "ttH_vs_tt", "--seeds", "0"], "'--seeds': must be at least 1"),
+    (["scan", "--task", "ttH_vs_tt", "--modes", "scratch,fulll"],
+     "'--modes': 'fulll' is not one of scratch, full, frozen or linear"),
+    (["scan", "--task", "ttH_vs_tt", "--out", str(A_FILE / "scan")], "'--out'"),
+    (["scan", "--task", "ttH_vs_tt", "--epochs", "0"], "'--epochs'"),
+    (["cka", "--a", "x", "--b", "y", "--kernel", "poly"],
+     "'--kernel': 'poly' is not one of linear or rbf"),
+    (["pretrain", "--no-such-option"], "No such option: --no-such-option"),
+]
+
+
+@pytest.mark.parametrize(("args", "expected"), [(b[0], b[1:]) for b in BAD],
+                         ids=[" ".join(b[0][:3]) for b in BAD])
+def test_bad_value_is_one_line_exit_2_before_anything_runs(nothing_runs, args, expected):
+    out = _one_line_error(args, *expected)
+    assert "--help" in out  # says where to look
+
+
+def test_bad_values_checked_by_the_library_before_samples(tmp_path: Path) -> None:
+    from hepfm.training.pretrain import pretrain
+
+    empty = tmp_path / "no-samples"  # an InputDataError would mean the samples were looked at
+    for kwargs, match in [({"batch_size": 0}, "batch_size"), ({"epochs": 0}, "epochs"),
+                          ({"precision": "64"}, "precision"), ({"device": "tpu"}, "device")]:
+        with pytest.raises(ArgumentError, match=match):
+            pretrain("ttH,tt", data_dir=empty, out_dir=tmp_path / "run", verbose=False,
+                     **kwargs)
+    assert not (tmp_path / "run").exists()
+
+
+def test_missing_pythia_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pythia8mc", None)  # import pythia8mc now fails
+    out = _one_line_error(["generate", "--processes", "tt", "--events", "5", "--out",
+                           str(tmp_path / "gen")], "pythia8mc",
+                          "pip install 'hepfm[generate]'")
+    assert "hepfm generate needs" in out
+    assert not list((tmp_path / "gen").glob("*.root")) if (tmp_path / "gen").exists() else True
+    _one_line_error(["pretrain", "--processes", "tt", "--data", str(tmp_path / "empty"),
+                     "--generate", "--out", str(tmp_path / "run")],
+                    "generating samples needs", "pip install 'hepfm[generate]'")
+
+
+def test_bug_is_one_line_and_traceback_with_debug(monkeypatch: pytest.MonkeyPatch) -> None:
+    def bug(*args, **kwargs):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(hepfm.training.task_run, "finetune_task", bug)
+    result = runner.invoke(app, ["finetune", "--task", "ttH_vs_tt"])
+    out = result.output.strip()
+    assert result.exit_code == 1 and len(out.splitlines()) == 1
+    assert out.startswith("error: internal error: ZeroDivisionError: division by zero")
+    assert "--debug" in out
+    for args in (["--debug", "finetune", "--task", "ttH_vs_tt"],
+                 ["finetune", "--task", "ttH_vs_tt", "--debug"]):
+        result = runner.invoke(app, args)
+        assert isinstance(result.exception, ZeroDivisionError)  # raised: traceback shown
+
+
+def test_cli_choices_are_the_library_ones() -> None:
+    from hepfm import cli
+    from hepfm.training.finetune import MODES
+    from hepfm.training.pretrain import DEVICES, PRECISIONS
+
+    assert cli.MODE_CHOICES == MODES
+    assert cli.DEVICE_CHOICES == DEVICES and set(cli.PRECISION_CHOICES) == set(PRECISIONS)
