@@ -478,16 +478,50 @@ def _task(name: str | None, signal: str | None, background: str | None) -> Task:
     return get_task(name)
 
 
+# --- your own files (hepfm.training.userdata) --------------------------------------------
+_FILES = "process names NAME,NAME, or your ROOT files: paths, quoted globs, directories"
+TEST_SIGNAL = typer.Option(None, help="Explicit test set, signal files (never trained on).")
+TEST_BACKGROUND = typer.Option(None, help="Explicit test set, background files.")
+DATA_TRAIN = typer.Option(None, help="Training files of mixed events, labelled per event by "
+                          "--label-branch (instead of --signal/--background).")
+DATA_TEST = typer.Option(None, help="Test files of mixed events, labelled by --label-branch.")
+LABEL_BRANCH = typer.Option(None, help="Branch holding 1 (signal) or 0 (background) per event.")
+WEIGHT_BRANCH = typer.Option(None, help="Branch of event weights: used in the training loss "
+                             "(rescaled per class) and in the test AUC and ROC.")
+BRANCH_MAP = typer.Option(None, help="Branch names of your files: delphes (default), flat, "
+                          "or a YAML file (see README).")
+
+
+def _own_files(signal: str | None, background: str | None, *extra: Any) -> bool:
+    """True when the task comes from the user's files rather than process names."""
+    from hepfm.processes import PROCESSES
+    from hepfm.training.userdata import split_list
+
+    if any(e is not None for e in extra):
+        return True
+    items = split_list(signal) + split_list(background)
+    return any(i not in PROCESSES or os.path.exists(i) for i in items)
+
+
 @app.command()
 def finetune(
-    task: str = typer.Option(None, help="Task name (see 'hepfm tasks')."),
-    signal: str = typer.Option(None, help="Custom task: signal processes NAME,NAME."),
-    background: str = typer.Option(None, help="Custom task: background processes NAME,NAME."),
+    task: str = typer.Option(None, help="Task name (see 'hepfm tasks'); with your own files, "
+                             "the name of your task."),
+    signal: str = typer.Option(None, help=f"Signal: {_FILES}."),
+    background: str = typer.Option(None, help=f"Background: {_FILES}."),
+    test_signal: str = TEST_SIGNAL,
+    test_background: str = TEST_BACKGROUND,
+    data_train: str = DATA_TRAIN,
+    data_test: str = DATA_TEST,
+    label_branch: str = LABEL_BRANCH,
+    weight_branch: str = WEIGHT_BRANCH,
+    branch_map: str = BRANCH_MAP,
     source: str = typer.Option(None, "--from", help="Shipped model name or run directory "
                                "[hepfm-small].", callback=checked_by(_model)),
     mode: str = typer.Option("full", help="scratch, full, frozen or linear.",
                              callback=one_of(MODE_CHOICES)),
-    train_size: int = typer.Option(2000, help="Training events (balanced signal/background).",
+    train_size: int = typer.Option(None, help="Training events, balanced signal/background "
+                                   "[2000; with your own files all but the validation].",
                                    callback=at_least(2)),
     epochs: int = typer.Option(30, help="Maximum epochs (early stopping on val loss).",
                                callback=at_least(1)),
@@ -505,17 +539,31 @@ def finetune(
                                        "written into metrics.json)."),
 ) -> None:
     """Fine-tune a pretrained model on a task; print AUC, accuracy and rejections."""
-    from hepfm.training.task_run import finetune_task
+    from hepfm.training.task_run import DEFAULT_TRAIN_SIZE, finetune_task
 
+    own = dict(test_signal=test_signal, test_background=test_background, mixed=data_train,
+               test_mixed=data_test, label_branch=label_branch, weight_branch=weight_branch,
+               branch_map=branch_map)
     try:
-        r = finetune_task(_task(task, signal, background), source, mode, train_size, epochs,
-                          seed, out, data, events_per_process, gen, allow_overlap=allow_overlap)
-    except HepfmError as err:
+        if _own_files(signal, background, *own.values()):
+            from hepfm.training.user_run import finetune_files
+            from hepfm.training.userdata import UserInputs
+
+            inputs = UserInputs.from_options(signal, background, **own)
+            r = finetune_files(inputs, task or "custom", source, mode, train_size, epochs, seed,
+                               out, allow_overlap=allow_overlap)
+        else:
+            r = finetune_task(_task(task, signal, background), source, mode,
+                              train_size or DEFAULT_TRAIN_SIZE, epochs, seed, out, data,
+                              events_per_process, gen, allow_overlap=allow_overlap)
+    except (HepfmError, ValueError) as err:
         fail(err)
-    table = Table("metric", "value", title=f"{r['task']} ({r['mode']}, {r['train_events']} "
-                  f"training events, {r['test_events']} test events)")
-    for key in ("auc", "accuracy", "rejection_50", "rejection_70"):
-        table.add_row(key, f"{r[key]:.4g}")
+    title = "weighted, " if r.get("weighted") else ""
+    table = Table("metric", "value", title=f"{r['task']} ({title}{r['mode']}, "
+                  f"{r['train_events']} training events, {r['test_events']} test events)")
+    for key in ("auc", "auc_unweighted", "accuracy", "rejection_50", "rejection_70"):
+        if key in r:
+            table.add_row(key, f"{r[key]:.4g}")
     table.add_row("train seconds", f"{r['train_seconds']:.1f}")
     table.add_row("epochs to best val loss", str(r["epochs_to_best"]))
     console.print(table)
@@ -524,8 +572,18 @@ def finetune(
 
 @app.command()
 def scan(
-    task: str = typer.Option(None, help="Task name, or 'all' for the five built-in tasks."),
+    task: str = typer.Option(None, help="Task name, or 'all' for the five built-in tasks; "
+                             "with your own files, the name of your task."),
     tasks_: str = typer.Option(None, "--tasks", help="Comma-separated task names or 'all'."),
+    signal: str = typer.Option(None, help=f"Signal: {_FILES}."),
+    background: str = typer.Option(None, help=f"Background: {_FILES}."),
+    test_signal: str = TEST_SIGNAL,
+    test_background: str = TEST_BACKGROUND,
+    data_train: str = DATA_TRAIN,
+    data_test: str = DATA_TEST,
+    label_branch: str = LABEL_BRANCH,
+    weight_branch: str = WEIGHT_BRANCH,
+    branch_map: str = BRANCH_MAP,
     sizes: str = typer.Option("1000,3000,10000", help="Training sizes."),
     modes: str = typer.Option("scratch,full,frozen", help="Modes to compare: bdt (boosted "
                               "trees on event-level features), scratch, full, frozen, linear.",
@@ -566,10 +624,14 @@ def scan(
             fail(err)
         console.print(f"wrote summary.csv, learning curves and compute.csv in {out_dir}")
         return
+    own = dict(test_signal=test_signal, test_background=test_background, mixed=data_train,
+               test_mixed=data_test, label_branch=label_branch, weight_branch=weight_branch,
+               branch_map=branch_map)
+    own_files = _own_files(signal, background, *own.values())
     spec = tasks_ or task
-    if not spec:
+    if not spec and not (signal or background or own_files):
         raise typer.BadParameter("give --task NAME or --tasks all")
-    names = list(TASKS) if spec == "all" else [s.strip() for s in spec.split(",")]
+    names = list(TASKS) if spec == "all" else [s.strip() for s in (spec or "").split(",")]
     try:
         size_list = [int(n) for n in sizes.split(",")]
     except ValueError:
@@ -583,15 +645,120 @@ def scan(
     if source:
         models = dict(s.split("=", 1) if "=" in s else ("pretrained", s)
                       for s in source.split(","))
+    if own_files:
+        from hepfm.training.user_run import scan_files
+        from hepfm.training.userdata import UserInputs
+
+        try:
+            inputs = UserInputs.from_options(signal, background, **own)
+            out_dir = scan_files(inputs, models, size_list, modes.split(","), seeds, out,
+                                 task or "custom", epochs, allow_overlap=allow_overlap)
+        except (HepfmError, ValueError) as err:
+            fail(err)
+        console.print(f"wrote scan.csv, summary.csv and the learning curve in {out_dir}")
+        return
+    chosen = [_task(task, signal, background)] if signal or background else \
+        [get_task(n) for n in names]
     try:
-        out_dir = scan_tasks([get_task(n) for n in names], models,
-                             size_list, mode_list, seeds, out,
+        out_dir = scan_tasks(chosen, models, size_list, mode_list, seeds, out,
                              data, epochs, events_per_process, gen,
                              allow_overlap=allow_overlap, n_boot=bootstrap)
     except HepfmError as err:
         fail(err)
     console.print(f"wrote scan.csv, summary.csv, learning curves and compute.csv in {out_dir}")
     console.print((out_dir / "compute.txt").read_text())
+
+
+@app.command(context_settings={"allow_extra_args": True})
+def predict(
+    ctx: typer.Context,
+    model: str = typer.Option(..., help="Run directory of a trained model (hepfm finetune)."),
+    data: list[str] = typer.Option(..., help="Input ROOT files: paths, quoted globs, folders, "
+                                   "comma-separated or repeated (unquoted globs work too)."),
+    out: str = typer.Option(..., help="Output folder: one <input>_hepfm.root per input, in "
+                            "the inputs' folder structure."),
+    head: str = typer.Option(None, help="Head to score [the task head]."),
+    branch_map: str = BRANCH_MAP,
+    fmt: str = typer.Option("root", "--format", help="root (a friend tree 'hepfm') or "
+                            "parquet."),
+    step_size: int = typer.Option(100_000, help="Entries read per chunk."),
+    batch_size: int = typer.Option(4096, help="Events per forward pass."),
+    force: bool = typer.Option(False, "--force", help="Replace existing outputs."),
+    threads: int = typer.Option(None, help="torch threads [torch's default]."),
+) -> None:
+    """Score every event of ROOT files; write the scores as friend trees next to the data."""
+    from hepfm.inference import TREE_NAME, predict_files
+    from hepfm.training.userdata import expand_files, load_branch_map
+
+    try:
+        if fmt not in ("root", "parquet"):
+            raise HepfmError(f"--format must be root or parquet, got '{fmt}'")
+        if step_size < 1 or batch_size < 1:
+            raise HepfmError("--step-size and --batch-size must be at least 1")
+        _model_dir(model)
+        files = expand_files([*data, *ctx.args], "--data")
+        if threads:
+            import torch
+
+            torch.set_num_threads(threads)
+        outs = predict_files(model, files, out, head, load_branch_map(branch_map), fmt=fmt,
+                             step_size=step_size, batch_size=batch_size, force=force)
+    except HepfmError as err:
+        fail(err)
+    for f, o in zip(files, outs, strict=True):
+        console.print(f"{f} -> {o}", highlight=False)
+    if fmt == "root":
+        console.print(f"each output holds the friend tree '{TREE_NAME}' (same entries, same "
+                      f"order): tree.AddFriend(\"{TREE_NAME}\", \"{outs[0]}\")",
+                      highlight=False, soft_wrap=True)
+
+
+def _model_dir(path: str) -> None:
+    """A clear error unless `path` is a model directory (config.yaml + weights)."""
+    from hepfm.hub import CONFIG_NAME
+
+    if not os.path.isdir(path):
+        raise HepfmError(f"--model: '{path}' is not a directory (give a run directory of "
+                         "hepfm finetune)")
+    if not os.path.isfile(os.path.join(path, CONFIG_NAME)):
+        raise HepfmError(f"--model: '{path}' has no {CONFIG_NAME}; not a hepfm model directory")
+
+
+@app.command()
+def export(
+    model: str = typer.Option(..., help="Run directory of a trained model."),
+    fmt: str = typer.Option("onnx", "--format", help="onnx."),
+    out: str = typer.Option(..., help="Output file, e.g. model.onnx."),
+    head: str = typer.Option(None, help="Head to export [the task head]."),
+    check: bool = typer.Option(True, "--check/--no-check", help="Compare ONNX Runtime with "
+                               "PyTorch on 1, 7 and 1000 events."),
+    force: bool = typer.Option(False, "--force", help="Replace an existing output."),
+) -> None:
+    """Export a trained model to ONNX (dynamic numbers of events, nodes and edges)."""
+    from hepfm.export import check_onnx, example_table, export_onnx
+    from hepfm.hub import load_pretrained
+    from hepfm.inference import default_head
+
+    try:
+        if fmt != "onnx":
+            raise HepfmError(f"--format: only onnx is supported, got '{fmt}'")
+        _model_dir(model)
+        m = load_pretrained(model)
+        head = head or default_head(m)
+        path = export_onnx(m, out, head, example_table(16, seed=0), force=force)
+        console.print(f"wrote {path} (head '{head}'; inputs x, edge_index, edge_attr, u, "
+                      "batch: hepfm.export.onnx_inputs(table))", highlight=False)
+        if check:
+            try:
+                rows = check_onnx(m, path, head, [example_table(n, seed=n) for n in
+                                                  (1, 7, 1000)])
+            except ImportError:
+                raise HepfmError("--check needs onnxruntime: pip install 'hepfm[onnx]'") \
+                    from None
+            for n, diff in rows:
+                console.print(f"{n} events: max |onnxruntime - pytorch| = {diff:.2e}")
+    except HepfmError as err:
+        fail(err)
 
 
 def main() -> None:

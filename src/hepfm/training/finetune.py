@@ -18,7 +18,7 @@ import copy
 import os
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
@@ -30,9 +30,11 @@ from sklearn.metrics import accuracy_score
 from sklearn.utils.validation import check_is_fitted
 from torch import Tensor, nn
 from torch.utils.data import DataLoader
+from torch_geometric.data import Batch
 
 from hepfm.analysis.metrics import binary_metrics, multiclass_metrics, roc_curve_frame
 from hepfm.data.datasets import EventBatches
+from hepfm.data.graphs import build_batch
 from hepfm.data.table import EventTable
 from hepfm.errors import UnknownNameError
 from hepfm.models.foundation import FoundationModel
@@ -91,10 +93,31 @@ def prepare_model(pretrained: FoundationModel, head: str, mode: str, n_outputs: 
     return model.with_head(head, n_outputs, hidden=hidden)
 
 
-def _loss(logits: Tensor, y: Tensor) -> Tensor:
+def _loss(logits: Tensor, y: Tensor, sample_weight: Tensor | None = None) -> Tensor:
+    """Mean cross-entropy; with `sample_weight`, ``sum(w * loss) / sum(w)`` over the batch."""
     if logits.shape[-1] == 1:
-        return nn.functional.binary_cross_entropy_with_logits(logits[:, 0], y.float())
-    return nn.functional.cross_entropy(logits, y)
+        per_event = nn.functional.binary_cross_entropy_with_logits(
+            logits[:, 0], y.float(), reduction="none")
+    else:
+        per_event = nn.functional.cross_entropy(logits, y, reduction="none")
+    if sample_weight is None:
+        return per_event.mean()
+    w = sample_weight.to(per_event.dtype)
+    return (w * per_event).sum() / w.sum().clamp_min(torch.finfo(w.dtype).tiny)
+
+
+def check_sample_weight(sample_weight: Any, n: int, what: str = "sample_weight"
+                        ) -> np.ndarray | None:
+    """`sample_weight` as float64 [n], checked: finite, >= 0, not all zero (None stays None)."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if w.shape != (n,):
+        raise ValueError(f"{what} has shape {w.shape}, expected ({n},): one weight per event")
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
+        raise ValueError(f"{what} must be finite and >= 0 with a positive sum for training "
+                         f"(min {w.min():g}, sum {w.sum():g})")
+    return w
 
 
 class TaskModule(L.LightningModule):
@@ -135,15 +158,15 @@ class TaskModule(L.LightningModule):
         return self.model.heads[self.head](u)
 
     def training_step(self, batch: Any, batch_idx: int) -> Tensor:
-        loss = _loss(self(batch), batch.y)
+        loss = _loss(self(batch), batch.y, getattr(batch, "weight", None))
         self.log("train/loss", loss, batch_size=batch.num_graphs, on_epoch=True,
                  on_step=False)
         return loss
 
     def validation_step(self, batch: Any, batch_idx: int) -> None:
         logits = self(batch)
-        self.log("val/loss", _loss(logits, batch.y), batch_size=batch.num_graphs,
-                 on_epoch=True, prog_bar=True, sync_dist=True)
+        self.log("val/loss", _loss(logits, batch.y, getattr(batch, "weight", None)),
+                 batch_size=batch.num_graphs, on_epoch=True, prog_bar=True, sync_dist=True)
         self.val_outputs.update({self.head: logits}, batch.y)
 
     def on_validation_epoch_end(self) -> None:
@@ -169,19 +192,40 @@ class TaskModule(L.LightningModule):
         return torch.optim.AdamW(groups, weight_decay=self.cfg.weight_decay)
 
 
-def _loader(table: EventTable, batch_size: int, shuffle: bool, seed: int) -> DataLoader:
-    return DataLoader(EventBatches(table, batch_size, shuffle=shuffle, seed=seed, shard=False),
-                      batch_size=None)
+class _WeightedBatches(EventBatches):
+    """EventBatches whose batches carry ``weight``, each event's sample weight."""
+
+    def __init__(self, table: EventTable, sample_weight: np.ndarray, **kwargs: Any):
+        super().__init__(table, **kwargs)
+        self.sample_weight = torch.as_tensor(sample_weight, dtype=torch.float32)
+
+    def __iter__(self) -> Iterator[Batch]:
+        for idx in self._my_batches(self._next_epoch()):
+            batch = build_batch(self.table, idx, keep_order=True)  # rows follow idx
+            batch.weight = self.sample_weight[torch.from_numpy(idx)]
+            yield batch
+
+
+def _loader(table: EventTable, batch_size: int, shuffle: bool, seed: int,
+            sample_weight: np.ndarray | None = None) -> DataLoader:
+    kw = dict(batch_size=batch_size, shuffle=shuffle, seed=seed, shard=False)
+    ds = EventBatches(table, **kw) if sample_weight is None else \
+        _WeightedBatches(table, sample_weight, **kw)
+    return DataLoader(ds, batch_size=None)
 
 
 def finetune(model: FoundationModel, train: EventTable, val: EventTable, head: str = "task",
-             config: FinetuneConfig | None = None, **overrides: Any) -> FinetuneResult:
+             config: FinetuneConfig | None = None, *, sample_weight: Any = None,
+             val_sample_weight: Any = None, **overrides: Any) -> FinetuneResult:
     """Train head `head` of `model` on `train`, stopping on `val` loss; returns the best model.
 
     `model` must already have the head (see :func:`prepare_model`); the mode in `config`
-    (or ``mode=...`` among `overrides`) decides what is trained.
+    (or ``mode=...`` among `overrides`) decides what is trained. `sample_weight` and
+    `val_sample_weight` (one per event, >= 0) weight each event's loss, as in scikit-learn.
     """
     cfg = replace(config or FinetuneConfig(), **overrides)
+    sample_weight = check_sample_weight(sample_weight, len(train))
+    val_sample_weight = check_sample_weight(val_sample_weight, len(val), "val_sample_weight")
     if head not in model.heads:
         raise KeyError(f"model has no head '{head}'; add it with model.with_head('{head}', 1)")
     L.seed_everything(cfg.seed, workers=True, verbose=False)
@@ -197,8 +241,8 @@ def finetune(model: FoundationModel, train: EventTable, val: EventTable, head: s
             num_sanity_val_steps=0, deterministic=False)
         start = time.perf_counter()
         with quiet_lightning():
-            trainer.fit(module, _loader(train, cfg.batch_size, True, cfg.seed),
-                        _loader(val, 4096, False, cfg.seed))
+            trainer.fit(module, _loader(train, cfg.batch_size, True, cfg.seed, sample_weight),
+                        _loader(val, 4096, False, cfg.seed, val_sample_weight))
         seconds = time.perf_counter() - start
         best = torch.load(ckpt.best_model_path, map_location="cpu", weights_only=True)
     module.load_state_dict(best["state_dict"])
@@ -222,15 +266,18 @@ def class_probabilities(model: FoundationModel, table: EventTable, head: str = "
 
 
 def task_metrics(model: FoundationModel, table: EventTable, head: str = "task",
-                 class_names: Sequence[str] | None = None) -> tuple[dict[str, float], Any]:
+                 class_names: Sequence[str] | None = None, sample_weight: Any = None
+                 ) -> tuple[dict[str, float], Any]:
     """Metrics of head `head` on the labelled events of `table`, and the ROC curve.
 
     Two classes: AUC, accuracy, background rejection at 50% and 70% signal efficiency, and
-    the ROC as a DataFrame. More: accuracy, macro AUC and per-class accuracy; no ROC (None).
+    the ROC as a DataFrame, weighted by `sample_weight` (one weight per event) when given.
+    More: accuracy, macro AUC and per-class accuracy; no ROC (None).
     """
     proba = class_probabilities(model, table, head)
     if proba.shape[1] == 2:
-        return binary_metrics(table.y, proba[:, 1]), roc_curve_frame(table.y, proba[:, 1])
+        return (binary_metrics(table.y, proba[:, 1], sample_weight=sample_weight),
+                roc_curve_frame(table.y, proba[:, 1], sample_weight))
     return multiclass_metrics(table.y, proba, class_names), None
 
 
@@ -244,10 +291,10 @@ def predict_proba(model: FoundationModel, table: EventTable, head: str = "task",
     return proba[:, 1] if proba.shape[1] == 2 else proba
 
 
-def evaluate(model: FoundationModel, table: EventTable, head: str = "task"
-             ) -> tuple[dict[str, float], Any]:
+def evaluate(model: FoundationModel, table: EventTable, head: str = "task",
+             sample_weight: Any = None) -> tuple[dict[str, float], Any]:
     """Former name of :func:`task_metrics` (kept so that existing callers keep working)."""
-    return task_metrics(model, table, head)
+    return task_metrics(model, table, head, sample_weight=sample_weight)
 
 
 def _check_labels(y: np.ndarray, what: str) -> np.ndarray:

@@ -64,29 +64,44 @@ def split_task(table: EventTable, train_size: int | None, seed: int = 0,
                test_fraction: float = 0.25, val_fraction: float = 0.25,
                min_val: int = 200) -> TaskSplits:
     """Fixed test set, then a balanced training set of `train_size` events (all if None)."""
-    if not 0 < test_fraction < 1:
-        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    train, val, test = split_indices(table.y, train_size, seed, test_fraction, val_fraction,
+                                     min_val)
+    return TaskSplits(table.subset(train), table.subset(val), table.subset(test))
+
+
+def split_indices(y: np.ndarray, train_size: int | None, seed: int = 0,
+                  test_fraction: float = 0.25, val_fraction: float = 0.25,
+                  min_val: int = 200) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Sorted event indices of :func:`split_task`'s train, validation and test sets.
+
+    ``test_fraction=0`` gives no test events (the test set comes from elsewhere).
+    """
+    if not 0 <= test_fraction < 1:
+        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
     test_idx, pool = [], []
-    for idx in _class_indices(table.y, np.random.default_rng(TEST_SEED)):
+    for idx in _class_indices(y, np.random.default_rng(TEST_SEED)):
         n_test = round(test_fraction * len(idx))
         test_idx.append(idx[:n_test])
         pool.append(idx[n_test:])
     rng = np.random.default_rng([seed, 1])
     pool = [rng.permutation(p) for p in pool]
     available = sum(len(p) for p in pool)
-    if train_size is None:
-        n_val = round(val_fraction / (1 + val_fraction) * available)
+    if train_size is None:  # all events: a validation share (at least min_val, at most half)
+        n_val = max(min(min_val, available // 2),
+                    round(val_fraction / (1 + val_fraction) * available))
         train_size = available - n_val
-    n_val = max(min_val, round(val_fraction * train_size))
+    else:
+        n_val = max(min_val, round(val_fraction * train_size))
     if train_size < 2 or train_size + n_val > available:
+        where = "outside the fixed test set" if test_fraction else "for training"
         raise InputDataError(
             f"train size {train_size} (+ {n_val} validation) needs more events than the "
-            f"{available} outside the fixed test set; generate more events or ask for fewer")
-    train, val = _balanced_take(pool, train_size), None
+            f"{available} {where}; generate more events or ask for fewer")
+    train = _balanced_take(pool, train_size)
     rest = [p[len(t):] for p, t in zip(pool, train, strict=True)]
     val = _balanced_take(rest, n_val)
-    pick = [np.sort(np.concatenate(parts)) for parts in (train, val, test_idx)]
-    return TaskSplits(*(table.subset(p) for p in pick))
+    a, b, c = (np.sort(np.concatenate(parts)) for parts in (train, val, test_idx))
+    return a, b, c
 
 
 def _balanced_take(pool: list[np.ndarray], n: int) -> list[np.ndarray]:

@@ -1,0 +1,141 @@
+"""``hepfm finetune`` and ``hepfm scan`` on the user's own files (see :mod:`.userdata`).
+
+The run directory is that of :func:`hepfm.training.task_run.finetune_task` plus
+``data.json``: for the train, validation and test events, every file (path, SHA-256 of its
+content, entry count) and the entry ranges used. With a weight branch, the training loss uses
+the weights rescaled per class (:func:`~hepfm.training.userdata.class_balanced`) and the test
+metrics (AUC, ROC, accuracy, rejections) the raw weights; ``auc_unweighted`` is kept too.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from hepfm.analysis.metrics import binary_metrics
+from hepfm.analysis.plots import plot_learning_curve, plot_roc
+from hepfm.atomic import write_text
+from hepfm.training.finetune import (
+    FinetuneConfig,
+    FinetuneResult,
+    evaluate,
+    finetune,
+    predict_proba,
+    prepare_model,
+)
+from hepfm.training.scan import COLUMNS, KEY, curve_label, summarise
+from hepfm.training.task_run import DEFAULT_MODEL, _json_safe, resolve_model
+from hepfm.training.userdata import (
+    LabelledEvents,
+    UserInputs,
+    UserSplits,
+    class_balanced,
+    split_user_events,
+)
+
+
+def check_not_pretrained_on(model: Any, source: str | None, parts: list[LabelledEvents],
+                            allow_overlap: bool = False) -> list[str]:
+    """Refuse (or with `allow_overlap` list) events of `parts` that `model` was pretrained
+    on (:func:`hepfm.provenance.check_disjoint`; files made by ``hepfm generate`` are
+    matched by their Pythia seed stream, any other file by its content hash)."""
+    from hepfm.provenance import check_disjoint, describe_file, pretraining_events
+
+    records = [describe_file(f["path"], "own", a, b) for ev in parts
+               for f in ev.provenance() for a, b in f["entries"]]
+    seen = pretraining_events(getattr(model, "run_config", None))
+    return check_disjoint(seen, records, str(source or DEFAULT_MODEL), allow_overlap)
+
+
+def _train(pretrained: Any, splits: UserSplits, mode: str, seed: int, config: FinetuneConfig
+           ) -> tuple[FinetuneResult, dict[str, float], pd.DataFrame]:
+    """Fine-tune on the splits (weighted when they carry weights) and score the test set."""
+    model = prepare_model(pretrained, "task", mode, seed=seed)
+    tr, va, te = splits.train, splits.val, splits.test
+    res = finetune(model, tr.table, va.table, "task", replace(config, mode=mode, seed=seed),
+                   sample_weight=class_balanced(tr.weight, tr.table.y),
+                   val_sample_weight=class_balanced(va.weight, va.table.y))
+    metrics, roc = evaluate(res.model, te.table, "task", sample_weight=te.weight)
+    if te.weight is not None:
+        scores = predict_proba(res.model, te.table, "task")
+        metrics["auc_unweighted"] = binary_metrics(te.table.y, scores)["auc"]
+    return res, metrics, roc
+
+
+def finetune_files(inputs: UserInputs, name: str = "custom", source: str | None = None,
+                   mode: str = "full", train_size: int | None = None, epochs: int = 30,
+                   seed: int = 0, out: str | Path | None = None, progress: bool = True,
+                   allow_overlap: bool = False) -> dict[str, Any]:
+    """Fine-tune on the user's files, evaluate on their test set, write the run directory.
+
+    The test and validation events must not be events the model was pretrained on."""
+    pretrained = resolve_model(source)
+    events, test = inputs.load()
+    splits = split_user_events(events, test, train_size, seed)
+    overlap = check_not_pretrained_on(pretrained, source, [splits.test, splits.val],
+                                      allow_overlap)
+    res, metrics, roc = _train(pretrained, splits, mode, seed,
+                               FinetuneConfig(epochs=epochs, progress_bar=progress))
+    out_dir = Path(out or Path("runs") / f"finetune-{name}-{mode}-{seed}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    res.model.save_pretrained(out_dir, task=name, mode=mode, source=str(source),
+                              train_size=len(splits.train), seed=seed,
+                              inputs={"branch_map": inputs.branch_map.name,
+                                      "label_branch": inputs.label_branch,
+                                      "weight_branch": inputs.weight_branch})
+    summary = {"task": name, "mode": mode, "from": source or DEFAULT_MODEL,
+               "train_events": len(splits.train), "val_events": len(splits.val),
+               "test_events": len(splits.test), "explicit_test_set": test is not None,
+               "weighted": splits.test.weight is not None, **metrics,
+               "train_seconds": res.train_seconds, "epochs_to_best": res.best_epoch,
+               "epochs_run": res.epochs_run, "seed": seed, "history": res.history,
+               **({"pretraining_overlap": overlap} if overlap else {})}
+    write_text(out_dir / "metrics.json", json.dumps(_json_safe(summary), indent=2))
+    write_text(out_dir / "roc.csv", roc.to_csv(index=False))
+    write_text(out_dir / "data.json", json.dumps(
+        {k: getattr(splits, k).provenance() for k in ("train", "val", "test")}, indent=1))
+    plot_roc({f"{mode} (AUC {metrics['auc']:.3f})": roc}, out_dir / "roc.png", title=name)
+    summary["out_dir"] = str(out_dir)
+    return summary
+
+
+def scan_files(inputs: UserInputs, models: dict[str, str | None], sizes: list[int],
+               modes: list[str], seeds: int, out: str | Path, name: str = "custom",
+               epochs: int = 30, progress: bool = True, allow_overlap: bool = False) -> Path:
+    """Learning curves on the user's files: ``scan.csv`` (one row per run, resumable),
+    ``summary.csv`` and ``learning_curve_<name>.png`` in `out`."""
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv = out_dir / "scan.csv"
+    loaded = {label: resolve_model(src) for label, src in models.items()}
+    done = pd.read_csv(csv) if csv.is_file() else pd.DataFrame(columns=COLUMNS)
+    have = {tuple(r) for r in done[list(KEY)].astype(str).itertuples(index=False)}
+    runs = [(label, mode, size, seed) for size in sizes for seed in range(seeds)
+            for mode in modes for label in (["none"] if mode == "scratch" else list(loaded))]
+    runs = [r for r in runs if (name, *map(str, r)) not in have]
+    rows = done.to_dict("records")
+    if runs:
+        events, test = inputs.load()
+        for label, model in loaded.items():  # test and validation come from these events
+            check_not_pretrained_on(model, models[label],
+                                    [events] + ([test] if test is not None else []),
+                                    allow_overlap)
+        for label, mode, size, seed in tqdm(runs, desc=f"scan {name}", disable=not progress):
+            splits = split_user_events(events, test, size, seed)
+            source = loaded[label] if label != "none" else next(iter(loaded.values()))
+            res, metrics, _ = _train(source, splits, mode, seed, FinetuneConfig(epochs=epochs))
+            rows.append({"task": name, "model": label, "mode": mode, "train_size": size,
+                         "seed": seed, **{k: metrics[k] for k in COLUMNS[5:9]},
+                         "train_seconds": res.train_seconds, "epochs": res.epochs_run,
+                         "best_epoch": res.best_epoch})
+            write_text(csv, pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False))
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    write_text(out_dir / "summary.csv", summarise(frame).to_csv(index=False))
+    plot_learning_curve(frame.assign(mode=curve_label(frame)),
+                        out_dir / f"learning_curve_{name}.png", title=name)
+    return out_dir

@@ -1,0 +1,336 @@
+"""Your own ROOT files as a task: files and globs per class, or a per-event label branch in
+mixed files; optional event weights; an explicit test set; and where every event came from.
+
+Every event keeps its identity: the file it was read from (path and SHA-256 of the file's
+content) and its entry number there. A test set given as files is checked to share no file
+content with the training files, so no test event is ever trained on.
+"""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from hepfm.data.branches import BRANCH_MAPS, BranchMap
+from hepfm.data.features import DEFAULT_SELECTION, Selection
+from hepfm.data.reading import open_file, read_table
+from hepfm.data.table import EventTable
+from hepfm.errors import InputDataError
+from hepfm.training.taskdata import split_indices
+
+#: Process names of the classes of a user task (``EventTable.processes``; process == y).
+CLASSES = ("background", "signal")
+
+
+def _natural_key(name: str) -> tuple:
+    return tuple(int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name))
+
+
+def split_list(spec: str | Sequence[str] | None) -> list[str]:
+    """``'a.root,b/*.root'`` (or a list of such strings) -> its non-empty items."""
+    if spec is None:
+        return []
+    parts = [spec] if isinstance(spec, str) else list(spec)
+    return [s.strip() for p in parts for s in str(p).split(",") if s.strip()]
+
+
+def expand_files(spec: str | Sequence[str], option: str = "input") -> list[str]:
+    """ROOT files named by comma-separated paths, globs (``**`` too) and directories
+    (their ``*.root`` files), in order, each once; a clear error for anything missing."""
+    out: list[str] = []
+    items = split_list(spec)
+    if not items:
+        raise InputDataError(f"{option}: no files given")
+    for item in items:
+        path = os.path.expanduser(item)
+        if glob.has_magic(path):
+            found = [f for f in glob.glob(path, recursive=True) if os.path.isfile(f)]
+            if not found:
+                raise InputDataError(f"{option}: '{item}' matches no file")
+        elif os.path.isdir(path):
+            found = [str(f) for f in Path(path).glob("*.root")]
+            if not found:
+                raise InputDataError(f"{option}: directory '{item}' has no .root files")
+        elif os.path.isfile(path):
+            found = [path]
+        else:
+            raise InputDataError(f"{option}: no such file '{item}'")
+        out += sorted(found, key=_natural_key)
+    return list(dict.fromkeys(out))
+
+
+def load_branch_map(spec: str | BranchMap | None) -> BranchMap:
+    """``delphes``, ``flat`` or a YAML file ``{name, tree, branches: {jet: {pt: ...}, ...}}``
+    (collections and fields as in :data:`hepfm.data.branches.COLLECTION_FIELDS`)."""
+    if spec is None:
+        return BRANCH_MAPS["delphes"]
+    if isinstance(spec, BranchMap):
+        return spec
+    if spec in BRANCH_MAPS:
+        return BRANCH_MAPS[spec]
+    if not os.path.isfile(spec):
+        raise InputDataError(f"--branch-map: '{spec}' is neither {' nor '.join(BRANCH_MAPS)} "
+                             "nor a YAML file")
+    try:
+        d = yaml.safe_load(Path(spec).read_text())
+        bm = BranchMap(str(d.get("name", Path(spec).stem)), str(d["tree"]),
+                       {str(c): {str(f): str(b) for f, b in fl.items()}
+                        for c, fl in d["branches"].items()})
+    except (yaml.YAMLError, KeyError, AttributeError, TypeError) as err:
+        raise InputDataError(f"--branch-map: '{spec}' is not a branch map (YAML with 'tree' "
+                             f"and 'branches': {type(err).__name__}: {err})") from None
+    from hepfm.data.branches import COLLECTION_FIELDS
+
+    for coll, fl in bm.branches.items():
+        want = COLLECTION_FIELDS.get(coll)
+        if want is None or set(fl) != set(want):
+            raise InputDataError(
+                f"--branch-map: '{spec}': collection '{coll}' needs fields {list(want or ())}"
+                f" (collections: {', '.join(COLLECTION_FIELDS)}), got {list(fl)}")
+    return bm
+
+
+@dataclass
+class SourceFile:
+    """An input file: its path, entry count and (computed once, on demand) content hash."""
+
+    path: str
+    n_entries: int
+    _sha256: str | None = field(default=None, repr=False)
+
+    @property
+    def sha256(self) -> str:
+        """SHA-256 of the file's bytes: the file's identity wherever it is copied."""
+        if self._sha256 is None:
+            h = hashlib.sha256()
+            with open(self.path, "rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+            self._sha256 = h.hexdigest()
+        return self._sha256
+
+
+@dataclass
+class LabelledEvents:
+    """Events with 0/1 labels, optional weights, and each event's file and entry number."""
+
+    table: EventTable
+    file_index: np.ndarray  # int32 [B]: index into `files`
+    entry: np.ndarray  # int64 [B]: entry number in that file
+    files: list[SourceFile]
+    weight: np.ndarray | None = None  # float64 [B]
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    def subset(self, idx: np.ndarray) -> LabelledEvents:
+        """Events `idx`, in that order."""
+        return LabelledEvents(self.table.subset(idx), self.file_index[idx], self.entry[idx],
+                              self.files, None if self.weight is None else self.weight[idx])
+
+    def identities(self) -> set[tuple[str, int]]:
+        """``(file content SHA-256, entry)`` of every event."""
+        shas = np.array([f.sha256 for f in self.files])
+        return set(zip(shas[self.file_index].tolist(), self.entry.tolist(), strict=True))
+
+    def provenance(self) -> list[dict[str, Any]]:
+        """Per file: path, SHA-256, entries in the file and the [start, stop) ranges used."""
+        out = []
+        for k, f in enumerate(self.files):
+            e = np.sort(self.entry[self.file_index == k])
+            if not len(e):
+                continue
+            cut = np.flatnonzero(np.diff(e) != 1) + 1
+            ranges = [[int(r[0]), int(r[-1]) + 1] for r in np.split(e, cut)]
+            out.append({"path": os.path.abspath(f.path), "sha256": f.sha256,
+                        "n_entries": f.n_entries, "entries": ranges})
+        return out
+
+    @staticmethod
+    def concat(parts: Sequence[LabelledEvents]) -> LabelledEvents:
+        """Events of all `parts`, one after another (weights: all or none)."""
+        files: list[SourceFile] = []
+        index = []
+        for p in parts:
+            index.append(np.asarray(p.file_index) + len(files))
+            files += p.files
+        has_w = [p.weight is not None for p in parts]
+        if any(has_w) and not all(has_w):
+            raise ValueError("cannot concatenate weighted and unweighted events")
+        return LabelledEvents(
+            EventTable.concat([p.table for p in parts]), np.concatenate(index).astype(np.int32),
+            np.concatenate([p.entry for p in parts]), files,
+            np.concatenate([p.weight for p in parts]) if all(has_w) else None)
+
+
+def _branch(info: Any, name: str, option: str) -> np.ndarray:
+    """A flat numeric branch of the file's tree, read whole, with a clear error if absent."""
+    keys = info.tree.keys(recursive=True)
+    if name not in keys:
+        raise InputDataError(f"'{info.path}', tree '{info.tree.name}': no branch '{name}' "
+                             f"({option}). Branches: {', '.join(sorted(keys)[:40])}")
+    arr = info.tree[name].array(library="np")
+    if arr.dtype == object or arr.ndim != 1 or arr.dtype.kind not in "biuf":
+        raise InputDataError(f"'{info.path}', branch '{name}' ({option}) must hold one number "
+                             f"per event, got {arr.dtype}")
+    return arr
+
+
+def read_labelled(files: Sequence[str], branch_map: BranchMap, label: int | None = None,
+                  label_branch: str | None = None, weight_branch: str | None = None,
+                  selection: Selection = DEFAULT_SELECTION) -> LabelledEvents:
+    """All events of `files` with label `label`, or per event from `label_branch` (0/1)."""
+    if (label is None) == (label_branch is None):
+        raise ValueError("give exactly one of label and label_branch")
+    parts = []
+    for path in files:
+        info = open_file(path, branch_map)
+        table = read_table(path, branch_map, selection, processes=CLASSES)
+        n = len(table)
+        if label_branch is not None:
+            raw = _branch(info, label_branch, "--label-branch")
+            bad = ~np.isin(raw, (0, 1))
+            if bad.any():
+                k = int(np.flatnonzero(bad)[0])
+                raise InputDataError(
+                    f"'{path}', branch '{label_branch}' (--label-branch) must be 0 "
+                    f"(background) or 1 (signal); entry {k} is {raw[k]!r}")
+            y = raw.astype(np.int64)
+        else:
+            y = np.full(n, label, np.int64)
+        w = None
+        if weight_branch is not None:
+            w = _branch(info, weight_branch, "--weight-branch").astype(np.float64)
+            if not np.all(np.isfinite(w)):
+                k = int(np.flatnonzero(~np.isfinite(w))[0])
+                raise InputDataError(f"'{path}', branch '{weight_branch}' (--weight-branch): "
+                                     f"entry {k} is {w[k]}")
+        table = table.with_labels(y)
+        table.process = y.astype(np.int16)
+        parts.append(LabelledEvents(table, np.zeros(n, np.int32), np.arange(n, dtype=np.int64),
+                                    [SourceFile(path, info.num_entries)], w))
+    return LabelledEvents.concat(parts)
+
+
+@dataclass
+class UserInputs:
+    """Which files make the training and test events of a task, and how to read them.
+
+    Training: `signal` and `background` files, or `mixed` files labelled by `label_branch`;
+    likewise the optional explicit test set (`test_signal` + `test_background`, or
+    `test_mixed`). Without a test set, a fixed fraction of the training files is held out.
+    """
+
+    signal: list[str] = field(default_factory=list)
+    background: list[str] = field(default_factory=list)
+    mixed: list[str] = field(default_factory=list)
+    test_signal: list[str] = field(default_factory=list)
+    test_background: list[str] = field(default_factory=list)
+    test_mixed: list[str] = field(default_factory=list)
+    label_branch: str | None = None
+    weight_branch: str | None = None
+    branch_map: BranchMap = field(default_factory=lambda: BRANCH_MAPS["delphes"])
+
+    @classmethod
+    def from_options(cls, signal: str | None = None, background: str | None = None,
+                     mixed: str | None = None, test_signal: str | None = None,
+                     test_background: str | None = None, test_mixed: str | None = None,
+                     label_branch: str | None = None, weight_branch: str | None = None,
+                     branch_map: str | BranchMap | None = None) -> UserInputs:
+        """From command-line strings (comma-separated files, globs, directories)."""
+        def pair(sig: str | None, bkg: str | None, mix: str | None, opts: tuple[str, ...]
+                 ) -> tuple[list[str], list[str], list[str]]:
+            if mix and (sig or bkg):
+                raise InputDataError(f"give {opts[2]} (labelled by --label-branch) or "
+                                     f"{opts[0]} and {opts[1]}, not both")
+            if mix:
+                if not label_branch:
+                    raise InputDataError(f"{opts[2]} needs --label-branch NAME (0/1 per event)")
+                return [], [], expand_files(mix, opts[2])
+            if bool(sig) != bool(bkg):
+                raise InputDataError(f"give both {opts[0]} and {opts[1]}")
+            if not sig:
+                return [], [], []
+            return expand_files(sig, opts[0]), expand_files(bkg, opts[1]), []
+
+        s, b, m = pair(signal, background, mixed, ("--signal", "--background", "--data-train"))
+        if not (s or m):
+            raise InputDataError("give --signal and --background files, or --data-train")
+        ts, tb, tm = pair(test_signal, test_background, test_mixed,
+                          ("--test-signal", "--test-background", "--data-test"))
+        return cls(s, b, m, ts, tb, tm, label_branch, weight_branch,
+                   load_branch_map(branch_map))
+
+    def _read(self, sig: list[str], bkg: list[str], mix: list[str]) -> LabelledEvents:
+        kw = dict(branch_map=self.branch_map, weight_branch=self.weight_branch)
+        if mix:
+            ev = read_labelled(mix, label_branch=self.label_branch, **kw)
+        else:
+            ev = LabelledEvents.concat([read_labelled(sig, label=1, **kw),
+                                        read_labelled(bkg, label=0, **kw)])
+        for cls_, name in ((1, "signal"), (0, "background")):
+            if not np.any(ev.table.y == cls_):
+                raise InputDataError(f"no {name} events in {', '.join(sig + bkg + mix)}")
+        return ev
+
+    @property
+    def has_test(self) -> bool:
+        return bool(self.test_signal or self.test_mixed)
+
+    def load(self) -> tuple[LabelledEvents, LabelledEvents | None]:
+        """Training events and the explicit test events (None without a test set); checks
+        that no file is both (by content)."""
+        train = self._read(self.signal, self.background, self.mixed)
+        if not self.has_test:
+            return train, None
+        test = self._read(self.test_signal, self.test_background, self.test_mixed)
+        shared = {f.sha256: f.path for f in train.files}
+        for f in test.files:
+            if f.sha256 in shared:
+                raise InputDataError(f"test file '{f.path}' has the same content as training "
+                                     f"file '{shared[f.sha256]}': test events must never be "
+                                     "trained on")
+        return train, test
+
+
+@dataclass
+class UserSplits:
+    """Train, validation and test events of a user task."""
+
+    train: LabelledEvents
+    val: LabelledEvents
+    test: LabelledEvents
+
+
+def split_user_events(events: LabelledEvents, test: LabelledEvents | None,
+                      train_size: int | None, seed: int = 0) -> UserSplits:
+    """Training and validation events drawn from `events` (as :func:`split_task` does);
+    the test set is `test` when given, else the task's fixed held-out fraction of `events`."""
+    tr, va, te = split_indices(events.table.y, train_size, seed,
+                               test_fraction=0.0 if test is not None else 0.25)
+    return UserSplits(events.subset(tr), events.subset(va),
+                      test if test is not None else events.subset(te))
+
+
+def class_balanced(weight: np.ndarray | None, y: np.ndarray) -> np.ndarray | None:
+    """Training weights: `weight` rescaled within each class so that the class's weights sum
+    to its number of events (TMVA's ``NormMode=NumEvents``), keeping the class balance of
+    the sampled events whatever the cross-sections; AUC and ROC are unchanged by it."""
+    if weight is None:
+        return None
+    out = weight.astype(np.float64, copy=True)
+    for c in np.unique(y):
+        m = y == c
+        total = out[m].sum()
+        if total > 0:
+            out[m] *= m.sum() / total
+    return out
