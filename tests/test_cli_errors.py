@@ -64,7 +64,7 @@ BAD = [
      "'--from': unknown pretrained model 'no-such-model'"),
     (["scan", "--task", "ttH_vs_tt", "--seeds", "0"], "'--seeds': must be at least 1"),
     (["scan", "--task", "ttH_vs_tt", "--modes", "scratch,fulll"],
-     "'--modes': 'fulll' is not one of scratch, full, frozen or linear"),
+     "'--modes': 'fulll' is not one of bdt, scratch, full, frozen or linear"),
     (["scan", "--task", "ttH_vs_tt", "--out", str(A_FILE / "scan")], "'--out'"),
     (["scan", "--task", "ttH_vs_tt", "--epochs", "0"], "'--epochs'"),
     (["cka", "--a", "x", "--b", "y", "--kernel", "poly"],

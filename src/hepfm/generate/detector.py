@@ -1,4 +1,4 @@
-"""The parametric detector: every parameter with its value, and the reconstruction entry point.
+"""The parametric detector's configuration: every parameter with its value and source.
 
 ``DetectorConfig`` holds every number the detector response uses. The defaults follow the
 Delphes ATLAS card (``cards/delphes_card_ATLAS.tcl`` of delphes/delphes, "card" below) and
@@ -51,12 +51,10 @@ mismeasurement of every reconstructed object plus the soft-term resolution.
 from __future__ import annotations
 
 import os
-import time
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
-import awkward as ak
 import numpy as np
 import yaml
 
@@ -167,28 +165,3 @@ def load_detector(path: str | os.PathLike[str]) -> DetectorConfig:
                                          **{k: float(v) for k, v in values.items()}})
     except (TypeError, ValueError) as err:
         raise ValueError(f"detector file '{path}': {err}") from None
-
-
-def reconstruct(prt: ak.Array, config: DetectorConfig, rng: np.random.Generator,
-                timings: dict[str, float] | None = None) -> dict[str, ak.Array]:
-    """Reconstructed objects of a batch of Pythia events, by Delphes collection name.
-
-    Returns ``Electron``, ``Muon``, ``Photon``, ``Jet`` and ``MissingET`` (one entry per
-    event) as jagged records with Delphes field names (``PT``, ``Eta``, ...), float32/int32.
-    `timings`, when given, receives the seconds spent in ``objects`` and ``jets``.
-    """
-    from hepfm.generate.jets import reconstruct_jets
-    from hepfm.generate.objects import ParticleTable, missing_et, reconstruct_leptons_photons
-
-    t0 = time.perf_counter()
-    table = ParticleTable.from_pythia(prt, config)
-    leptons = reconstruct_leptons_photons(table, config, rng)
-    t1 = time.perf_counter()
-    jets = reconstruct_jets(table, leptons.used, config, rng)
-    t2 = time.perf_counter()
-    met = missing_et(table, leptons, jets, config, rng)
-    t3 = time.perf_counter()
-    if timings is not None:
-        timings["objects"] = timings.get("objects", 0.0) + (t1 - t0) + (t3 - t2)
-        timings["jets"] = timings.get("jets", 0.0) + (t2 - t1)
-    return {**leptons.collections, "Jet": jets.collection, "MissingET": met}

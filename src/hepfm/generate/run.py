@@ -25,7 +25,7 @@ import awkward as ak
 
 from hepfm.errors import HepfmError
 from hepfm.generate.check import write_summary
-from hepfm.generate.detector import DetectorConfig, reconstruct
+from hepfm.generate.detector import DetectorConfig
 from hepfm.generate.executors import check_executor, results
 from hepfm.generate.objects import ParticleTable
 from hepfm.generate.parts import (
@@ -43,6 +43,7 @@ from hepfm.generate.parts import (
     sweep_stale_temps,
 )
 from hepfm.generate.pythia import chunk_seeds, generate_events, pythia_settings
+from hepfm.generate.reconstruct import reconstruct
 from hepfm.generate.truth import truth_record
 from hepfm.generate.writer import SampleWriter, read_metadata
 from hepfm.processes import get_process, resolve_processes
@@ -117,9 +118,12 @@ def run_chunk(task: ChunkTask) -> ChunkResult:
     t0 = time.perf_counter()
     prt = generate_events(process, task.n_events, seeds.pythia, task.mpi)
     timings = {"pythia": time.perf_counter() - t0}
-    collections = reconstruct(prt, task.detector, seeds.rng(), timings)
     t1 = time.perf_counter()
-    collections["Truth"] = truth_record(ParticleTable.from_pythia(prt, task.detector))
+    table = ParticleTable.from_pythia(prt, task.detector)  # once: detector and truth use it
+    timings["objects"] = time.perf_counter() - t1
+    collections = reconstruct(table, task.detector, seeds.rng(), timings)
+    t1 = time.perf_counter()
+    collections["Truth"] = truth_record(table)
     timings["objects"] += time.perf_counter() - t1
     return ChunkResult(task, collections, timings, time.process_time() - cpu)
 
