@@ -32,7 +32,7 @@ off here for speed."""),
     ("code", """from hepfm.generate import generate_samples
 from hepfm.processes import PRETRAINING
 
-files = generate_samples([*PRETRAINING, "ttA"], EVENTS, WORK / "data", seed=1,
+files = generate_samples([*PRETRAINING, "tt_highmass"], EVENTS, WORK / "data", seed=1,
                          workers=2, mpi=False)
 print(len(files), "files, e.g.", files[0])"""),
     ("code", """import awkward as ak
