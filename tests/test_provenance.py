@@ -89,11 +89,11 @@ def test_finetune_refuses_pretraining_events_and_runs_on_disjoint_ones(samples, 
 
     runner = CliRunner()
     args = ["finetune", "--task", "ttH_vs_tt", "--from", str(run), "--train-size", "60",
-            "--epochs", "1", "--events-per-process", "150"]
+            "--epochs", "1", "--events-per-process", "200"]
     res = runner.invoke(app, [*args, "--data", str(samples["same"]), "--out",
                               str(tmp_path / "leak")])
     assert res.exit_code == 2
-    assert "were pretraining events" in res.output and "tt.root (entries 0-300)" in res.output
+    assert "were pretraining events" in res.output and "tt.root (entries 0-200)" in res.output
     assert "Traceback" not in res.output
     assert not (tmp_path / "leak").exists()
 

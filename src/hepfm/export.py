@@ -10,12 +10,14 @@ and returns ``logits`` and ``scores`` (sigmoid of one logit or of multilabel log
 softmax), both float32 [events, n_outputs]. The input normalisation is inside the graph.
 
 How: the TorchScript-based exporter (``torch.onnx.export(..., dynamo=False)``), opset 18,
-with the native ``scatter_reduce`` path (not the torch_scatter kernels, which ONNX does not
-know). Two aten ops get ONNX definitions here, for the export only: ``scatter_reduce`` with
-``include_self=False`` (ONNX ``ScatterElements`` reduces onto its input; the exact semantics
-are rebuilt with a scatter of ones and a ``Where``) and ``bincount`` (a ``ScatterElements``
-add of ones). The dynamo exporter of torch 2.13 was tried first and fails on this model: its
-FX code generation breaks on the module name ``global`` (a Python keyword) in the encoders.
+with the native aggregation path (not the torch_scatter kernels, which ONNX does not know).
+Three aten ops get ONNX definitions here, for the export only: ``index_add`` (a
+``ScatterElements`` add; torch's own definition lets duplicate indices overwrite each other,
+which gave outputs off by up to 1e-2), ``scatter_reduce`` with ``include_self=False`` (ONNX
+``ScatterElements`` reduces onto its input; the exact semantics are rebuilt with a scatter of
+ones and a ``Where``) and ``bincount`` (a ``ScatterElements`` add of ones). The dynamo
+exporter of torch 2.13 was tried first and fails on this model: its FX code generation
+breaks on the module name ``global`` (a Python keyword) in the encoders.
 """
 
 from __future__ import annotations
@@ -104,7 +106,7 @@ class ExportWrapper(nn.Module):
         return logits, torch.sigmoid(logits) if self.sigmoid else torch.softmax(logits, -1)
 
 
-# --- ONNX definitions of two aten ops (TorchScript exporter symbolics) ----------------------
+# --- ONNX definitions of three aten ops (TorchScript exporter symbolics) --------------------
 def _scatter_reduce(g: Any, self: Any, dim: int, index: Any, src: Any, reduce: str,
                     include_self: bool) -> Any:
     """``self.scatter_reduce(dim, index, src, reduce, include_self)`` for float32 tensors."""
@@ -135,6 +137,25 @@ def _scatter_reduce(g: Any, self: Any, dim: int, index: Any, src: Any, reduce: s
     return g.op("Where", g.op("Greater", count, zeros), out, self)
 
 
+def _index_add(g: Any, self: Any, dim: int, index: Any, source: Any, alpha: Any = None
+               ) -> Any:
+    """``self.index_add(dim, index, source)`` as a ScatterElements with reduction ``add``
+    (torch's own symbolic writes duplicate indices over each other instead of adding)."""
+    from torch.onnx import symbolic_helper as sh
+
+    if dim != 0:
+        raise HepfmError(f"ONNX export: index_add along dim {dim} is not supported")
+    rank = sh._get_tensor_rank(source)
+    if rank is None:
+        raise HepfmError("ONNX export: index_add of a tensor of unknown rank")
+    idx = index
+    if rank > 1:
+        idx = g.op("Unsqueeze", index,
+                   g.op("Constant", value_t=torch.tensor(list(range(1, rank)))))
+        idx = g.op("Expand", idx, g.op("Shape", source))
+    return g.op("ScatterElements", self, idx, source, axis_i=0, reduction_s="add")
+
+
 def _bincount(g: Any, index: Any, weights: Any, minlength: Any) -> Any:
     if not weights.node().mustBeNone():
         raise HepfmError("ONNX export: bincount with weights is not supported")
@@ -149,10 +170,11 @@ def _bincount(g: Any, index: Any, weights: Any, minlength: Any) -> Any:
 
 @contextlib.contextmanager
 def _export_ops() -> Iterator[None]:
-    """Native scatter backend and the two symbolics above, for the duration of an export."""
+    """Native scatter backend and the symbolics above, for the duration of an export."""
     from torch.onnx import symbolic_helper as sh
 
     sym = {"aten::scatter_reduce": sh.parse_args("v", "i", "v", "v", "s", "b")(_scatter_reduce),
+           "aten::index_add": sh.parse_args("v", "i", "v", "v", "v")(_index_add),
            "aten::bincount": _bincount}
     backend = scatter.get_backend()
     scatter.set_backend("torch")
