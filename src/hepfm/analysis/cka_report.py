@@ -72,7 +72,7 @@ def load_cka_events(data: PathLike | None, processes: Sequence[str], events: int
         raise HepfmError(f"--events must be at least 4, got {events}")
     per_process = math.ceil(events / len(processes))
     if data is None:
-        from hepfm.training.pretrain import default_data_dir
+        from hepfm.samples import default_data_dir
 
         data = default_data_dir()
     table = load_events(data, list(processes), per_process)

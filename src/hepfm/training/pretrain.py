@@ -30,8 +30,15 @@ from typing import Any
 import yaml
 
 from hepfm.atomic import sweep_temporaries, write_text
-from hepfm.errors import ArgumentError, HepfmError, InputDataError, missing_extra
+from hepfm.errors import ArgumentError, HepfmError, InputDataError
 from hepfm.processes import resolve_processes
+from hepfm.samples import (  # noqa: F401  (re-exported: their home before hepfm.samples)
+    default_data_dir,
+    distributed_rank,
+    ensure_samples,
+    generate_command,
+    missing_processes,
+)
 
 log = logging.getLogger(__name__)
 
@@ -52,78 +59,6 @@ PRECISIONS = {"32": "32-true", "32-true": "32-true", "bf16": "bf16-mixed",
 DEVICES = ("auto", "cpu", "cuda", "gpu", "mps")
 #: Exit status after SIGTERM (128 + signal number), as a shell reports a killed process.
 SIGTERM_EXIT = 128 + signal.SIGTERM
-
-
-def default_data_dir() -> Path:
-    """Where samples live when no --data is given: $HEPFM_DATA, else the user's cache."""
-    if os.environ.get("HEPFM_DATA"):
-        return Path(os.environ["HEPFM_DATA"]).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(cache) / "hepfm" / "data"
-
-
-def missing_processes(data_dir: Path, processes: Iterable[str]) -> list[str]:
-    """Processes without ``<process>.root`` or ``<process>_<k>.root`` in `data_dir`, or whose
-    hepfm sample there is incomplete (parts of a run still going, or killed)."""
-    from hepfm.generate.check import incomplete_samples
-
-    return incomplete_samples(data_dir, processes) if data_dir.is_dir() else list(processes)
-
-
-def generate_command(processes: list[str], events: int, data_dir: Path, seed: int) -> str:
-    """The exact ``hepfm generate`` command that makes the missing files."""
-    return (f"hepfm generate --processes {','.join(processes)} --events {events} "
-            f"--out {data_dir} --seed {seed}")
-
-
-def distributed_rank() -> int:
-    """This process's global rank under torchrun (``RANK``) or SLURM (``SLURM_PROCID``)."""
-    for var in ("RANK", "SLURM_PROCID", "LOCAL_RANK"):
-        value = os.environ.get(var, "")
-        if value.isdigit():
-            return int(value)
-    return 0
-
-
-def ensure_samples(processes: Iterable[str], data_dir: str | os.PathLike[str] | None,
-                   events: int, seed: int, generate: bool, *, workers: int | None = None,
-                   verbose: bool = True, first_chunk: int = 0) -> Path:
-    """The sample directory (`data_dir`, or :func:`default_data_dir` when None) holding a
-    complete sample for every process. Missing ones are generated when `generate` is set or
-    the directory is the default one (by rank 0 only under torchrun/SLURM: the other ranks
-    wait for them); otherwise the error names them and the command to run."""
-    processes = list(processes)
-    data = default_data_dir() if data_dir is None else Path(data_dir).expanduser()
-    missing = missing_processes(data, processes)
-    if missing:
-        if not (generate or data_dir is None):
-            raise InputDataError(
-                f"no complete sample in '{data}' for {len(missing)} process(es): "
-                f"{', '.join(missing)} (see: hepfm check {data}). Make them with: "
-                f"{generate_command(missing, events, data, seed)} (or add --generate)")
-        try:
-            import fastjet  # noqa: F401
-            import pythia8mc  # noqa: F401
-
-            from hepfm.generate.run import generate_samples  # every rank: none waits in vain
-        except ImportError as err:
-            raise (missing_extra(err, "generating samples") or err) from None
-        rank = distributed_rank()
-        if rank != 0:
-            from hepfm.generate.check import wait_for_samples
-
-            if verbose:
-                print(f"rank {rank}: waiting for rank 0 to generate {', '.join(missing)} "
-                      f"into {data}", file=sys.stderr)
-            wait_for_samples(data, missing, rank)
-            return data
-
-        if verbose:
-            print(f"generating {events} events for {', '.join(missing)} into {data}",
-                  file=sys.stderr)
-        generate_samples(missing, events, data, seed, workers or os.cpu_count() or 1,
-                         first_chunk=first_chunk)
-    return data
 
 
 @dataclass

@@ -20,32 +20,16 @@ from hepfm.data.datasets import resolve_sources
 from hepfm.errors import HepfmError, UnknownNameError
 from hepfm.hub import available_models, load_pretrained, resolve_model_dir
 from hepfm.models.foundation import FoundationModel
-from hepfm.provenance import TASK_FIRST_CHUNK, check_disjoint, describe_files, pretraining_events
+from hepfm.provenance import check_disjoint, describe_files, pretraining_events
+from hepfm.samples import ensure_task_samples
 from hepfm.tasks import Task
 from hepfm.training.finetune import FinetuneConfig, evaluate, finetune, prepare_model
-from hepfm.training.pretrain import default_data_dir, ensure_samples
 from hepfm.training.scan import MODEL_FREE_MODES, SCAN_MODES, run_scan, summarise_scan
 from hepfm.training.taskdata import load_task_events, split_task
 
 DEFAULT_MODEL = "hepfm-small"
 DEFAULT_TRAIN_SIZE = 2000
 DEFAULT_EVENTS_PER_PROCESS = 2500
-#: Seed of the task samples that finetune/scan generate (their chunks start at
-#: TASK_FIRST_CHUNK, so they never share events with pretraining samples).
-TASK_SAMPLE_SEED = 1
-
-
-def ensure_task_samples(processes: tuple[str, ...], data: str | Path | None, events: int,
-                        generate: bool) -> Path:
-    """The task sample directory (default: ``<default data dir>/tasks``); missing files are
-    generated from the task seed stream, disjoint from pretraining samples."""
-    if data is None:
-        data = default_data_dir() / "tasks"
-        generate = True
-    return ensure_samples(processes, data, events, TASK_SAMPLE_SEED, generate,
-                          first_chunk=TASK_FIRST_CHUNK)
-
-
 def check_task_events(model: FoundationModel, source: str | None, task: Task, path: Path,
                       events_per_process: int | None, allow_overlap: bool) -> list[str]:
     """Refuse (or, with `allow_overlap`, list) task events that `model` was pretrained on."""
