@@ -30,12 +30,19 @@ from hepfm.training.taskdata import load_task_events, split_task
 DEFAULT_MODEL = "hepfm-small"
 DEFAULT_TRAIN_SIZE = 2000
 DEFAULT_EVENTS_PER_PROCESS = 2500
-def check_task_events(model: FoundationModel, source: str | None, task: Task, path: Path,
-                      events_per_process: int | None, allow_overlap: bool) -> list[str]:
-    """Refuse (or, with `allow_overlap`, list) task events that `model` was pretrained on."""
+
+
+def check_task_events(task: Task, path: Path, events_per_process: int | None,
+                      models: dict[str | None, FoundationModel], allow_overlap: bool
+                      ) -> list[str]:
+    """Refuse (or, with `allow_overlap`, list) task events that any of `models` (source ->
+    model) was pretrained on; the task's files are described once for all of them."""
     records = describe_files(resolve_sources(path, list(task.processes)), events_per_process)
-    seen = pretraining_events(getattr(model, "run_config", None))
-    return check_disjoint(seen, records, str(source or DEFAULT_MODEL), allow_overlap)
+    lines: list[str] = []
+    for source, model in models.items():
+        seen = pretraining_events(getattr(model, "run_config", None))
+        lines += check_disjoint(seen, records, str(source or DEFAULT_MODEL), allow_overlap)
+    return lines
 
 
 def resolve_model(source: str | None) -> FoundationModel:
@@ -69,8 +76,8 @@ def finetune_task(task: Task, source: str | None = None, mode: str = "full",
     """
     pretrained = resolve_model(source)
     path = ensure_task_samples(task.processes, data, events_per_process, generate)
-    overlap = ([] if mode == "scratch" else
-               check_task_events(pretrained, source, task, path, events_per_process,
+    overlap = ([] if mode in MODEL_FREE_MODES else
+               check_task_events(task, path, events_per_process, {source: pretrained},
                                  allow_overlap))
     table = load_task_events(task, path, events_per_process, cache_dir=path / ".cache")
     splits = split_task(table, train_size, seed)
@@ -115,9 +122,9 @@ def scan_tasks(tasks: list[Task], models: dict[str, str | None], sizes: list[int
     for task in tasks:
         path = ensure_task_samples(task.processes, data, events_per_process or need, generate)
         if any(m not in MODEL_FREE_MODES for m in modes):
-            for label, model in loaded.items():
-                check_task_events(model, models[label], task, path, events_per_process,
-                                  allow_overlap)
+            check_task_events(task, path, events_per_process,
+                              {models[label]: model for label, model in loaded.items()},
+                              allow_overlap)
         frames.append(run_scan(task, path, loaded, sizes, modes, seeds, out_dir,
                                FinetuneConfig(epochs=epochs), events_per_process))
     frame = pd.concat(frames, ignore_index=True)
