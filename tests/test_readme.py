@@ -27,7 +27,7 @@ def test_readme_python_example_uses_the_top_level_api_only():
 
 def test_readme_python_example_runs(generated_dir, tmp_path, capsys):
     code = _example()
-    for full, small in (('"~/.cache/hepfm/data"', repr(str(generated_dir))),
+    for full, small in (('"~/.cache/hepfm/data/tasks"', repr(str(generated_dir))),
                         ("train_size=2000", "train_size=100"),
                         ('"runs/my_ttH"', repr(str(tmp_path / "my_ttH")))):
         assert full in code, f"README example changed: {full} not found"
