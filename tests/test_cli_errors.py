@@ -94,7 +94,7 @@ def test_bad_values_checked_by_the_library_before_samples(tmp_path: Path) -> Non
 
 def test_missing_pythia_names_the_extra(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "pythia8mc", None)  # import pythia8mc now fails
-    out = _one_line_error(["generate", "--processes", "tt", "--events", "5", "--out",
+    out = _one_line_error(["generate", "--processes", "tt", "--events-per-process", "5", "--out",
                            str(tmp_path / "gen")], "pythia8mc",
                           "pip install 'hepfm[generate]'")
     assert "hepfm generate needs" in out

@@ -190,12 +190,12 @@ def test_cli_reports_errors_in_one_line(tmp_path: Path):
     from hepfm.cli import app
 
     runner = CliRunner()
-    result = runner.invoke(app, ["generate", "--processes", "nope", "--events", "5",
+    result = runner.invoke(app, ["generate", "--processes", "nope", "--events-per-process", "5",
                                  "--out", str(tmp_path)])
     assert result.exit_code == 2 and "unknown process 'nope'" in result.output
-    result = runner.invoke(app, ["generate", "--processes", "tt", "--events", "0",
+    result = runner.invoke(app, ["generate", "--processes", "tt", "--events-per-process", "0",
                                  "--out", str(tmp_path)])
-    assert result.exit_code == 2 and "events must be" in result.output
+    assert result.exit_code == 2 and "'--events-per-process': must be at least 1" in result.output
 
 
 def test_unfinished_and_truncated_files_are_not_taken_as_complete(generated_dir: Path,
@@ -268,7 +268,7 @@ def test_detector_file_changes_parameters_and_names_bad_files(tmp_path):
     with pytest.raises(ValueError, match=r"bad\.yaml.*btag_b_nrom"):
         load_detector(bad)
     out = tmp_path / "gen"
-    result = CliRunner().invoke(app, ["generate", "--processes", "tt", "--events", "50",
+    result = CliRunner().invoke(app, ["generate", "--processes", "tt", "--events-per-process", "50",
                                       "--out", str(out), "--no-mpi", "--detector", str(good)])
     assert result.exit_code == 0, result.output
     meta = read_metadata(out / "tt.root")

@@ -123,8 +123,8 @@ def test_shard_spec_errors():
     for bad in ("5/5", "1-4", "-1/3", "1/0"):
         with pytest.raises(Exception, match="--shard"):
             parse_shard(bad)
-    res = runner.invoke(app, ["generate", "--processes", "tt", "--events", "10", "--out",
-                              "/nonexistent/x", "--shard", "3/3"])
+    res = runner.invoke(app, ["generate", "--processes", "tt", "--events-per-process", "10",
+                              "--out", "/nonexistent/x", "--shard", "3/3"])
     assert res.exit_code == 2 and "0 <= K < N" in res.output
 
 
@@ -141,11 +141,11 @@ def test_dask_local_cluster_gives_the_same_files(reference: Path, tmp_path: Path
 
 def test_executor_errors_before_any_work(tmp_path: Path):
     out = tmp_path / "x"
-    res = runner.invoke(app, ["generate", "--processes", "tt", "--events", "10", "--out",
-                              str(out), "--scheduler", "tcp://h:1"])
+    res = runner.invoke(app, ["generate", "--processes", "tt", "--events-per-process", "10",
+                              "--out", str(out), "--scheduler", "tcp://h:1"])
     assert res.exit_code == 2 and "--scheduler needs --executor dask" in res.output
-    res = runner.invoke(app, ["generate", "--processes", "tt", "--events", "10", "--out",
-                              str(out), "--executor", "spark"])
+    res = runner.invoke(app, ["generate", "--processes", "tt", "--events-per-process", "10",
+                              "--out", str(out), "--executor", "spark"])
     assert res.exit_code == 2 and "--executor must be one of local, dask" in res.output
     assert not out.exists()
 
@@ -166,8 +166,8 @@ def test_a_users_file_is_never_overwritten(tmp_path: Path):
     with pytest.raises(SampleConflictError, match=r"tt\.root' has no hepfm metadata.*--force"):
         generate_samples("tt", 20, tmp_path, seed=1, mpi=False, chunk_size=10, progress=False)
     assert (tmp_path / "tt.root").read_bytes() == user
-    res = runner.invoke(app, ["generate", "--processes", "tt", "--events", "20", "--out",
-                              str(tmp_path), "--no-mpi", "--chunk-size", "10"])
+    res = runner.invoke(app, ["generate", "--processes", "tt", "--events-per-process", "20",
+                              "--out", str(tmp_path), "--no-mpi", "--chunk-size", "10"])
     assert res.exit_code == 2 and "no hepfm metadata" in res.output
     assert "Traceback" not in res.output and (tmp_path / "tt.root").read_bytes() == user
     # a user's part next to where a multi-part sample would go is not mixed in either
@@ -294,8 +294,9 @@ def test_temporaries_are_unique_and_only_stale_ones_are_swept(tmp_path: Path):
 def test_two_concurrent_runs_end_with_the_same_complete_files(reference: Path, tmp_path: Path):
     """Two processes (as if on two hosts: no shared PID namespace is assumed) on one directory
     both succeed, and the directory holds exactly the files of one run."""
-    cmd = [sys.executable, "-m", "hepfm.cli", "generate", "--processes", PROCS, "--events", "50",
-           "--seed", "4", "--no-mpi", "--chunk-size", "10", "--part-chunks", "2",
+    cmd = [sys.executable, "-m", "hepfm.cli", "generate", "--processes", PROCS,
+           "--events-per-process", "50", "--seed", "4", "--no-mpi", "--chunk-size", "10",
+           "--part-chunks", "2",
            "--out", str(tmp_path)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     runs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -345,8 +346,9 @@ def test_other_ranks_wait_for_rank_0_and_never_generate(reference: Path, tmp_pat
 
 def test_sigterm_removes_the_unfinished_part_and_keeps_the_finished_ones(reference: Path,
                                                                          tmp_path: Path):
-    cmd = [sys.executable, "-m", "hepfm.cli", "generate", "--processes", "tt", "--events", "50",
-           "--seed", "4", "--no-mpi", "--chunk-size", "10", "--part-chunks", "2",
+    cmd = [sys.executable, "-m", "hepfm.cli", "generate", "--processes", "tt",
+           "--events-per-process", "50", "--seed", "4", "--no-mpi", "--chunk-size", "10",
+           "--part-chunks", "2",
            "--out", str(tmp_path)]
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     run = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -74,7 +74,7 @@ def test_missing_files_name_the_generate_command(tmp_path: Path) -> None:
     result = CliRunner().invoke(app, ["pretrain", "--processes", "ttH", "--data",
                                       str(tmp_path), "--out", str(tmp_path / "run")])
     assert result.exit_code == 2
-    assert "hepfm generate --processes ttH --events 2000" in result.output
+    assert "hepfm generate --processes ttH --events-per-process 2000" in result.output
     assert not (tmp_path / "run").exists()
 
 

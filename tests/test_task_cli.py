@@ -116,6 +116,6 @@ def test_compute_accounting_by_hand():
 
 def test_scan_rejects_bad_sizes_by_name():
     res = runner.invoke(app, ["scan", "--task", "ttH_vs_tt", "--sizes", "300,abc"])
-    assert res.exit_code == 2 and "--sizes must be integers" in res.output
+    assert res.exit_code == 2 and "'--sizes': must be integers" in res.output
     res = runner.invoke(app, ["scan", "--task", "ttH_vs_tt", "--sizes", "0,300"])
     assert res.exit_code == 2 and "at least 2" in res.output

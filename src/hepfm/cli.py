@@ -24,8 +24,10 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
-from hepfm.errors import EXTRAS, HepfmError, MissingExtraError, missing_extra
+from hepfm.errors import EXTRAS, ArgumentError, HepfmError, MissingExtraError, missing_extra
+from hepfm.pretrained import DEFAULT_MODEL
 from hepfm.tasks import Task
+from hepfm.training.pretrain import DEFAULTS as PRETRAIN_DEFAULTS
 from hepfm.training.pretrain import DEVICES, PRECISIONS
 
 console = Console()
@@ -134,6 +136,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,  # help text is plain: "[hepfm-small]" is a default, not a tag
 )
 
 
@@ -227,6 +230,17 @@ def _model(value: str) -> None:
         resolve_model_dir(item.split("=", 1)[-1].strip())
 
 
+def _sizes(value: str) -> str:
+    """Comma-separated training sizes, each at least 2 events."""
+    try:
+        sizes = [int(n) for n in value.split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"must be integers like 300,1000, got '{value}'") from None
+    if min(sizes) < 2:
+        raise typer.BadParameter(f"must be at least 2 events each, got '{value}'")
+    return value
+
+
 def _devices(value: int) -> int:
     if value != -1 and value < 1:
         raise typer.BadParameter(f"must be at least 1 (or -1: all), got {value}")
@@ -235,9 +249,70 @@ def _devices(value: int) -> int:
 
 DEVICE_CHOICES = DEVICES
 PRECISION_CHOICES = tuple(PRECISIONS)
-#: hepfm.training.finetune.MODES, without importing torch for ``hepfm --help`` (tested equal).
+# Constants of modules that import torch (or, for generate, heavy modules), restated here so
+# that ``import hepfm.cli`` and ``hepfm --help`` stay light; tests/test_cli_vocabulary.py
+# checks every one against the code that uses it.
+#: hepfm.training.finetune.MODES.
 MODE_CHOICES = ("scratch", "full", "frozen", "linear")
 SCAN_MODE_CHOICES = ("bdt", *MODE_CHOICES)
+#: hepfm.training.task_run: DEFAULT_TRAIN_SIZE, DEFAULT_EVENTS_PER_PROCESS, and the epochs of
+#: finetune_task, scan_tasks and FinetuneConfig; scan_tasks' n_boot.
+TASK_DEFAULTS: dict[str, int] = {"train_size": 2000, "events_per_process": 2500, "epochs": 30,
+                                 "bootstrap": 1000}
+#: hepfm.objectives.masking.MASK_FRACTION and hepfm.models.masked.CODEBOOK_SIZE.
+MPM_DEFAULTS: dict[str, Any] = {"fraction": 0.3, "codebook_size": 128}
+#: hepfm.inference.predict_files' step_size and batch_size.
+PREDICT_DEFAULTS: dict[str, int] = {"step_size": 100_000, "batch_size": 4096}
+#: hepfm.analysis.cka_report.cka_report's events and hepfm.analysis.cka.DEFAULT_RBF_BATCH.
+CKA_DEFAULTS: dict[str, int] = {"events": 10_000, "rbf_batch": 1024}
+#: hepfm.generate.generate_samples' chunk_size and part_chunks (hepfm.generate.parts).
+GENERATE_DEFAULTS: dict[str, int] = {"chunk_size": 500, "part_chunks": 20}
+
+# ------------------------------------------------------------------ shared options
+# One meaning per option name: an option that several commands take is defined once here.
+
+#: Every random seed of the CLI defaults to this (hepfm.training.pretrain.DEFAULTS, the task
+#: runs and CKA use the same; generate's Python default stays 1).
+SEED = 0
+#: --device default: cuda when torch sees a GPU, else cpu (see :func:`resolve_device`).
+DEVICE = typer.Option("auto", help="auto (cuda when torch sees a GPU, else cpu), "
+                      + ", ".join(DEVICE_CHOICES[1:-1]) + f" or {DEVICE_CHOICES[-1]}.",
+                      callback=one_of(DEVICE_CHOICES))
+
+
+def seed_option(help: str) -> Any:
+    """``--seed`` (default :data:`SEED`) with a command's own description."""
+    return typer.Option(SEED, help=help)
+
+
+def resolve_device(device: str) -> str:
+    """The torch device that ``--device`` names: auto is cuda when torch sees a GPU, else
+    cpu; gpu is cuda. Naming a device that torch does not see is an :class:`ArgumentError`."""
+    import torch
+
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device in ("cuda", "gpu") and not torch.cuda.is_available():
+        raise ArgumentError(f"--device {device}: torch sees no CUDA GPU (use --device cpu or "
+                            "auto)")
+    if device == "mps" and not torch.backends.mps.is_available():
+        raise ArgumentError("--device mps: torch sees no Apple GPU (use --device cpu or auto)")
+    return "cuda" if device == "gpu" else device
+
+
+def _events_per_process(events_per_process: int | None, events: int | None,
+                        command: str) -> int:
+    """``--events-per-process``, or its deprecated name ``--events`` (with a warning)."""
+    if events is not None:
+        if events_per_process is not None:
+            raise ArgumentError(f"give --events-per-process only (--events is its deprecated "
+                                f"name in hepfm {command})")
+        typer.echo(f"warning: --events is deprecated in hepfm {command}; use "
+                   "--events-per-process", err=True)
+        return events
+    if events_per_process is None:
+        raise ArgumentError(f"hepfm {command} needs --events-per-process N")
+    return events_per_process
 
 
 @app.command()
@@ -263,23 +338,38 @@ def tasks() -> None:
     console.print(table)
 
 
+def _detector(value: str) -> None:
+    from hepfm.generate.detector import load_detector
+
+    load_detector(value)
+
+
 @app.command()
 def generate(
-    processes: str = typer.Option("all", help="'all', 'everything' or NAME,NAME,..."),
-    events: int = typer.Option(..., help="Events per process."),
+    processes: str = typer.Option("all", help="'all', 'everything' or NAME,NAME,...",
+                                  callback=checked_by(_processes)),
+    events_per_process: int = typer.Option(None, help="Events per process (required).",
+                                           callback=at_least(1)),
+    events: int = typer.Option(None, "--events", hidden=True, callback=at_least(1),
+                               help="Deprecated name of --events-per-process."),
     out: str = typer.Option(..., help="Output directory (<process>.root, or parts "
                             "<process>_<chunk>.root for samples of more than one part)."),
-    seed: int = typer.Option(1, help="Random seed; the same seed gives identical files."),
-    workers: int = typer.Option(1, help="Worker processes running in parallel."),
+    seed: int = typer.Option(SEED, help="Random seed; the same seed gives identical files.",
+                             callback=at_least(0)),
+    workers: int = typer.Option(1, help="Worker processes running in parallel.",
+                                callback=at_least(1)),
     mpi: bool = typer.Option(True, "--mpi/--no-mpi", help="Multi-parton interactions."),
-    chunk_size: int = typer.Option(500, help="Events per chunk (one seed per chunk)."),
+    chunk_size: int = typer.Option(GENERATE_DEFAULTS["chunk_size"], help="Events per chunk "
+                                   "(one seed per chunk).", callback=at_least(1)),
     first_chunk: int = typer.Option(0, help="Index of the first chunk: samples of one seed "
-                                    "with disjoint chunk ranges hold disjoint events."),
+                                    "with disjoint chunk ranges hold disjoint events.",
+                                    callback=at_least(0)),
     detector: str = typer.Option(None, help="YAML file of detector parameters to change, "
                                  "e.g. 'btag_b_norm: 0.77' (names: hepfm.generate."
-                                 "DetectorConfig)."),
-    part_chunks: int = typer.Option(20, help="Chunks per part file: a killed run loses at "
-                                    "most one part; a sample of one part is <process>.root."),
+                                 "DetectorConfig).", callback=checked_by(_detector)),
+    part_chunks: int = typer.Option(GENERATE_DEFAULTS["part_chunks"], help="Chunks per part "
+                                    "file: a killed run loses at most one part; a sample of "
+                                    "one part is <process>.root.", callback=at_least(1)),
     shard: str = typer.Option(None, help="K/N: make only every N-th part from the K-th (0 <= K "
                               "< N), e.g. $SLURM_ARRAY_TASK_ID/$SLURM_ARRAY_TASK_COUNT."),
     executor: str = typer.Option("local", help="local (worker processes here) or dask."),
@@ -295,18 +385,16 @@ def generate(
     from hepfm.generate import generate_samples
     from hepfm.generate.detector import load_detector
 
+    n = _events_per_process(events_per_process, events, "generate")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     # SIGTERM (a time limit) unwinds like Ctrl-C: the part being written is removed, finished
     # parts stay, and the same command resumes.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(128 + signal.SIGTERM))
-    try:
-        paths = generate_samples(processes, events, out, seed=seed, workers=workers, mpi=mpi,
-                                 chunk_size=chunk_size, first_chunk=first_chunk,
-                                 detector=load_detector(detector) if detector else None,
-                                 part_chunks=part_chunks, shard=shard, executor=executor,
-                                 scheduler=scheduler, force=force)
-    except (HepfmError, ValueError) as err:
-        fail(err)
+    paths = generate_samples(processes, n, out, seed=seed, workers=workers, mpi=mpi,
+                             chunk_size=chunk_size, first_chunk=first_chunk,
+                             detector=load_detector(detector) if detector else None,
+                             part_chunks=part_chunks, shard=shard, executor=executor,
+                             scheduler=scheduler, force=force)
     for path in paths:
         console.print(f"{path}")
 
@@ -314,7 +402,8 @@ def generate(
 @app.command()
 def check(
     directory: str = typer.Argument(..., help="Sample directory to check."),
-    processes: str = typer.Option(None, help="NAME,NAME,... or 'all' [every process there]."),
+    processes: str = typer.Option(None, help="NAME,NAME,... or 'all' [every process there].",
+                                  callback=checked_by(_processes)),
     checksums: bool = typer.Option(True, "--checksums/--no-checksums", help="Read every part "
                                    "and compare its events with its events_sha256."),
 ) -> None:
@@ -322,11 +411,8 @@ def check(
     from hepfm.generate.check import check_directory
     from hepfm.processes import resolve_processes
 
-    try:
-        names = resolve_processes(processes) if processes else None
-        reports = check_directory(directory, names, checksums)
-    except (HepfmError, ValueError) as err:
-        fail(err)
+    names = resolve_processes(processes) if processes else None
+    reports = check_directory(directory, names, checksums)
     table = Table("process", "files", "events", "chunks", "status")
     for r in reports:
         table.add_row(r.process, str(len(r.files)), str(r.events), str(r.chunks),
@@ -352,91 +438,90 @@ def cka(
     task: str = typer.Option(None, help="Compare on the events of this task's processes."),
     data: str = typer.Option(None, help="Directory of <process>.root files "
                              "[default: $HEPFM_DATA or ~/.cache/hepfm/data]."),
-    processes: str = typer.Option(None, help="Instead of --task: 'all' or NAME,NAME,..."),
-    events: int = typer.Option(10_000, help="Events to compare on (shared by all models).",
-                               callback=at_least(2)),
+    processes: str = typer.Option(None, help="Instead of --task: 'all' or NAME,NAME,...",
+                                  callback=checked_by(_processes)),
+    events: int = typer.Option(CKA_DEFAULTS["events"], help="Events to compare on in all "
+                               "(shared by all models).", callback=at_least(4)),
     kernel: str = typer.Option("linear", help="CKA kernel: linear or rbf.",
                                callback=one_of(("linear", "rbf"))),
     batch_size: int = typer.Option(None, help="Minibatch CKA batch size [default: exact "
-                                   "for linear, 1024 for rbf].", callback=at_least(4)),
+                                   f"for linear, {CKA_DEFAULTS['rbf_batch']} for rbf].",
+                                   callback=at_least(4)),
     out: str = typer.Option("cka", help="Output directory for CSV and PNG files.",
                             callback=writable_dir),
-    device: str = typer.Option("cpu", help="cpu, cuda or auto.",
-                               callback=one_of(("cpu", "cuda", "auto"))),
-    seed: int = typer.Option(0, help="Seed of the event sample and minibatches."),
+    device: str = DEVICE,
+    seed: int = seed_option("Seed of the event sample and minibatches."),
 ) -> None:
     """Layer-by-layer CKA between two runs (or two groups of runs) on the same events."""
+    if group_a or group_b:
+        if a or b or not (group_a and group_b):
+            raise ArgumentError("group mode takes --group-a and --group-b (not --a/--b)")
+        names = [n.strip() for n in labels.split(",")]
+        if len(names) != 2 or not all(names):
+            raise ArgumentError(f"--labels takes two names like scratch,finetuned; got "
+                                f"'{labels}'")
+    elif not (a and b):
+        raise ArgumentError("give two runs with --a and --b (or --group-a/--group-b)")
     from hepfm.analysis.cka_report import cka_group_report, cka_report
 
-    if device == "auto":
-        import torch
-
-        device = "cuda" if torch.cuda.is_available() else "cpu"
     common = dict(task=task, data=data, processes=processes, events=events, kernel=kernel,
-                  batch_size=batch_size, out=out, device=device, seed=seed)
-    try:
-        if kernel not in ("linear", "rbf"):
-            raise HepfmError(f"--kernel must be linear or rbf, got '{kernel}'")
-        if group_a or group_b:
-            if a or b or not (group_a and group_b):
-                raise HepfmError("group mode takes --group-a and --group-b (not --a/--b)")
-            names = [n.strip() for n in labels.split(",")]
-            if len(names) != 2 or not all(names):
-                raise HepfmError(f"--labels takes two names like scratch,finetuned; "
-                                 f"got '{labels}'")
-            summary = cka_group_report(group_a.split(","), group_b.split(","),
-                                       labels=(names[0], names[1]), **common)
-            table = Table("comparison", "stage", "mean", "std", "min", "max", "pairs")
-            for r in summary.itertuples(index=False):
-                table.add_row(r.comparison, r.stage, f"{r.mean:.3f}", f"{r.std:.3f}",
-                              f"{r.min:.3f}", f"{r.max:.3f}", str(r.n_pairs))
-            console.print(table)
-            console.print(f"wrote {out}/cka_groups.csv, cka_pairs.csv, cka_groups.png")
-        else:
-            if not (a and b):
-                raise HepfmError("give two runs with --a and --b (or --group-a/--group-b)")
-            from hepfm.analysis.cka import cka_diagonal
+                  batch_size=batch_size, out=out, device=resolve_device(device), seed=seed)
+    if group_a and group_b:
+        summary = cka_group_report(group_a.split(","), group_b.split(","),
+                                   labels=(names[0], names[1]), **common)
+        table = Table("comparison", "stage", "mean", "std", "min", "max", "pairs")
+        for r in summary.itertuples(index=False):
+            table.add_row(r.comparison, r.stage, f"{r.mean:.3f}", f"{r.std:.3f}",
+                          f"{r.min:.3f}", f"{r.max:.3f}", str(r.n_pairs))
+        console.print(table)
+        console.print(f"wrote {out}/cka_groups.csv, cka_pairs.csv, cka_groups.png")
+        return
+    from hepfm.analysis.cka import cka_diagonal
 
-            diag = cka_diagonal(cka_report(a, b, **common))
-            table = Table("stage", f"{kernel} CKA, A vs B")
-            for stage, value in diag.items():
-                table.add_row(stage, f"{value:.3f}")
-            console.print(table)
-            console.print(f"wrote {out}/cka.csv (all stage pairs), cka.png, cka_diagonal.png")
-    except (HepfmError, ValueError) as err:
-        fail(err)
+    diag = cka_diagonal(cka_report(a, b, **common))
+    table = Table("stage", f"{kernel} CKA, A vs B")
+    for stage, value in diag.items():
+        table.add_row(stage, f"{value:.3f}")
+    console.print(table)
+    console.print(f"wrote {out}/cka.csv (all stage pairs), cka.png, cka_diagonal.png")
 
 
 @app.command()
 def pretrain(
-    processes: str = typer.Option(None, help="'all' (default) or NAME,NAME,...",
+    processes: str = typer.Option(None, help="'all' or NAME,NAME,... "
+                                  f"[{PRETRAIN_DEFAULTS['processes']}].",
                                   callback=checked_by(_processes)),
-    objective: str = typer.Option(None, help="multiclass (default), multilabel, both, mpm "
-                                  "(masked particle modeling) or a sum like mpm+multiclass "
-                                  "(weights: mpm:0.5+multiclass).",
+    objective: str = typer.Option(None, help="multiclass, multilabel, both, mpm (masked "
+                                  "particle modeling) or a sum like mpm+multiclass (weights: "
+                                  f"mpm:0.5+multiclass) [{PRETRAIN_DEFAULTS['objective']}].",
                                   callback=checked_by(_objective)),
-    mask_fraction: float = typer.Option(None, help="MPM: fraction of objects masked [0.3].",
+    mask_fraction: float = typer.Option(None, help="MPM: fraction of objects masked "
+                                        f"[{MPM_DEFAULTS['fraction']}].",
                                         callback=between(0, 1)),
-    codebook_size: int = typer.Option(None, help="MPM: k-means token codebook size [128].",
+    codebook_size: int = typer.Option(None, help="MPM: k-means token codebook size "
+                                      f"[{MPM_DEFAULTS['codebook_size']}].",
                                       callback=at_least(2)),
     data: str = typer.Option(None, help="Sample directory (<process>.root); default "
                              "$HEPFM_DATA or ~/.cache/hepfm/data, generated if missing."),
     out: str = typer.Option(None, help="Run directory (default runs/pretrain-<time>).",
                             callback=writable_dir),
-    events_per_process: int = typer.Option(None, help="Events read per process [2000].",
+    events_per_process: int = typer.Option(None, help="Events read per process "
+                                           f"[{PRETRAIN_DEFAULTS['events_per_process']}].",
                                            callback=at_least(1)),
-    epochs: int = typer.Option(None, help="Maximum epochs (early stopping on val loss) [10].",
-                               callback=at_least(1)),
-    batch_size: int = typer.Option(None, help="Events per batch [256].", callback=at_least(1)),
-    device: str = typer.Option("auto", help="auto, cpu or cuda.",
-                               callback=one_of(DEVICE_CHOICES)),
+    epochs: int = typer.Option(None, help="Maximum epochs (early stopping on val loss) "
+                               f"[{PRETRAIN_DEFAULTS['epochs']}].", callback=at_least(1)),
+    batch_size: int = typer.Option(None, help="Events per batch "
+                                   f"[{PRETRAIN_DEFAULTS['batch_size']}].",
+                                   callback=at_least(1)),
+    device: str = DEVICE,
     precision: str = typer.Option("32", help="32 or bf16-mixed.",
                                   callback=one_of(PRECISION_CHOICES)),
     devices: int = typer.Option(1, help="Devices per node (DDP when > 1; -1: all).",
                                 callback=_devices),
     num_nodes: int = typer.Option(1, help="Nodes (DDP under torchrun or SLURM when > 1).",
                                   callback=at_least(1)),
-    seed: int = typer.Option(None, help="Seed of split, initialisation and batches [0]."),
+    seed: int = typer.Option(None, help="Seed of split, initialisation and batches "
+                             f"[{PRETRAIN_DEFAULTS['seed']}]; a resumed run keeps its own."),
     resume: bool = typer.Option(False, "--resume", help="Continue the run in --out from its "
                                 "last checkpoint."),
     gen: bool = typer.Option(False, "--generate", help="Generate missing sample files."),
@@ -453,16 +538,12 @@ def pretrain(
 
     mpm = {k: v for k, v in (("fraction", mask_fraction), ("codebook_size", codebook_size))
            if v is not None}
-
-    try:
-        run_pretrain(processes=processes, objective=objective, data_dir=data, out_dir=out,
-                     events_per_process=events_per_process, epochs=epochs,
-                     batch_size=batch_size, device=device, precision=precision,
-                     devices=devices, num_nodes=num_nodes, seed=seed, resume=resume,
-                     generate=gen, mpm=mpm or None, threads=threads,
-                     streaming=streaming, num_workers=num_workers)
-    except HepfmError as err:
-        fail(err)
+    run_pretrain(processes=processes, objective=objective, data_dir=data, out_dir=out,
+                 events_per_process=events_per_process, epochs=epochs,
+                 batch_size=batch_size, device=resolve_device(device), precision=precision,
+                 devices=devices, num_nodes=num_nodes, seed=seed, resume=resume,
+                 generate=gen, mpm=mpm or None, threads=threads,
+                 streaming=streaming, num_workers=num_workers)
 
 
 def _task(name: str | None, signal: str | None, background: str | None) -> Task:
@@ -517,26 +598,28 @@ def finetune(
     weight_branch: str = WEIGHT_BRANCH,
     branch_map: str = BRANCH_MAP,
     source: str = typer.Option(None, "--from", help="Shipped model name or run directory "
-                               "[hepfm-small].", callback=checked_by(_model)),
+                               f"[{DEFAULT_MODEL}].", callback=checked_by(_model)),
     mode: str = typer.Option("full", help="scratch, full, frozen or linear.",
                              callback=one_of(MODE_CHOICES)),
     train_size: int = typer.Option(None, help="Training events, balanced signal/background "
-                                   "[2000; with your own files all but the validation].",
-                                   callback=at_least(2)),
-    epochs: int = typer.Option(30, help="Maximum epochs (early stopping on val loss).",
-                               callback=at_least(1)),
-    seed: int = typer.Option(0, help="Seed of the training sample and the training."),
+                                   f"[{TASK_DEFAULTS['train_size']}; with your own files all "
+                                   "but the validation].", callback=at_least(2)),
+    epochs: int = typer.Option(TASK_DEFAULTS["epochs"], help="Maximum epochs (early stopping "
+                               "on val loss).", callback=at_least(1)),
+    seed: int = seed_option("Seed of the training sample and the training."),
     out: str = typer.Option(None, help="Run directory [runs/finetune-<task>-<mode>-<seed>].",
                             callback=writable_dir),
     data: str = typer.Option(None, help="Task sample directory; default $HEPFM_DATA/tasks "
                              "or ~/.cache/hepfm/data/tasks, generated if missing (never the "
                              "pretraining events)."),
-    events_per_process: int = typer.Option(2500, help="Events read (or generated) per "
-                                           "process.", callback=at_least(1)),
+    events_per_process: int = typer.Option(TASK_DEFAULTS["events_per_process"], help="Events "
+                                           "read (or generated) per process.",
+                                           callback=at_least(1)),
     gen: bool = typer.Option(False, "--generate", help="Generate missing sample files."),
     allow_overlap: bool = typer.Option(False, help="Go on when the task's events were "
                                        "pretraining events of the model (the overlap is "
                                        "written into metrics.json)."),
+    device: str = DEVICE,
 ) -> None:
     """Fine-tune a pretrained model on a task; print AUC, accuracy and rejections."""
     from hepfm.training.task_run import DEFAULT_TRAIN_SIZE, finetune_task
@@ -544,20 +627,18 @@ def finetune(
     own = dict(test_signal=test_signal, test_background=test_background, mixed=data_train,
                test_mixed=data_test, label_branch=label_branch, weight_branch=weight_branch,
                branch_map=branch_map)
-    try:
-        if _own_files(signal, background, *own.values()):
-            from hepfm.training.user_run import finetune_files
-            from hepfm.training.userdata import UserInputs
+    if _own_files(signal, background, *own.values()):
+        from hepfm.training.user_run import finetune_files
+        from hepfm.training.userdata import UserInputs
 
-            inputs = UserInputs.from_options(signal, background, **own)
-            r = finetune_files(inputs, task or "custom", source, mode, train_size, epochs, seed,
-                               out, allow_overlap=allow_overlap)
-        else:
-            r = finetune_task(_task(task, signal, background), source, mode,
-                              train_size or DEFAULT_TRAIN_SIZE, epochs, seed, out, data,
-                              events_per_process, gen, allow_overlap=allow_overlap)
-    except (HepfmError, ValueError) as err:
-        fail(err)
+        inputs = UserInputs.from_options(signal, background, **own)
+        r = finetune_files(inputs, task or "custom", source, mode, train_size, epochs, seed,
+                           out, allow_overlap=allow_overlap, device=resolve_device(device))
+    else:
+        r = finetune_task(_task(task, signal, background), source, mode,
+                          train_size or DEFAULT_TRAIN_SIZE, epochs, seed, out, data,
+                          events_per_process, gen, allow_overlap=allow_overlap,
+                          device=resolve_device(device))
     title = "weighted, " if r.get("weighted") else ""
     table = Table("metric", "value", title=f"{r['task']} ({title}{r['mode']}, "
                   f"{r['train_events']} training events, {r['test_events']} test events)")
@@ -584,22 +665,26 @@ def scan(
     label_branch: str = LABEL_BRANCH,
     weight_branch: str = WEIGHT_BRANCH,
     branch_map: str = BRANCH_MAP,
-    sizes: str = typer.Option("1000,3000,10000", help="Training sizes."),
+    sizes: str = typer.Option("1000,3000,10000", help="Training sizes.",
+                              callback=_sizes),
     modes: str = typer.Option("scratch,full,frozen", help="Modes to compare: bdt (boosted "
                               "trees on event-level features), scratch, full, frozen, linear.",
                               callback=one_of(SCAN_MODE_CHOICES, ",")),
     seeds: int = typer.Option(3, help="Seeds per (mode, size).", callback=at_least(1)),
     source: str = typer.Option(None, "--from", help="Pretrained model(s): NAME_OR_DIR, or "
-                               "label=DIR,label=DIR to compare several [hepfm-small].",
+                               f"label=DIR,label=DIR to compare several [{DEFAULT_MODEL}].",
                                callback=checked_by(_model)),
-    epochs: int = typer.Option(30, help="Maximum epochs per run.", callback=at_least(1)),
+    epochs: int = typer.Option(TASK_DEFAULTS["epochs"], help="Maximum epochs per run (early "
+                               "stopping on val loss).", callback=at_least(1)),
     out: str = typer.Option("runs/scan", help="Scan directory: one file per run in runs/, "
                             "test scores in scores/ (resumes runs with identical settings; "
                             "several scans may write to one directory at once).",
                             callback=writable_dir),
-    data: str = typer.Option(None, help="Sample directory (generated if missing)."),
-    events_per_process: int = typer.Option(None, help="Events read per process.",
-                                           callback=at_least(1)),
+    data: str = typer.Option(None, help="Task sample directory; default $HEPFM_DATA/tasks "
+                             "or ~/.cache/hepfm/data/tasks, generated if missing."),
+    events_per_process: int = typer.Option(None, help="Events read per process [all in the "
+                                           "files; 2 x the largest size + 400 generated when "
+                                           "missing].", callback=at_least(1)),
     gen: bool = typer.Option(False, "--generate", help="Generate missing sample files."),
     allow_overlap: bool = typer.Option(False, help="Go on when the task's events were "
                                        "pretraining events of a model."),
@@ -607,8 +692,10 @@ def scan(
                                         "remake summary.csv, differences.csv, plots and "
                                         "compute tables of --out from its stored runs and "
                                         "test scores."),
-    bootstrap: int = typer.Option(1000, help="Resamples of the test events for the 68% "
-                                  "intervals of summary.csv and differences.csv (0: none)."),
+    bootstrap: int = typer.Option(TASK_DEFAULTS["bootstrap"], help="Resamples of the test "
+                                  "events for the 68% intervals of summary.csv and "
+                                  "differences.csv (0: none).", callback=at_least(0)),
+    device: str = DEVICE,
 ) -> None:
     """Learning curves: AUC against training size for each mode, with seed spread."""
     from hepfm.tasks import TASKS, get_task
@@ -616,12 +703,7 @@ def scan(
     from hepfm.training.task_run import scan_tasks
 
     if summarise_only:
-        try:
-            if bootstrap < 0:
-                raise ValueError(f"--bootstrap must be >= 0, got {bootstrap}")
-            out_dir = summarise_scan(out, n_boot=bootstrap)
-        except (FileNotFoundError, ValueError) as err:
-            fail(err)
+        out_dir = summarise_scan(out, n_boot=bootstrap)
         console.print(f"wrote summary.csv, learning curves and compute.csv in {out_dir}")
         return
     own = dict(test_signal=test_signal, test_background=test_background, mixed=data_train,
@@ -632,14 +714,7 @@ def scan(
     if not spec and not (signal or background or own_files):
         raise typer.BadParameter("give --task NAME or --tasks all")
     names = list(TASKS) if spec == "all" else [s.strip() for s in (spec or "").split(",")]
-    try:
-        size_list = [int(n) for n in sizes.split(",")]
-    except ValueError:
-        raise typer.BadParameter(f"--sizes must be integers like 300,1000, got '{sizes}'") from None
-    if min(size_list) < 2:
-        raise typer.BadParameter(f"--sizes must be at least 2 events each, got '{sizes}'")
-    if bootstrap < 0:
-        raise typer.BadParameter(f"--bootstrap must be >= 0, got {bootstrap}")
+    size_list = [int(n) for n in sizes.split(",")]
     mode_list = [m.strip() for m in modes.split(",")]
     models: dict[str, str | None] = {"pretrained": None}
     if source:
@@ -649,22 +724,18 @@ def scan(
         from hepfm.training.user_run import scan_files
         from hepfm.training.userdata import UserInputs
 
-        try:
-            inputs = UserInputs.from_options(signal, background, **own)
-            out_dir = scan_files(inputs, models, size_list, modes.split(","), seeds, out,
-                                 task or "custom", epochs, allow_overlap=allow_overlap)
-        except (HepfmError, ValueError) as err:
-            fail(err)
+        inputs = UserInputs.from_options(signal, background, **own)
+        out_dir = scan_files(inputs, models, size_list, modes.split(","), seeds, out,
+                             task or "custom", epochs, allow_overlap=allow_overlap,
+                             device=resolve_device(device))
         console.print(f"wrote scan.csv, summary.csv and the learning curve in {out_dir}")
         return
     chosen = [_task(task, signal, background)] if signal or background else \
         [get_task(n) for n in names]
-    try:
-        out_dir = scan_tasks(chosen, models, size_list, mode_list, seeds, out,
-                             data, epochs, events_per_process, gen,
-                             allow_overlap=allow_overlap, n_boot=bootstrap)
-    except HepfmError as err:
-        fail(err)
+    out_dir = scan_tasks(chosen, models, size_list, mode_list, seeds, out,
+                         data, epochs, events_per_process, gen,
+                         allow_overlap=allow_overlap, n_boot=bootstrap,
+                         device=resolve_device(device))
     console.print(f"wrote scan.csv, summary.csv, learning curves and compute.csv in {out_dir}")
     console.print((out_dir / "compute.txt").read_text())
 
@@ -680,31 +751,29 @@ def predict(
     head: str = typer.Option(None, help="Head to score [the task head]."),
     branch_map: str = BRANCH_MAP,
     fmt: str = typer.Option("root", "--format", help="root (a friend tree 'hepfm') or "
-                            "parquet."),
-    step_size: int = typer.Option(100_000, help="Entries read per chunk."),
-    batch_size: int = typer.Option(4096, help="Events per forward pass."),
+                            "parquet.", callback=one_of(("root", "parquet"))),
+    step_size: int = typer.Option(PREDICT_DEFAULTS["step_size"], help="Entries read per "
+                                  "chunk.", callback=at_least(1)),
+    batch_size: int = typer.Option(PREDICT_DEFAULTS["batch_size"], help="Events per forward "
+                                   "pass.", callback=at_least(1)),
     force: bool = typer.Option(False, "--force", help="Replace existing outputs."),
-    threads: int = typer.Option(None, help="torch threads [torch's default]."),
+    threads: int = typer.Option(None, help="torch threads [torch's default].",
+                                callback=at_least(1)),
+    device: str = DEVICE,
 ) -> None:
     """Score every event of ROOT files; write the scores as friend trees next to the data."""
     from hepfm.inference import TREE_NAME, predict_files
     from hepfm.training.userdata import expand_files, load_branch_map
 
-    try:
-        if fmt not in ("root", "parquet"):
-            raise HepfmError(f"--format must be root or parquet, got '{fmt}'")
-        if step_size < 1 or batch_size < 1:
-            raise HepfmError("--step-size and --batch-size must be at least 1")
-        _model_dir(model)
-        files = expand_files([*data, *ctx.args], "--data")
-        if threads:
-            import torch
+    _model_dir(model)
+    files = expand_files([*data, *ctx.args], "--data")
+    if threads:
+        import torch
 
-            torch.set_num_threads(threads)
-        outs = predict_files(model, files, out, head, load_branch_map(branch_map), fmt=fmt,
-                             step_size=step_size, batch_size=batch_size, force=force)
-    except HepfmError as err:
-        fail(err)
+        torch.set_num_threads(threads)
+    outs = predict_files(model, files, out, head, load_branch_map(branch_map), fmt=fmt,
+                         step_size=step_size, batch_size=batch_size, force=force,
+                         device=resolve_device(device))
     for f, o in zip(files, outs, strict=True):
         console.print(f"{f} -> {o}", highlight=False)
     if fmt == "root":
@@ -718,16 +787,17 @@ def _model_dir(path: str) -> None:
     from hepfm.hub import CONFIG_NAME
 
     if not os.path.isdir(path):
-        raise HepfmError(f"--model: '{path}' is not a directory (give a run directory of "
-                         "hepfm finetune)")
+        raise ArgumentError(f"--model: '{path}' is not a directory (give a run directory of "
+                            "hepfm finetune)")
     if not os.path.isfile(os.path.join(path, CONFIG_NAME)):
-        raise HepfmError(f"--model: '{path}' has no {CONFIG_NAME}; not a hepfm model directory")
+        raise ArgumentError(f"--model: '{path}' has no {CONFIG_NAME}; not a hepfm model "
+                            "directory")
 
 
 @app.command()
 def export(
     model: str = typer.Option(..., help="Run directory of a trained model."),
-    fmt: str = typer.Option("onnx", "--format", help="onnx."),
+    fmt: str = typer.Option("onnx", "--format", help="onnx.", callback=one_of(("onnx",))),
     out: str = typer.Option(..., help="Output file, e.g. model.onnx."),
     head: str = typer.Option(None, help="Head to export [the task head]."),
     check: bool = typer.Option(True, "--check/--no-check", help="Compare ONNX Runtime with "
@@ -739,26 +809,19 @@ def export(
     from hepfm.hub import load_pretrained
     from hepfm.inference import default_head
 
-    try:
-        if fmt != "onnx":
-            raise HepfmError(f"--format: only onnx is supported, got '{fmt}'")
-        _model_dir(model)
-        m = load_pretrained(model)
-        head = head or default_head(m)
-        path = export_onnx(m, out, head, example_table(16, seed=0), force=force)
-        console.print(f"wrote {path} (head '{head}'; inputs x, edge_index, edge_attr, u, "
-                      "batch: hepfm.export.onnx_inputs(table))", highlight=False)
-        if check:
-            try:
-                rows = check_onnx(m, path, head, [example_table(n, seed=n) for n in
-                                                  (1, 7, 1000)])
-            except ImportError:
-                raise HepfmError("--check needs onnxruntime: pip install 'hepfm[onnx]'") \
-                    from None
-            for n, diff in rows:
-                console.print(f"{n} events: max |onnxruntime - pytorch| = {diff:.2e}")
-    except HepfmError as err:
-        fail(err)
+    _model_dir(model)
+    m = load_pretrained(model)
+    head = head or default_head(m)
+    path = export_onnx(m, out, head, example_table(16, seed=0), force=force)
+    console.print(f"wrote {path} (head '{head}'; inputs x, edge_index, edge_attr, u, "
+                  "batch: hepfm.export.onnx_inputs(table))", highlight=False)
+    if check:
+        try:
+            rows = check_onnx(m, path, head, [example_table(n, seed=n) for n in (1, 7, 1000)])
+        except ImportError:
+            raise MissingExtraError("onnxruntime", "onnx", "--check") from None
+        for n, diff in rows:
+            console.print(f"{n} events: max |onnxruntime - pytorch| = {diff:.2e}")
 
 
 def main() -> None:

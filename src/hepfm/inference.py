@@ -141,10 +141,10 @@ def predict_files(model_dir: str | os.PathLike, files: Sequence[str], out_dir: s
                   head: str | None = None, branch_map: BranchMap = DELPHES,
                   selection: Selection = DEFAULT_SELECTION, fmt: Format = "root",
                   step_size: int = 100_000, batch_size: int = 4096, force: bool = False,
-                  progress: bool = True) -> list[Path]:
+                  progress: bool = True, device: str = "cpu") -> list[Path]:
     """Scores of the model in `model_dir` for every event of `files`, one output per file
-    (see :func:`output_paths`); returns the output paths."""
-    model = load_pretrained(model_dir)
+    (see :func:`output_paths`), computed on the torch `device`; returns the output paths."""
+    model = load_pretrained(model_dir, device=device)
     head = head or default_head(model)
     if head not in model.heads:
         raise HepfmError(f"model '{model_dir}' has no head '{head}'; heads: "

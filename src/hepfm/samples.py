@@ -33,10 +33,13 @@ def missing_processes(data_dir: Path, processes: Iterable[str]) -> list[str]:
     return incomplete_samples(data_dir, processes) if data_dir.is_dir() else list(processes)
 
 
-def generate_command(processes: list[str], events: int, data_dir: Path, seed: int) -> str:
-    """The exact ``hepfm generate`` command that makes the missing files."""
-    return (f"hepfm generate --processes {','.join(processes)} --events {events} "
-            f"--out {data_dir} --seed {seed}")
+def generate_command(processes: list[str], events: int, data_dir: Path, seed: int,
+                     first_chunk: int = 0) -> str:
+    """The exact ``hepfm generate`` command that makes the missing files (`events` per
+    process; ``--first-chunk`` when the sample starts at another chunk than 0)."""
+    start = f" --first-chunk {first_chunk}" if first_chunk else ""
+    return (f"hepfm generate --processes {','.join(processes)} --events-per-process {events} "
+            f"--out {data_dir} --seed {seed}{start}")
 
 
 def distributed_rank() -> int:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hepfm.errors import UnknownNameError
+from hepfm.errors import ArgumentError, UnknownNameError
 from hepfm.processes import get_process
 
 
@@ -47,12 +47,12 @@ def make_task(
 ) -> Task:
     """A new task, checking that every process exists and that both classes are non-empty."""
     if not signal or not background:
-        raise ValueError(f"task '{name}' needs at least one signal and one background process")
+        raise ArgumentError(f"task '{name}' needs at least one signal and one background process")
     for p in (*signal, *background):
         get_process(p)
     overlap = set(signal) & set(background)
     if overlap:
-        raise ValueError(f"task '{name}': {sorted(overlap)} cannot be signal and background")
+        raise ArgumentError(f"task '{name}': {sorted(overlap)} cannot be signal and background")
     return Task(name, tuple(signal), tuple(background), description=description,
                 min_leptons=min_leptons)
 

@@ -58,6 +58,10 @@ class MaskEmbeddings(nn.Module):
         return x, e, u
 
 
+#: Default number of k-means tokens in the MPM codebook.
+CODEBOOK_SIZE = 128
+
+
 class MPMHead(nn.Module):
     """MLP on final node states -> object-type logits, regression values and token logits.
 
@@ -65,7 +69,7 @@ class MPMHead(nn.Module):
     node features; it is all zeros until :func:`hepfm.objectives.mpm.fit_codebook` fills it.
     """
 
-    def __init__(self, n_in: int, codebook_size: int = 128, hidden: int | None = 64,
+    def __init__(self, n_in: int, codebook_size: int = CODEBOOK_SIZE, hidden: int | None = 64,
                  n_features: int = 13, layers: int = 2):
         super().__init__()
         self.codebook_size = int(codebook_size)

@@ -15,8 +15,11 @@ from torch import Tensor
 
 from hepfm.data.features import MET
 
+#: Default fraction of each event's objects that masked particle modeling hides.
+MASK_FRACTION = 0.3
 
-def mask_counts(n_objects: Tensor, fraction: float = 0.3) -> Tensor:
+
+def mask_counts(n_objects: Tensor, fraction: float = MASK_FRACTION) -> Tensor:
     """Number of masked objects per event (int64 ``[B]``) for object counts `n_objects`."""
     if not 0.0 < fraction <= 1.0:
         raise ValueError(f"mask fraction must be in (0, 1], got {fraction}")
@@ -25,7 +28,7 @@ def mask_counts(n_objects: Tensor, fraction: float = 0.3) -> Tensor:
     return torch.where(n_objects > 0, k, torch.zeros_like(k))
 
 
-def mask_nodes(batch: Tensor, node_type: Tensor, fraction: float = 0.3,
+def mask_nodes(batch: Tensor, node_type: Tensor, fraction: float = MASK_FRACTION,
                generator: torch.Generator | None = None, n_events: int | None = None) -> Tensor:
     """Boolean mask ``[N]`` of the nodes to hide (see the module docstring for the rule).
 

@@ -29,7 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hepfm.data.features import MET, NODE_FEATURES, NODE_TYPES
-from hepfm.objectives.masking import mask_nodes
+from hepfm.objectives.masking import MASK_FRACTION, mask_nodes
 
 #: Object types an MPM head predicts (``NODE_TYPES`` without ``met``, which is never masked).
 OBJECT_TYPES: tuple[str, ...] = tuple(t for t in NODE_TYPES if t != "met")
@@ -94,7 +94,7 @@ def node_losses(pred: dict[str, Tensor], targets: dict[str, Tensor]) -> dict[str
 class MaskedParticleObjective:
     """Mask `fraction` of each event's objects and predict them (type plus `targets`)."""
 
-    fraction: float = 0.3
+    fraction: float = MASK_FRACTION
     targets: tuple[str, ...] = TARGETS
     type_weight: float = 1.0
     regression_weight: float = 1.0

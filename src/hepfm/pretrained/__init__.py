@@ -14,6 +14,8 @@ from hepfm.errors import UnknownNameError
 
 #: Where models shipped with the package live, one directory per name.
 PRETRAINED_DIR = Path(__file__).parent
+#: The shipped model that fine-tuning starts from when no other is named.
+DEFAULT_MODEL = "hepfm-small"
 _CONFIG_NAME = "config.yaml"
 
 

@@ -43,7 +43,7 @@ from hepfm.analysis.metrics import (
 )
 from hepfm.atomic import atomic_path, write_text
 from hepfm.data.table import EventTable
-from hepfm.errors import UnknownNameError
+from hepfm.errors import InputDataError, UnknownNameError
 from hepfm.models.foundation import FoundationModel
 from hepfm.tasks import Task
 from hepfm.training.finetune import (
@@ -113,6 +113,10 @@ def read_scan_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
     return pd.read_csv(path, dtype={c: str for c in LABEL_COLUMNS}, keep_default_na=False,
                        na_values={c: ["", "NaN", "nan"] for c in COLUMNS
                                   if c not in LABEL_COLUMNS})
+
+
+class NoScanDirectoryError(InputDataError, FileNotFoundError):
+    """A directory that holds no stored scan runs (no ``runs/``, no ``scan.csv``)."""
 
 
 class ScanStore:
@@ -499,7 +503,8 @@ def load_scan(directory: str | os.PathLike[str]) -> pd.DataFrame:
         return store.rows()
     if store.csv.is_file():
         return read_scan_csv(store.csv)
-    raise FileNotFoundError(f"'{directory}' is no scan directory (no runs/ and no scan.csv)")
+    raise NoScanDirectoryError(f"'{directory}' is no scan directory (no runs/ and no "
+                               "scan.csv)")
 
 
 def _check_unique(frame: pd.DataFrame) -> None:
@@ -507,7 +512,7 @@ def _check_unique(frame: pd.DataFrame) -> None:
     if len(dup):
         first = dup.iloc[0]
         ids = dup[(dup[list(KEY)] == first[list(KEY)]).all(axis=1)]["run_id"].tolist()
-        raise ValueError(
+        raise InputDataError(
             f"the scan directory holds {len(dup)} runs that differ only in their settings, "
             f"e.g. {dict(first[list(KEY)])} in runs {', '.join(map(str, ids))} (another epoch "
             "count, model or data?): keep one set of runs per directory (move the others' "
@@ -532,7 +537,7 @@ def summarise_scan(directory: str | os.PathLike[str], frame: pd.DataFrame | None
     directory = Path(directory)
     frame = load_scan(directory) if frame is None else frame
     if frame.empty:
-        raise ValueError(f"no finished runs in '{directory}'")
+        raise InputDataError(f"no finished runs in '{directory}'")
     try:
         _check_unique(frame)
     except ValueError as err:

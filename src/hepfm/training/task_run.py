@@ -20,6 +20,7 @@ from hepfm.data.datasets import resolve_sources
 from hepfm.errors import HepfmError, UnknownNameError
 from hepfm.hub import available_models, load_pretrained, resolve_model_dir
 from hepfm.models.foundation import FoundationModel
+from hepfm.pretrained import DEFAULT_MODEL
 from hepfm.provenance import check_disjoint, describe_files, pretraining_events
 from hepfm.samples import ensure_task_samples
 from hepfm.tasks import Task
@@ -27,7 +28,6 @@ from hepfm.training.finetune import FinetuneConfig, evaluate, finetune, prepare_
 from hepfm.training.scan import MODEL_FREE_MODES, SCAN_MODES, run_scan, summarise_scan
 from hepfm.training.taskdata import load_task_events, split_task
 
-DEFAULT_MODEL = "hepfm-small"
 DEFAULT_TRAIN_SIZE = 2000
 DEFAULT_EVENTS_PER_PROCESS = 2500
 
@@ -67,8 +67,9 @@ def finetune_task(task: Task, source: str | None = None, mode: str = "full",
                   out: str | Path | None = None, data: str | Path | None = None,
                   events_per_process: int = DEFAULT_EVENTS_PER_PROCESS,
                   generate: bool = False, progress: bool = True,
-                  allow_overlap: bool = False) -> dict[str, Any]:
+                  allow_overlap: bool = False, device: str = "auto") -> dict[str, Any]:
     """Fine-tune on one task, evaluate on its fixed test set, write the run directory.
+    Training runs on `device` (a Lightning accelerator: auto, cpu, cuda, gpu or mps).
 
     The task's events must not be events the model was pretrained on
     (:func:`hepfm.provenance.check_disjoint`); with `allow_overlap` the overlap is recorded
@@ -83,7 +84,8 @@ def finetune_task(task: Task, source: str | None = None, mode: str = "full",
     splits = split_task(table, train_size, seed)
     model = prepare_model(pretrained, "task", mode, seed=seed)
     res = finetune(model, splits.train, splits.val, "task",
-                   FinetuneConfig(mode=mode, epochs=epochs, seed=seed, progress_bar=progress))
+                   FinetuneConfig(mode=mode, epochs=epochs, seed=seed, progress_bar=progress,
+                                  accelerator=device))
     metrics, roc = evaluate(res.model, splits.test, "task")
     out_dir = Path(out or Path("runs") / f"finetune-{task.name}-{mode}-{seed}")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -106,10 +108,11 @@ def scan_tasks(tasks: list[Task], models: dict[str, str | None], sizes: list[int
                modes: list[str], seeds: int, out: str | Path, data: str | Path | None = None,
                epochs: int = 30, events_per_process: int | None = None,
                generate: bool = False, pretrain_seconds: float | None = None,
-               allow_overlap: bool = False, n_boot: int = 1000) -> Path:
+               allow_overlap: bool = False, n_boot: int = 1000, device: str = "auto") -> Path:
     """Learning curves for every task (modes of :data:`~hepfm.training.scan.SCAN_MODES`);
     stores every run in `out` (see :mod:`hepfm.training.scan`), then writes the summary,
-    plots and compute tables of the directory (with `n_boot` test-set resamples)."""
+    plots and compute tables of the directory (with `n_boot` test-set resamples). Networks
+    train on `device` (as in :func:`finetune_task`)."""
     for m in modes:
         if m not in SCAN_MODES:
             raise UnknownNameError("scan mode", m, list(SCAN_MODES))
@@ -126,7 +129,8 @@ def scan_tasks(tasks: list[Task], models: dict[str, str | None], sizes: list[int
                               {models[label]: model for label, model in loaded.items()},
                               allow_overlap)
         frames.append(run_scan(task, path, loaded, sizes, modes, seeds, out_dir,
-                               FinetuneConfig(epochs=epochs), events_per_process))
+                               FinetuneConfig(epochs=epochs, accelerator=device),
+                               events_per_process))
     frame = pd.concat(frames, ignore_index=True)
     costs: float | dict[str, float] = pretrain_seconds if pretrain_seconds is not None else {
         label: _pretrain_seconds(src) or float("nan") for label, src in models.items()}

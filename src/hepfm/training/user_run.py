@@ -70,8 +70,9 @@ def _train(pretrained: Any, splits: UserSplits, mode: str, seed: int, config: Fi
 def finetune_files(inputs: UserInputs, name: str = "custom", source: str | None = None,
                    mode: str = "full", train_size: int | None = None, epochs: int = 30,
                    seed: int = 0, out: str | Path | None = None, progress: bool = True,
-                   allow_overlap: bool = False) -> dict[str, Any]:
-    """Fine-tune on the user's files, evaluate on their test set, write the run directory.
+                   allow_overlap: bool = False, device: str = "auto") -> dict[str, Any]:
+    """Fine-tune on the user's files (on `device`, a Lightning accelerator), evaluate on
+    their test set, write the run directory.
 
     The test and validation events must not be events the model was pretrained on."""
     pretrained = resolve_model(source)
@@ -80,7 +81,8 @@ def finetune_files(inputs: UserInputs, name: str = "custom", source: str | None 
     overlap = check_not_pretrained_on(pretrained, source, [splits.test, splits.val],
                                       allow_overlap)
     res, metrics, roc = _train(pretrained, splits, mode, seed,
-                               FinetuneConfig(epochs=epochs, progress_bar=progress))
+                               FinetuneConfig(epochs=epochs, progress_bar=progress,
+                                              accelerator=device))
     out_dir = Path(out or Path("runs") / f"finetune-{name}-{mode}-{seed}")
     out_dir.mkdir(parents=True, exist_ok=True)
     res.model.save_pretrained(out_dir, task=name, mode=mode, source=str(source),
@@ -106,7 +108,8 @@ def finetune_files(inputs: UserInputs, name: str = "custom", source: str | None 
 
 def scan_files(inputs: UserInputs, models: dict[str, str | None], sizes: list[int],
                modes: list[str], seeds: int, out: str | Path, name: str = "custom",
-               epochs: int = 30, progress: bool = True, allow_overlap: bool = False) -> Path:
+               epochs: int = 30, progress: bool = True, allow_overlap: bool = False,
+               device: str = "auto") -> Path:
     """Learning curves on the user's files: ``scan.csv`` (one row per run, resumable),
     ``summary.csv`` and ``learning_curve_<name>.png`` in `out`."""
     out_dir = Path(out)
@@ -128,7 +131,8 @@ def scan_files(inputs: UserInputs, models: dict[str, str | None], sizes: list[in
         for label, mode, size, seed in tqdm(runs, desc=f"scan {name}", disable=not progress):
             splits = split_user_events(events, test, size, seed)
             source = loaded[label] if label != "none" else next(iter(loaded.values()))
-            res, metrics, _ = _train(source, splits, mode, seed, FinetuneConfig(epochs=epochs))
+            res, metrics, _ = _train(source, splits, mode, seed,
+                                     FinetuneConfig(epochs=epochs, accelerator=device))
             rows.append({"task": name, "model": label, "mode": mode, "train_size": size,
                          "seed": seed, **{k: metrics[k] for k in COLUMNS[5:9]},
                          "train_seconds": res.train_seconds, "epochs": res.epochs_run,

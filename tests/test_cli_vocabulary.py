@@ -1,0 +1,382 @@
+"""One CLI vocabulary (issue 16 item 7): an option name means one thing in every command, the
+defaults shown in ``--help`` are the code's own constants, and every error leaves through
+:class:`hepfm.cli.HepfmGroup` (bad input: one line, exit 2; a bug: one line, exit 1)."""
+
+from __future__ import annotations
+
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+import typer
+from typer.testing import CliRunner
+
+import hepfm.analysis.cka_report
+import hepfm.inference
+import hepfm.training.pretrain
+import hepfm.training.task_run
+from hepfm import cli
+from hepfm.cli import app
+from hepfm.errors import ArgumentError, InputDataError
+
+runner = CliRunner()
+COMMANDS: Any = typer.main.get_command(app)
+#: The commands that run a model, each with the same --device.
+MODEL_COMMANDS = ("pretrain", "finetune", "scan", "cka", "predict")
+
+
+def _option(command: str, name: str) -> Any:
+    params = COMMANDS.commands[command].params
+    return next(p for p in params if p.param_type_name == "option" and name in p.opts)
+
+
+def _one_line_error(args: list[str], *expected: str, status: int = 2) -> str:
+    result = runner.invoke(app, args)
+    out = result.output.strip()
+    assert result.exit_code == status, out
+    assert len(out.splitlines()) == 1 and out.startswith("error: "), out
+    for text in expected:
+        assert text in out, out
+    return out
+
+
+def _default(function: Any, name: str) -> Any:
+    return inspect.signature(function).parameters[name].default
+
+
+# ---------------------------------------------------------------- defaults from the code
+
+
+def test_import_and_help_do_not_import_torch():
+    code = ("import sys\nfrom typer.testing import CliRunner\nfrom hepfm.cli import app\n"
+            "for c in ([], ['generate'], ['pretrain'], ['finetune'], ['scan'], ['cka'], "
+            "['predict'], ['export']):\n"
+            "    assert CliRunner().invoke(app, [*c, '--help']).exit_code == 0, c\n"
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={"PYTHONPATH": ":".join(sys.path), "PATH": ""})
+    assert out.stdout.strip() == "False"
+
+
+def test_restated_constants_equal_the_code():
+    from hepfm.analysis.cka import DEFAULT_RBF_BATCH
+    from hepfm.generate import generate_samples
+    from hepfm.generate.parts import PART_CHUNKS
+    from hepfm.models.masked import CODEBOOK_SIZE, MPMHead
+    from hepfm.objectives.masking import MASK_FRACTION
+    from hepfm.objectives.mpm import MaskedParticleObjective
+    from hepfm.training.finetune import FinetuneConfig, FineTuner
+    from hepfm.training.task_run import finetune_task, scan_tasks
+    from hepfm.training.user_run import finetune_files, scan_files
+
+    run = hepfm.training.task_run
+    code = {"train_size": run.DEFAULT_TRAIN_SIZE,
+            "events_per_process": run.DEFAULT_EVENTS_PER_PROCESS,
+            "epochs": FinetuneConfig().epochs, "bootstrap": _default(scan_tasks, "n_boot")}
+    assert code == cli.TASK_DEFAULTS
+    for f in (finetune_task, scan_tasks, finetune_files, scan_files):
+        assert _default(f, "epochs") == cli.TASK_DEFAULTS["epochs"], f
+    assert _default(finetune_task, "train_size") == run.DEFAULT_TRAIN_SIZE
+    assert _default(finetune_task, "events_per_process") == run.DEFAULT_EVENTS_PER_PROCESS
+    assert {"fraction": MASK_FRACTION, "codebook_size": CODEBOOK_SIZE} == cli.MPM_DEFAULTS
+    assert MaskedParticleObjective().fraction == MASK_FRACTION
+    assert MPMHead(8).codebook_size == CODEBOOK_SIZE
+    code = {k: _default(hepfm.inference.predict_files, k) for k in ("step_size", "batch_size")}
+    assert code == cli.PREDICT_DEFAULTS
+    code = {"events": _default(hepfm.analysis.cka_report.cka_report, "events"),
+            "rbf_batch": DEFAULT_RBF_BATCH}
+    assert code == cli.CKA_DEFAULTS
+    code = {"chunk_size": _default(generate_samples, "chunk_size"), "part_chunks": PART_CHUNKS}
+    assert code == cli.GENERATE_DEFAULTS
+    assert _default(generate_samples, "part_chunks") == PART_CHUNKS
+    assert run.DEFAULT_MODEL == cli.DEFAULT_MODEL == _default(FineTuner, "pretrained")
+
+
+def _help(command: str) -> str:
+    result = runner.invoke(app, [command, "--help"], terminal_width=300)
+    assert result.exit_code == 0
+    return " ".join(result.output.split())  # one line: wrapping does not matter
+
+
+def test_help_shows_the_code_defaults():
+    from hepfm.analysis.cka import DEFAULT_RBF_BATCH
+    from hepfm.models.masked import CODEBOOK_SIZE
+    from hepfm.objectives.masking import MASK_FRACTION
+    from hepfm.pretrained import DEFAULT_MODEL
+    from hepfm.training.pretrain import DEFAULTS
+    from hepfm.training.task_run import DEFAULT_EVENTS_PER_PROCESS, DEFAULT_TRAIN_SIZE
+
+    shown = {  # (command, option): what --help shows as its default
+        ("pretrain", "--events-per-process"): f"[{DEFAULTS['events_per_process']}]",
+        ("pretrain", "--epochs"): f"[{DEFAULTS['epochs']}]",
+        ("pretrain", "--batch-size"): f"[{DEFAULTS['batch_size']}]",
+        ("pretrain", "--seed"): f"[{DEFAULTS['seed']}]",
+        ("pretrain", "--processes"): f"[{DEFAULTS['processes']}]",
+        ("pretrain", "--objective"): f"[{DEFAULTS['objective']}]",
+        ("pretrain", "--mask-fraction"): f"[{MASK_FRACTION}]",
+        ("pretrain", "--codebook-size"): f"[{CODEBOOK_SIZE}]",
+        ("finetune", "--from"): f"[{DEFAULT_MODEL}]",
+        ("finetune", "--train-size"): f"[{DEFAULT_TRAIN_SIZE};",
+        ("scan", "--from"): f"[{DEFAULT_MODEL}]",
+        ("cka", "--batch-size"): f"{DEFAULT_RBF_BATCH} for rbf]",
+    }
+    for (command, name), text in shown.items():
+        assert text in _option(command, name).help, (command, name)
+        # shown literally (rich markup once swallowed "[hepfm-small]" as a tag)
+        assert f"{name} " in _help(command) and text in _help(command), (command, name)
+    defaults = {
+        ("finetune", "--epochs"): _default(hepfm.training.task_run.finetune_task, "epochs"),
+        ("finetune", "--events-per-process"): DEFAULT_EVENTS_PER_PROCESS,
+        ("scan", "--epochs"): _default(hepfm.training.task_run.scan_tasks, "epochs"),
+        ("scan", "--bootstrap"): _default(hepfm.training.task_run.scan_tasks, "n_boot"),
+        ("predict", "--batch-size"): _default(hepfm.inference.predict_files, "batch_size"),
+        ("predict", "--step-size"): _default(hepfm.inference.predict_files, "step_size"),
+        ("cka", "--events"): _default(hepfm.analysis.cka_report.cka_report, "events"),
+    }
+    for (command, name), value in defaults.items():
+        assert _option(command, name).default == value, (command, name)
+        assert f"[default: {value}]" in _help(command), (command, name)
+
+
+# ---------------------------------------------------------------- one meaning per name
+
+
+def test_seed_defaults_to_0_everywhere():
+    from hepfm.training.finetune import FinetuneConfig
+    from hepfm.training.pretrain import DEFAULTS
+
+    assert cli.SEED == DEFAULTS["seed"] == FinetuneConfig().seed == 0
+    assert _default(hepfm.training.task_run.finetune_task, "seed") == cli.SEED
+    assert _default(hepfm.analysis.cka_report.cka_report, "seed") == cli.SEED
+    with_seed = [name for name, c in COMMANDS.commands.items()
+                 if any("--seed" in p.opts for p in c.params)]
+    assert {"generate", "cka", "pretrain", "finetune"} <= set(with_seed)
+    for name in with_seed:
+        option = _option(name, "--seed")
+        assert option.default == cli.SEED or f"[{cli.SEED}]" in option.help, name
+
+
+def test_every_model_command_takes_the_same_device_option():
+    options = [_option(c, "--device") for c in MODEL_COMMANDS]
+    for o in options:
+        assert o.default == "auto" and o.help == options[0].help, o
+    for value in ("auto", "cpu", "cuda", "gpu", "mps"):  # the choices of pretrain everywhere
+        assert value in options[0].help
+    for c in MODEL_COMMANDS:
+        _one_line_error([c, "--device", "tpu"], "'--device': 'tpu' is not one of auto, cpu")
+
+
+def test_events_per_process_is_per_process_and_events_is_a_total():
+    per_process = [name for name, c in COMMANDS.commands.items()
+                   if any("--events-per-process" in p.opts for p in c.params)]
+    assert set(per_process) == {"generate", "pretrain", "finetune", "scan"}
+    for name in per_process:
+        assert "per process" in _option(name, "--events-per-process").help.lower(), name
+    events = [name for name, c in COMMANDS.commands.items()
+              if any("--events" in p.opts and not p.hidden for p in c.params)]
+    assert events == ["cka"] and "in all" in _option("cka", "--events").help
+    assert _option("generate", "--events").hidden  # the deprecated alias
+    assert "--events " not in _help("generate")
+
+
+def _resolved(device: str) -> str:
+    return "cuda" if device in ("auto", "gpu") and torch.cuda.is_available() else \
+        ("cpu" if device == "auto" else device)
+
+
+class _Reached(Exception):
+    """Raised by a stand-in once it has recorded its arguments."""
+
+
+@pytest.fixture
+def recorded(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """Stand-ins for the functions each command runs: they record their keyword arguments."""
+    seen: dict[str, Any] = {}
+
+    def recorder(name: str):
+        def record(*args: Any, **kwargs: Any) -> Any:
+            seen[name] = kwargs
+            raise _Reached(name)
+        return record
+
+    monkeypatch.setattr(hepfm.training.pretrain, "pretrain", recorder("pretrain"))
+    monkeypatch.setattr(hepfm.training.task_run, "finetune_task", recorder("finetune"))
+    monkeypatch.setattr(hepfm.training.task_run, "scan_tasks", recorder("scan"))
+    monkeypatch.setattr(hepfm.analysis.cka_report, "cka_report", recorder("cka"))
+    monkeypatch.setattr(hepfm.inference, "predict_files", recorder("predict"))
+    return seen
+
+
+def test_device_reaches_the_code_that_runs_the_model(recorded, tmp_path: Path):
+    model = tmp_path / "model"
+    model.mkdir()
+    (model / "config.yaml").write_text("{}\n")
+    data = tmp_path / "x.root"
+    data.write_bytes(b"")
+    argv = {"pretrain": ["pretrain"], "finetune": ["finetune", "--task", "ttH_vs_tt"],
+            "scan": ["scan", "--task", "ttH_vs_tt"], "cka": ["cka", "--a", "x", "--b", "y"],
+            "predict": ["predict", "--model", str(model), "--data", str(data), "--out",
+                        str(tmp_path / "out")]}
+    for command, args in argv.items():
+        for device in ("auto", "cpu"):
+            result = runner.invoke(app, [*args, "--device", device, "--debug"])
+            assert isinstance(result.exception, _Reached), (command, result.output)
+            assert recorded[command]["device"] == _resolved(device), (command, device)
+
+
+def test_finetune_trains_on_the_device_given(generated_dir: Path, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch):
+    from hepfm.models.foundation import FoundationModel, ModelConfig
+
+    small = FoundationModel(ModelConfig(hidden=8, blocks=1, head_hidden=8))
+    small.save_pretrained(tmp_path / "m")
+    configs = []
+
+    def finetune(model, train, val, head, config, **kwargs):
+        configs.append(config)
+        raise _Reached("finetune")
+
+    monkeypatch.setattr(hepfm.training.task_run, "finetune", finetune)
+    with pytest.raises(_Reached):
+        hepfm.training.task_run.finetune_task(
+            hepfm.tasks.get_task("ttH_vs_tt"), str(tmp_path / "m"), train_size=40,
+            data=generated_dir, events_per_process=200, progress=False, device="cpu",
+            allow_overlap=True)
+    assert configs[0].accelerator == "cpu"
+    with pytest.raises(_Reached):  # the Python default is unchanged: Lightning's auto
+        hepfm.training.task_run.finetune_task(
+            hepfm.tasks.get_task("ttH_vs_tt"), str(tmp_path / "m"), train_size=40,
+            data=generated_dir, events_per_process=200, progress=False, allow_overlap=True)
+    assert configs[1].accelerator == "auto"
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_device_torch_does_not_see_is_exit_2(recorded):
+    for command in (["finetune", "--task", "ttH_vs_tt"], ["cka", "--a", "x", "--b", "y"]):
+        _one_line_error([*command, "--device", "cuda"], "--device cuda: torch sees no CUDA GPU")
+    assert not recorded
+
+
+# ---------------------------------------------------------------- generate --events
+
+
+DEPRECATED = "warning: --events is deprecated in hepfm generate; use --events-per-process"
+
+
+def test_generate_events_is_a_deprecated_alias(tmp_path: Path):
+    pytest.importorskip("pythia8mc")
+    pytest.importorskip("fastjet")
+    common = ["generate", "--processes", "tt", "--no-mpi", "--chunk-size", "5", "--seed", "3"]
+    old = runner.invoke(app, [*common, "--events", "5", "--out", str(tmp_path / "old")])
+    new = runner.invoke(app, [*common, "--events-per-process", "5", "--out",
+                              str(tmp_path / "new")])
+    assert old.exit_code == 0 and new.exit_code == 0, old.output + new.output
+    assert old.stderr.splitlines().count(DEPRECATED) == 1
+    assert "deprecated" not in new.stderr
+    import awkward as ak
+    import uproot
+
+    branches = ["Jet.PT", "MissingET.MET"]
+    with uproot.open(tmp_path / "old" / "tt.root") as a, \
+            uproot.open(tmp_path / "new" / "tt.root") as b:
+        old_events, new_events = a["Delphes"].arrays(branches), b["Delphes"].arrays(branches)
+    assert len(old_events) == 5
+    for name in branches:  # the same events
+        assert ak.to_list(old_events[name]) == ak.to_list(new_events[name])
+
+
+def test_generate_events_errors(tmp_path: Path):
+    out = ["--out", str(tmp_path / "g")]
+    _one_line_error(["generate", "--events", "5", "--events-per-process", "5", *out],
+                    "give --events-per-process only", "deprecated")
+    _one_line_error(["generate", *out], "needs --events-per-process")
+    _one_line_error(["generate", "--events-per-process", "0", *out],
+                    "'--events-per-process': must be at least 1")
+    _one_line_error(["generate", "--events-per-process", "5", "--seed", "-1", *out], "'--seed'")
+    _one_line_error(["generate", "--events-per-process", "5", "--processes", ",", *out],
+                    "'--processes': no process given")
+    missing = tmp_path / "no-such-detector.yaml"
+    _one_line_error(["generate", "--events-per-process", "5", "--detector", str(missing), *out],
+                    "'--detector'", str(missing))
+    assert not (tmp_path / "g").exists()
+
+
+def test_the_printed_generate_command_uses_the_new_names(tmp_path: Path):
+    from hepfm.samples import generate_command
+
+    assert generate_command(["tt", "ttH"], 20, tmp_path, 1) == \
+        f"hepfm generate --processes tt,ttH --events-per-process 20 --out {tmp_path} --seed 1"
+    assert generate_command(["tt"], 20, tmp_path, 1, first_chunk=1_000_000).endswith(
+        "--seed 1 --first-chunk 1000000")
+
+
+# ---------------------------------------------------------------- one error path
+
+
+def test_no_command_catches_errors_itself():
+    source = Path(cli.__file__).read_text()
+    body = source[source.index("@app.command()"):]
+    assert "except (HepfmError" not in body and "fail(err)" not in body
+
+
+def test_bad_input_is_one_line_exit_2(tmp_path: Path, recorded):
+    no_model = tmp_path / "no-model"
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    root = tmp_path / "a.root"
+    root.write_bytes(b"")
+    cases = [
+        (["scan", "--summarise-only", "--out", str(tmp_path / "no-scan")],
+         "no-scan' is no scan directory"),
+        (["scan", "--summarise-only", "--out", str(empty)], "is no scan directory"),
+        (["scan", "--task", "ttH_vs_tt", "--bootstrap", "-1"], "'--bootstrap'"),
+        (["predict", "--model", str(no_model), "--data", str(root), "--out", str(tmp_path)],
+         "--model:", "is not a directory"),
+        (["predict", "--model", str(empty), "--data", str(root), "--out", str(tmp_path)],
+         "--model:", "has no config.yaml"),
+        (["predict", "--model", str(empty), "--data", str(root), "--out", str(tmp_path),
+          "--format", "csv"], "'--format': 'csv' is not one of root or parquet"),
+        (["predict", "--model", str(empty), "--data", str(root), "--out", str(tmp_path),
+          "--batch-size", "0"], "'--batch-size': must be at least 1"),
+        (["export", "--model", str(no_model), "--out", str(tmp_path / "m.onnx")],
+         "--model:", "is not a directory"),
+        (["export", "--model", str(empty), "--out", str(tmp_path / "m.onnx"), "--format",
+          "tflite"], "'--format': 'tflite' is not one of"),
+        (["cka", "--a", "x"], "give two runs with --a and --b"),
+        (["cka", "--group-a", "x", "--group-b", "y", "--labels", "one"], "--labels takes two"),
+        (["cka", "--group-a", "x", "--b", "y"], "group mode takes --group-a and --group-b"),
+        (["cka", "--a", "x", "--b", "y", "--events", "3"], "'--events': must be at least 4"),
+        (["cka", "--a", "x", "--b", "y", "--processes", "ttX"], "unknown process 'ttX'"),
+        (["finetune", "--signal", "ttH", "--background", "ttH,tt"],
+         "['ttH'] cannot be signal and background"),
+        (["finetune", "--signal", "ttH"], "give both --signal and --background"),
+        (["check", str(tmp_path / "nowhere")], "is not a directory"),
+    ]
+    for args, *expected in cases:
+        _one_line_error(args, *expected)
+    assert not recorded  # nothing got as far as running
+
+
+def test_library_errors_stay_value_errors(tmp_path: Path):
+    from hepfm.tasks import make_task
+    from hepfm.training.scan import summarise_scan
+
+    with pytest.raises(ArgumentError) as err:
+        make_task("t", ["tt"], ["tt"])
+    assert isinstance(err.value, ValueError)
+    with pytest.raises(InputDataError) as err:
+        summarise_scan(tmp_path)
+    assert isinstance(err.value, FileNotFoundError) and isinstance(err.value, ValueError)
+
+
+def test_a_plain_value_error_is_a_bug(monkeypatch: pytest.MonkeyPatch):
+    def bug(*args, **kwargs):
+        raise ValueError("an internal check failed")
+
+    monkeypatch.setattr(hepfm.training.task_run, "finetune_task", bug)
+    _one_line_error(["finetune", "--task", "ttH_vs_tt", "--device", "cpu"],
+                    "internal error: ValueError: an internal check failed", "--debug", status=1)
