@@ -1,14 +1,14 @@
 """Generation benchmark: events/s per core per process, and where the time goes.
 
-For each process one chunk of ``--events`` events is generated in this (single) process and
+For each process one chunk of ``--events-per-process`` events is generated in this (single) process and
 timed by stage (wall clock; the CPU time of the whole chunk is reported too, as this is
 a shared machine): Pythia (including its ~0.3 s initialisation), detector objects (electrons,
 muons, photons, MET, truth record), jets (FastJet clustering, smearing, b-tagging) and
 writing (uproot ``extend`` and close). Prints a table and writes
 ``benchmarks/results/generation.md`` and ``generation.csv``.
 
-    .venv/bin/python benchmarks/generation.py --events 300            # MPI on (the default)
-    .venv/bin/python benchmarks/generation.py --events 300 --no-mpi
+    .venv/bin/python benchmarks/generation.py --events-per-process 300           # MPI on
+    .venv/bin/python benchmarks/generation.py --events-per-process 300 --no-mpi
 """
 
 from __future__ import annotations
@@ -48,7 +48,8 @@ def bench_process(name: str, events: int, mpi: bool, seed: int, out: Path) -> di
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=300)
+    parser.add_argument("--events-per-process", "--events", dest="events", type=int,
+                        default=300, help="events per process (--events: its former name)")
     parser.add_argument("--processes", default="everything")
     parser.add_argument("--mpi", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--seed", type=int, default=1)
@@ -94,7 +95,7 @@ def main() -> None:
     tag = "" if args.mpi else "_nompi"
     (out / f"generation{tag}.md").write_text(
         f"# Generation benchmark{' (MPI off)' if not args.mpi else ''}\n\n{info}.\n\n"
-        f"`.venv/bin/python benchmarks/generation.py --events {args.events}"
+        f"`.venv/bin/python benchmarks/generation.py --events-per-process {args.events}"
         f"{'' if args.mpi else ' --no-mpi'}`\n\n{table}\n\n{summary}\n")
     with open(out / f"generation{tag}.csv", "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))

@@ -380,3 +380,41 @@ def test_a_plain_value_error_is_a_bug(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(hepfm.training.task_run, "finetune_task", bug)
     _one_line_error(["finetune", "--task", "ttH_vs_tt", "--device", "cpu"],
                     "internal error: ValueError: an internal check failed", "--debug", status=1)
+
+
+DOCS = [Path(__file__).parents[1] / p for p in ("README.md", "data/README.md")] + sorted(
+    (Path(__file__).parents[1] / "docs").glob("*.md"))
+
+
+def _documented_commands() -> list[tuple[str, str, list[str]]]:
+    """``(file, command, options)`` of every ``hepfm COMMAND ...`` line in the docs' shell
+    code blocks (continuation lines joined)."""
+    import re
+
+    found = []
+    for path in DOCS:
+        lines: list[str] = []
+        fence: str | None = None  # the opening fence of the block we are in
+        block: list[str] = []
+        for line in path.read_text().splitlines():
+            if line.startswith("```"):
+                if fence in ("```bash", "```sh", "```"):
+                    lines += "\n".join(block).replace("\\\n", " ").splitlines()
+                fence, block = (line.strip() if fence is None else None), []
+            elif fence is not None:
+                block.append(line)
+        for line in lines:
+            for m in re.finditer(r"(?:^|[\s;&|(])hepfm ([a-z]+)([^|;&#)]*)", line.strip()):
+                if m.group(1) in COMMANDS.commands:
+                    found.append((path.name, m.group(1),
+                                  re.findall(r"(--[a-z][a-z-]*)", m.group(2))))
+    return found
+
+
+def test_documented_commands_use_current_option_names():
+    documented = _documented_commands()
+    assert any(c == "generate" and "--events-per-process" in o for _, c, o in documented)
+    for where, command, options in documented:
+        known = {o for p in COMMANDS.commands[command].params if not getattr(p, "hidden", False)
+                 for o in [*p.opts, *p.secondary_opts]} | {"--help", "--debug"}
+        assert set(options) <= known, (where, command, set(options) - known)
