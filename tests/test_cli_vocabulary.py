@@ -234,6 +234,10 @@ def test_finetune_trains_on_the_device_given(generated_dir: Path, tmp_path: Path
 
     small = FoundationModel(ModelConfig(hidden=8, blocks=1, head_hidden=8))
     small.save_pretrained(tmp_path / "m")
+    samples = tmp_path / "samples"  # links: the task run's .cache stays out of the shared one
+    samples.mkdir()
+    for f in generated_dir.iterdir():
+        (samples / f.name).symlink_to(f)
     configs = []
 
     def finetune(model, train, val, head, config, **kwargs):
@@ -244,13 +248,13 @@ def test_finetune_trains_on_the_device_given(generated_dir: Path, tmp_path: Path
     with pytest.raises(_Reached):
         hepfm.training.task_run.finetune_task(
             hepfm.tasks.get_task("ttH_vs_tt"), str(tmp_path / "m"), train_size=40,
-            data=generated_dir, events_per_process=200, progress=False, device="cpu",
+            data=samples, events_per_process=200, progress=False, device="cpu",
             allow_overlap=True)
     assert configs[0].accelerator == "cpu"
     with pytest.raises(_Reached):  # the Python default is unchanged: Lightning's auto
         hepfm.training.task_run.finetune_task(
             hepfm.tasks.get_task("ttH_vs_tt"), str(tmp_path / "m"), train_size=40,
-            data=generated_dir, events_per_process=200, progress=False, allow_overlap=True)
+            data=samples, events_per_process=200, progress=False, allow_overlap=True)
     assert configs[1].accelerator == "auto"
 
 
