@@ -15,9 +15,9 @@ from hepfm.data.normalization import FeatureStats
 from hepfm.errors import InputDataError
 from hepfm.hub import load_pretrained
 from hepfm.models.foundation import FoundationModel, ModelConfig
+from hepfm.taskdata import load_task_events
 from hepfm.tasks import get_task, make_task
 from hepfm.training.scan import compute_accounting
-from hepfm.training.taskdata import load_task_events
 
 runner = CliRunner()
 

@@ -652,10 +652,13 @@ def scan(
         try:
             inputs = UserInputs.from_options(signal, background, **own)
             out_dir = scan_files(inputs, models, size_list, modes.split(","), seeds, out,
-                                 task or "custom", epochs, allow_overlap=allow_overlap)
+                                 task or "custom", epochs, allow_overlap=allow_overlap,
+                                 n_boot=bootstrap)
         except (HepfmError, ValueError) as err:
             fail(err)
-        console.print(f"wrote scan.csv, summary.csv and the learning curve in {out_dir}")
+        console.print(f"wrote scan.csv, summary.csv, learning curves and compute.csv in "
+                      f"{out_dir}")
+        console.print((out_dir / "compute.txt").read_text())
         return
     chosen = [_task(task, signal, background)] if signal or background else \
         [get_task(n) for n in names]

@@ -33,10 +33,12 @@ def missing_processes(data_dir: Path, processes: Iterable[str]) -> list[str]:
     return incomplete_samples(data_dir, processes) if data_dir.is_dir() else list(processes)
 
 
-def generate_command(processes: list[str], events: int, data_dir: Path, seed: int) -> str:
+def generate_command(processes: list[str], events: int, data_dir: Path, seed: int,
+                     first_chunk: int = 0) -> str:
     """The exact ``hepfm generate`` command that makes the missing files."""
     return (f"hepfm generate --processes {','.join(processes)} --events {events} "
-            f"--out {data_dir} --seed {seed}")
+            f"--out {data_dir} --seed {seed}"
+            + (f" --first-chunk {first_chunk}" if first_chunk else ""))
 
 
 def distributed_rank() -> int:
@@ -63,7 +65,8 @@ def ensure_samples(processes: Iterable[str], data_dir: str | os.PathLike[str] | 
             raise InputDataError(
                 f"no complete sample in '{data}' for {len(missing)} process(es): "
                 f"{', '.join(missing)} (see: hepfm check {data}). Make them with: "
-                f"{generate_command(missing, events, data, seed)} (or add --generate)")
+                f"{generate_command(missing, events, data, seed, first_chunk)} "
+                "(or add --generate)")
         try:
             import fastjet  # noqa: F401
             import pythia8mc  # noqa: F401
