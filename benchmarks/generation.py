@@ -1,8 +1,8 @@
 """Generation benchmark: events/s per core per process, and where the time goes.
 
-For each process one chunk of ``--events-per-process`` events is generated in this (single) process and
-timed by stage (wall clock; the CPU time of the whole chunk is reported too, as this is
-a shared machine): Pythia (including its ~0.3 s initialisation), detector objects (electrons,
+For each process one chunk of ``--events-per-process`` events is generated in this (single)
+process and timed by stage (wall clock; the CPU time of the whole chunk is reported too, as this
+is a shared machine): Pythia (including its ~0.3 s initialisation), detector objects (electrons,
 muons, photons, MET, truth record), jets (FastJet clustering, smearing, b-tagging) and
 writing (uproot ``extend`` and close). Prints a table and writes
 ``benchmarks/results/generation.md`` and ``generation.csv``.

@@ -32,8 +32,7 @@ off here for speed."""),
     ("code", """from hepfm.generate import generate_samples
 from hepfm.processes import PRETRAINING
 
-files = generate_samples([*PRETRAINING, "tt_highmass"], EVENTS, WORK / "data", seed=1,
-                         workers=2, mpi=False)
+files = generate_samples(PRETRAINING, EVENTS, WORK / "data", seed=1, workers=2, mpi=False)
 print(len(files), "files, e.g.", files[0])"""),
     ("code", """import awkward as ak
 import uproot
@@ -61,19 +60,19 @@ result = pretrain("all", "multiclass", WORK / "data", WORK / "pretrain", EVENTS,
                   model_config={"hidden": 32, "blocks": 2})
 print(result.summary())"""),
     ("markdown", """## 4. Fine-tune on ttH vs tt, against training from scratch
-The test set of a task is fixed, whatever the training size or seed."""),
-    ("code", """from hepfm import load_pretrained
-from hepfm.tasks import get_task
-from hepfm.training.finetune import FineTuner
-from hepfm.training.taskdata import load_task_events, split_task
+Task events come from another part of the generator's seed stream (made here if missing),
+so no test event is one the model was pretrained on; `pretrained=model` checks that. The
+test set of a task is fixed, whatever the training size or seed."""),
+    ("code", """import hepfm
 
-model = load_pretrained(WORK / "pretrain")
-task = get_task("ttH_vs_tt")
-splits = split_task(load_task_events(task, WORK / "data"), train_size=TRAIN_SIZE // 3, seed=0)
+model = hepfm.load_pretrained(WORK / "pretrain")
+task = hepfm.get_task("ttH_vs_tt")
+events = hepfm.load_task_events(task, WORK / "tasks", EVENTS, generate=True, pretrained=model)
+splits = hepfm.split_task(events, train_size=TRAIN_SIZE // 3, seed=0)
 
 tuned = {}
 for mode in ("scratch", "full", "frozen"):
-    tuned[mode] = FineTuner(model, mode=mode, epochs=10).fit(splits.train, splits.val)
+    tuned[mode] = hepfm.FineTuner(model, mode=mode, epochs=10).fit(splits.train, splits.val)
     print(f"{mode:8s}", {k: round(v, 3) for k, v in tuned[mode].evaluate(splits.test).items()})"""),
     ("markdown", """## 5. Look inside with CKA
 Layer-by-layer similarity of the fine-tuned and the from-scratch models on the same events."""),
@@ -90,7 +89,7 @@ Same-stage CKA between independent scratch trainings says whether they converge 
 solution."""),
     ("code", """from hepfm.analysis.cka import cka_diagonal
 
-scratch_2 = FineTuner(model, mode="scratch", epochs=10, seed=1).fit(splits.train, splits.val)
+scratch_2 = hepfm.FineTuner(model, mode="scratch", epochs=10, seed=1).fit(splits.train, splits.val)
 reps["scratch_2"] = extract_representations(scratch_2.model, events)
 print("fine-tuned vs scratch:", cka_diagonal(matrix).round(2).to_dict())
 print("scratch vs scratch:   ",

@@ -68,7 +68,7 @@ def test_restated_constants_equal_the_code():
     from hepfm.generate.parts import PART_CHUNKS
     from hepfm.models.masked import CODEBOOK_SIZE, MPMHead
     from hepfm.objectives.masking import MASK_FRACTION
-    from hepfm.objectives.mpm import MaskedParticleObjective
+    from hepfm.objectives.mpm import MPM_DEFAULTS, MaskedParticleObjective
     from hepfm.training.finetune import FinetuneConfig, FineTuner
     from hepfm.training.task_run import finetune_task, scan_tasks
     from hepfm.training.user_run import finetune_files, scan_files
@@ -83,6 +83,7 @@ def test_restated_constants_equal_the_code():
     assert _default(finetune_task, "train_size") == run.DEFAULT_TRAIN_SIZE
     assert _default(finetune_task, "events_per_process") == run.DEFAULT_EVENTS_PER_PROCESS
     assert {"fraction": MASK_FRACTION, "codebook_size": CODEBOOK_SIZE} == cli.MPM_DEFAULTS
+    assert {k: MPM_DEFAULTS[k] for k in cli.MPM_DEFAULTS} == cli.MPM_DEFAULTS  # pretrain's
     assert MaskedParticleObjective().fraction == MASK_FRACTION
     assert MPMHead(8).codebook_size == CODEBOOK_SIZE
     code = {k: _default(hepfm.inference.predict_files, k) for k in ("step_size", "batch_size")}

@@ -115,8 +115,8 @@ def test_cp_samples_differ_in_the_decay_plane_angle():
 
 
 def test_cp_task_keeps_only_four_lepton_events(generated_dir: Path):
+    from hepfm.taskdata import lepton_counts, load_task_events
     from hepfm.tasks import get_task
-    from hepfm.training.taskdata import lepton_counts, load_task_events
 
     task = get_task("H4l_CPodd_vs_CPeven")
     table = load_task_events(task, generated_dir)

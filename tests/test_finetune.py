@@ -10,8 +10,8 @@ from hepfm.data.normalization import FeatureStats
 from hepfm.data.table import EventTable
 from hepfm.errors import InputDataError, UnknownNameError
 from hepfm.models.foundation import FoundationModel, ModelConfig
+from hepfm.taskdata import split_task
 from hepfm.training.finetune import FinetuneConfig, FineTuner, finetune, prepare_model
-from hepfm.training.taskdata import split_task
 
 TINY = ModelConfig(hidden=16, blocks=1, head_hidden=16, dropout=0.0)
 

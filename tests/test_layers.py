@@ -1,8 +1,8 @@
 """The import graph of src/hepfm: no cycle, and no arrow up across the layers.
 
 Read with :mod:`ast` (nothing is imported), counting imports inside functions too: a lazy
-import is still a dependency. Layers, top down: cli, training, analysis, samples, provenance,
-objectives, hub, models, generate, data (docs/architecture.md).
+import is still a dependency. Layers, top down: cli, training, analysis, taskdata, samples,
+provenance, objectives, hub, models, generate, data (docs/architecture.md).
 """
 
 from __future__ import annotations
@@ -115,7 +115,7 @@ def test_no_arrow_up(lower, upper):
 
 
 #: The layers of docs/architecture.md, top first.
-LAYERS = ("hepfm.cli", "hepfm.training", "hepfm.analysis", "hepfm.samples",
+LAYERS = ("hepfm.cli", "hepfm.training", "hepfm.analysis", "hepfm.taskdata", "hepfm.samples",
           "hepfm.provenance", "hepfm.objectives", "hepfm.hub", "hepfm.models", "hepfm.generate",
           "hepfm.data")
 

@@ -21,9 +21,9 @@ from hepfm.models import FoundationModel, ModelConfig
 from hepfm.objectives.combined import PretrainObjective
 from hepfm.objectives.masking import mask_counts, mask_nodes
 from hepfm.objectives.mpm import MaskedParticleObjective, fit_codebook, mpm_targets
+from hepfm.taskdata import split_task
 from hepfm.training.finetune import FinetuneConfig, finetune, prepare_model
 from hepfm.training.module import PretrainModule
-from hepfm.training.taskdata import split_task
 from tests.synthetic_graphs import make_batch
 from tests.test_finetune import synthetic_table
 

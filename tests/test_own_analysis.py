@@ -164,14 +164,36 @@ def test_finetune_own_files_explicit_test_set_never_trained_on(toy_dir, tiny_mod
 
 
 def test_scan_own_files(toy_dir, tiny_model, tmp_path):
-    res = runner.invoke(app, ["scan", "--task", "toy", "--from", str(tiny_model),
-                              "--data-train", f"{toy_dir}/*/*_0.root,{toy_dir}/*/*_1.root",
-                              "--label-branch", "is_signal", "--sizes", "200",
-                              "--modes", "frozen", "--seeds", "1", "--epochs", "1",
-                              "--out", str(tmp_path / "scan")])
+    """Own-file scans are built-in scans: the BDT baseline, one stored run each (resumed,
+    not rerun), stored test scores and weights, bootstrap intervals of the weighted AUC."""
+    import pandas as pd
+
+    from hepfm.training.scan import ScanStore
+
+    args = ["scan", "--task", "toy", "--from", str(tiny_model),
+            "--data-train", f"{toy_dir}/*/*_0.root,{toy_dir}/*/*_1.root",
+            "--label-branch", "is_signal", "--weight-branch", "weight", "--sizes", "200",
+            "--modes", "bdt,frozen", "--seeds", "1", "--epochs", "1", "--bootstrap", "50",
+            "--out", str(tmp_path / "scan")]
+    res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
-    rows = (tmp_path / "scan" / "scan.csv").read_text().splitlines()
-    assert len(rows) == 2 and rows[1].startswith("toy,pretrained,frozen,200,0,")
+    frame = pd.read_csv(tmp_path / "scan" / "scan.csv")
+    assert sorted(zip(frame["model"], frame["mode"], strict=True)) == [
+        ("none", "bdt"), ("pretrained", "frozen")]
+    assert (frame["train_events"] == 200).all() and frame["test_events"].nunique() == 1
+    store = ScanStore(tmp_path / "scan")
+    test = np.load(store.test_path("toy", frame["test_id"][0]))
+    for rid, auc in zip(frame["run_id"], frame["auc"], strict=True):  # the weighted AUC
+        scores = np.load(store.score_path("toy", rid))
+        assert auc == pytest.approx(binary_metrics(test["y"], scores,
+                                                   sample_weight=test["weight"])["auc"])
+    assert np.ptp(test["weight"]) > 0  # the raw weights were stored, not ones
+    summary = pd.read_csv(tmp_path / "scan" / "summary.csv")
+    assert (summary["auc_lo68"] <= summary["auc_mean"]).all()
+    assert (summary["auc_mean"] <= summary["auc_hi68"]).all()
+    stamp = {p.name: p.stat().st_mtime_ns for p in store.runs.iterdir()}
+    assert runner.invoke(app, args).exit_code == 0  # everything stored: nothing retrained
+    assert {p.name: p.stat().st_mtime_ns for p in store.runs.iterdir()} == stamp
 
 
 # --- weights ---------------------------------------------------------------------------------
@@ -370,7 +392,7 @@ def test_test_files_that_were_pretraining_events_are_refused(toy_dir, tiny_model
 
 
 def test_all_events_split_keeps_a_validation_share():
-    from hepfm.training.taskdata import split_indices
+    from hepfm.taskdata import split_indices
 
     y = np.repeat([0, 1], 300)
     tr, va, te = split_indices(y, None, 0, test_fraction=0.0)  # failed before: 480 + 200 > 600

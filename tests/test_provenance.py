@@ -112,3 +112,48 @@ def test_finetune_refuses_pretraining_events_and_runs_on_disjoint_ones(samples, 
                               "--out", str(tmp_path / "scratch")])
     assert res.exit_code == 0, res.output
     assert get_task("ttH_vs_tt").processes == ("ttH", "tt")
+
+
+def test_python_api_makes_task_samples_in_the_task_stream(samples, tmp_path, monkeypatch):
+    """hepfm.load_task_events with no directory makes missing task samples as hepfm finetune
+    does (task seed stream, chunks from TASK_FIRST_CHUNK); a given directory without them is
+    an error naming that command; `pretrained` refuses a model's pretraining events."""
+    import hepfm
+    from hepfm.errors import InputDataError
+    from hepfm.models.foundation import FoundationModel, ModelConfig
+
+    monkeypatch.setenv("HEPFM_DATA", str(tmp_path / "data"))
+    task = hepfm.get_task("ttH_vs_tt")
+    table = hepfm.load_task_events(task, events_per_process=40)
+    made = describe_files(resolve_sources(tmp_path / "data" / "tasks", ["ttH", "tt"]), None)
+    assert [r["stream"]["first_chunk"] for r in made] == [TASK_FIRST_CHUNK] * 2
+    assert [r["entries"] for r in made] == [[0, 40], [0, 40]]
+    assert len(table) == 80 and set(table.y.tolist()) == {0, 1}
+
+    with pytest.raises(InputDataError, match=f"--seed 1 --first-chunk {TASK_FIRST_CHUNK}"):
+        hepfm.load_task_events(task, tmp_path / "empty")
+
+    model = FoundationModel(ModelConfig(**TINY))
+    model.run_config = {"pretraining_events": describe_files(
+        resolve_sources(samples["pre"], ["ttH", "tt"]), None)}
+    with pytest.raises(DataLeakError, match="the pretrained model was pretrained on"):
+        hepfm.load_task_events(task, samples["same"], pretrained=model)
+    assert len(hepfm.load_task_events(task, samples["task"], pretrained=model)) == 400
+
+
+def test_data_module_prepare_data_makes_or_names_missing_samples(tmp_path):
+    from hepfm.errors import InputDataError
+    from hepfm.training.datamodule import EventDataModule
+
+    dm = EventDataModule(tmp_path / "given", ["ttH", "tt"], 30, seed=3)
+    with pytest.raises(InputDataError, match=r"--events 30 .* --seed 3"):
+        dm.prepare_data()
+    assert not (tmp_path / "given").exists() or not any((tmp_path / "given").iterdir())
+    dm = EventDataModule(tmp_path / "given", ["ttH", "tt"], 30, seed=3, generate=True)
+    dm.prepare_data()
+    dm.setup("fit")
+    records = describe_files(resolve_sources(tmp_path / "given", ["ttH", "tt"]), None)
+    assert [r["entries"] for r in records] == [[0, 30], [0, 30]]
+    assert [r["stream"]["seed"] for r in records] == [3, 3]
+    assert dm.process_counts() == {"ttH": 30, "tt": 30}
+    assert dm.train_events() == len(dm.train) == 48

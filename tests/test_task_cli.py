@@ -15,9 +15,9 @@ from hepfm.data.normalization import FeatureStats
 from hepfm.errors import InputDataError
 from hepfm.hub import load_pretrained
 from hepfm.models.foundation import FoundationModel, ModelConfig
+from hepfm.taskdata import load_task_events
 from hepfm.tasks import get_task, make_task
 from hepfm.training.scan import compute_accounting
-from hepfm.training.taskdata import load_task_events
 
 runner = CliRunner()
 
@@ -119,3 +119,16 @@ def test_scan_rejects_bad_sizes_by_name():
     assert res.exit_code == 2 and "'--sizes': must be integers" in res.output
     res = runner.invoke(app, ["scan", "--task", "ttH_vs_tt", "--sizes", "0,300"])
     assert res.exit_code == 2 and "at least 2" in res.output
+
+
+def test_old_task_data_module_still_imports_with_a_deprecation_warning():
+    import importlib
+    import sys
+
+    import hepfm.taskdata
+
+    sys.modules.pop("hepfm.training.taskdata", None)
+    with pytest.warns(DeprecationWarning, match="moved to hepfm.taskdata"):
+        old = importlib.import_module("hepfm.training.taskdata")
+    assert old.load_task_events is hepfm.taskdata.load_task_events
+    assert old.split_task is hepfm.taskdata.split_task

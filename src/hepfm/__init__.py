@@ -27,8 +27,8 @@ _LAZY = {
     "available_models": "hepfm.pretrained",
     "load_pretrained": "hepfm.hub",
     "save_pretrained": "hepfm.hub",
-    "load_task_events": "hepfm.training.taskdata",
-    "split_task": "hepfm.training.taskdata",
+    "load_task_events": "hepfm.taskdata",
+    "split_task": "hepfm.taskdata",
     "finetune": "hepfm.training.finetune",
     "FineTuner": "hepfm.training.finetune",
 }

@@ -259,7 +259,7 @@ SCAN_MODE_CHOICES = ("bdt", *MODE_CHOICES)
 #: finetune_task, scan_tasks and FinetuneConfig; scan_tasks' n_boot.
 TASK_DEFAULTS: dict[str, int] = {"train_size": 2000, "events_per_process": 2500, "epochs": 30,
                                  "bootstrap": 1000}
-#: hepfm.objectives.masking.MASK_FRACTION and hepfm.models.masked.CODEBOOK_SIZE.
+#: hepfm.objectives.mpm.MPM_DEFAULTS (MASK_FRACTION, CODEBOOK_SIZE) that pretrain uses.
 MPM_DEFAULTS: dict[str, Any] = {"fraction": 0.3, "codebook_size": 128}
 #: hepfm.inference.predict_files' step_size and batch_size.
 PREDICT_DEFAULTS: dict[str, int] = {"step_size": 100_000, "batch_size": 4096}
@@ -727,8 +727,10 @@ def scan(
         inputs = UserInputs.from_options(signal, background, **own)
         out_dir = scan_files(inputs, models, size_list, modes.split(","), seeds, out,
                              task or "custom", epochs, allow_overlap=allow_overlap,
-                             device=resolve_device(device))
-        console.print(f"wrote scan.csv, summary.csv and the learning curve in {out_dir}")
+                             n_boot=bootstrap, device=resolve_device(device))
+        console.print(f"wrote scan.csv, summary.csv, learning curves and compute.csv in "
+                      f"{out_dir}")
+        console.print((out_dir / "compute.txt").read_text())
         return
     chosen = [_task(task, signal, background)] if signal or background else \
         [get_task(n) for n in names]

@@ -66,7 +66,8 @@ def ensure_samples(processes: Iterable[str], data_dir: str | os.PathLike[str] | 
             raise InputDataError(
                 f"no complete sample in '{data}' for {len(missing)} process(es): "
                 f"{', '.join(missing)} (see: hepfm check {data}). Make them with: "
-                f"{generate_command(missing, events, data, seed)} (or add --generate)")
+                f"{generate_command(missing, events, data, seed, first_chunk)} "
+                "(or add --generate)")
         try:
             import fastjet  # noqa: F401
             import pythia8mc  # noqa: F401

@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hepfm.data.features import MET, NODE_FEATURES, NODE_TYPES
+from hepfm.models.masked import CODEBOOK_SIZE
 from hepfm.objectives.masking import MASK_FRACTION, mask_nodes
 
 #: Object types an MPM head predicts (``NODE_TYPES`` without ``met``, which is never masked).
@@ -37,6 +38,9 @@ OBJECT_TYPES: tuple[str, ...] = tuple(t for t in NODE_TYPES if t != "met")
 REGRESSION_FEATURES: tuple[str, ...] = ("log_pt", "eta", "log_e", "charge", "btag")
 #: Optional MPM targets (the object type is always predicted).
 TARGETS: tuple[str, ...] = ("tokens", "regression")
+#: Masked particle modeling options when not given: masked fraction, targets, codebook size.
+MPM_DEFAULTS: dict[str, Any] = {"fraction": MASK_FRACTION, "targets": list(TARGETS),
+                                "codebook_size": CODEBOOK_SIZE}
 
 _REG = [NODE_FEATURES.index(f) for f in REGRESSION_FEATURES]
 _SIN_COS = [NODE_FEATURES.index("sin_phi"), NODE_FEATURES.index("cos_phi")]
@@ -94,7 +98,7 @@ def node_losses(pred: dict[str, Tensor], targets: dict[str, Tensor]) -> dict[str
 class MaskedParticleObjective:
     """Mask `fraction` of each event's objects and predict them (type plus `targets`)."""
 
-    fraction: float = MASK_FRACTION
+    fraction: float = MPM_DEFAULTS["fraction"]
     targets: tuple[str, ...] = TARGETS
     type_weight: float = 1.0
     regression_weight: float = 1.0

@@ -1,4 +1,5 @@
-"""LightningDataModule over hepfm.data: load events once (or stream them), split, batch."""
+"""LightningDataModule over hepfm.data: make missing samples, load events once (or stream
+them), split, batch."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from torch.utils.data import DataLoader
 from hepfm.data import EventBatches, EventTable, FeatureStats, StreamingEvents, load_events
 from hepfm.data.datasets import _rank_world, _worker, resolve_sources
 from hepfm.data.reading import open_file
+from hepfm.samples import default_data_dir, ensure_samples
 
 #: (train, validation, test) fractions of every process.
 DEFAULT_SPLIT: tuple[float, float, float] = (0.8, 0.1, 0.1)
@@ -19,6 +21,8 @@ DEFAULT_SPLIT: tuple[float, float, float] = (0.8, 0.1, 0.1)
 STATS_EVENTS = 100_000
 #: Streaming: at most this many validation (and test) events per process are held in memory.
 EVAL_EVENTS = 10_000
+#: Events per process generated for a missing sample when `events_per_process` is not given.
+SAMPLE_EVENTS = 2000
 
 Range = tuple[int, int]
 
@@ -72,6 +76,13 @@ class RangedStreamingEvents(StreamingEvents):
 class EventDataModule(L.LightningDataModule):
     """Events of `processes` from `data_dir`, split per process with `seed`.
 
+    :meth:`prepare_data` makes missing samples (Lightning calls it on one process per node;
+    under torchrun or SLURM only rank 0 generates and the other ranks wait): with `generate`,
+    or when `data_dir` is None (then :func:`~hepfm.samples.default_data_dir`), else missing
+    files are an error naming the ``hepfm generate`` command. `seed` is also the generation
+    seed. When the model depends on the data (its normalisation), call ``prepare_data()`` and
+    ``setup("fit")`` before building it, as Lightning's documentation shows.
+
     The table is read once (and cached as ``.npz`` in `cache_dir`); the normalisation
     statistics are computed on the training part. Loaders yield ready ``Batch`` objects
     (:class:`hepfm.data.EventBatches`), shared out over distributed ranks.
@@ -85,13 +96,18 @@ class EventDataModule(L.LightningDataModule):
     `stats_events` training events (shared over processes). ``self.train`` stays ``None``.
     """
 
-    def __init__(self, data_dir: str | os.PathLike[str], processes: Sequence[str],
+    def __init__(self, data_dir: str | os.PathLike[str] | None, processes: Sequence[str],
                  events_per_process: int | None = None, batch_size: int = 256, seed: int = 0,
                  split: Sequence[float] = DEFAULT_SPLIT, num_workers: int = 0,
                  cache_dir: str | os.PathLike[str] | None = None, streaming: bool = False,
-                 stats_events: int = STATS_EVENTS, eval_events: int = EVAL_EVENTS):
+                 stats_events: int = STATS_EVENTS, eval_events: int = EVAL_EVENTS, *,
+                 generate: bool = False, sample_events: int | None = None,
+                 generate_workers: int | None = None, verbose: bool = True):
         super().__init__()
-        self.data_dir = Path(data_dir)
+        self.generate = generate or data_dir is None
+        self.data_dir = default_data_dir() if data_dir is None else Path(data_dir).expanduser()
+        self.sample_events = sample_events or events_per_process or SAMPLE_EVENTS
+        self.generate_workers, self.verbose = generate_workers, verbose
         self.processes = list(processes)
         self.events_per_process = events_per_process
         self.batch_size, self.seed, self.split = batch_size, seed, tuple(split)
@@ -105,6 +121,11 @@ class EventDataModule(L.LightningDataModule):
         self.sample: EventTable | None = None
         self.sources: dict[str, list[str]] = {}
         self.ranges: dict[str, tuple[Range, Range, Range]] = {}
+
+    def prepare_data(self) -> None:
+        """Make the missing samples (`sample_events` per process), or name the command."""
+        ensure_samples(self.processes, self.data_dir, self.sample_events, self.seed,
+                       self.generate, workers=self.generate_workers, verbose=self.verbose)
 
     def setup(self, stage: str | None = None) -> None:
         if self.train is not None or self.sample is not None:
@@ -141,9 +162,28 @@ class EventDataModule(L.LightningDataModule):
                 for p, fs in self.sources.items()}
 
     @property
+    def train_sample(self) -> EventTable | None:
+        """The training events in memory: all of them, or when streaming the statistics
+        sample (``self.sample``)."""
+        return self.sample if self.streaming else self.train
+
+    def train_events(self) -> int:
+        """Number of training events (all processes)."""
+        if self.streaming:
+            return sum(self.entries(0).values())
+        return 0 if self.train is None else len(self.train)
+
+    def process_counts(self) -> dict[str, int]:
+        """Events per process over training, validation and test."""
+        if self.streaming:
+            return {p: sum(self.entries(k)[p] for k in range(3)) for p in self.processes}
+        tables = [t for t in (self.train, self.val, self.test) if t is not None]
+        return {p: sum(t.process_counts().get(p, 0) for t in tables) for p in self.processes}
+
+    @property
     def has_multilabels(self) -> bool:
         self.setup()
-        table = self.sample if self.streaming else self.train
+        table = self.train_sample
         return table is not None and table.y_multi is not None
 
     def _loader(self, table: EventTable | None, shuffle: bool, shard: bool = True

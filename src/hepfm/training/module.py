@@ -13,7 +13,7 @@ from torch import Tensor
 
 from hepfm.models.foundation import FoundationModel
 from hepfm.objectives.combined import PretrainObjective
-from hepfm.objectives.mpm import TARGETS, MaskedParticleObjective
+from hepfm.objectives.mpm import MPM_DEFAULTS, TARGETS, MaskedParticleObjective
 from hepfm.objectives.supervised import Objective, SupervisedObjective
 from hepfm.training.outputs import EventOutputs
 
@@ -58,8 +58,8 @@ class PretrainModule(L.LightningModule):
                  lr: float = 2e-3, weight_decay: float = 1e-2, schedule: str = "cosine",
                  warmup_fraction: float = 0.05, multiclass_weight: float = 1.0,
                  multilabel_weight: float = 1.0, mpm_weight: float = 1.0,
-                 mask_fraction: float = 0.3, mpm_targets: Sequence[str] = TARGETS,
-                 seed: int = 0):
+                 mask_fraction: float = MPM_DEFAULTS["fraction"],
+                 mpm_targets: Sequence[str] = TARGETS, seed: int = 0):
         super().__init__()
         if schedule not in SCHEDULES:
             raise ValueError(f"unknown schedule '{schedule}': use one of {SCHEDULES}")

@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
@@ -39,6 +39,14 @@ from hepfm.samples import (  # noqa: F401  (re-exported: their home before hepfm
     generate_command,
     missing_processes,
 )
+
+if TYPE_CHECKING:
+    import lightning as L
+
+    from hepfm.training.datamodule import EventDataModule
+    from hepfm.training.module import PretrainModule
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -225,37 +233,14 @@ def pretrain(
     ``out_dir/run.yaml`` (arguments given here override them, e.g. more `epochs`) and
     training continues from ``checkpoints/last.ckpt``. An `objective` with ``mpm`` (e.g.
     ``"mpm"``, ``"mpm+multiclass"``) adds masked particle modeling; `mpm` sets its
-    ``fraction`` [0.3], ``targets`` [tokens, regression] and ``codebook_size`` [128].
+    ``fraction``, ``targets`` and ``codebook_size`` (defaults:
+    :data:`hepfm.objectives.mpm.MPM_DEFAULTS`).
     With `streaming`, training events are streamed from the files (split by entry ranges
     per file, see :class:`~hepfm.training.datamodule.EventDataModule`); there
     `events_per_process` caps the entries read per file and, unless given, reads them all.
     `num_workers`: DataLoader worker processes.
     """
-    import lightning as L
-    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, Timer
-    from lightning.pytorch.loggers import CSVLogger
-
-    from hepfm.models.foundation import FoundationModel, ModelConfig
-    from hepfm.objectives.mpm import TARGETS, fit_codebook, parse_objective
-    from hepfm.training.checkpoints import (
-        LAST,
-        CheckpointOnSigterm,
-        SafeCheckpointIO,
-        resume_checkpoint,
-    )
-    from hepfm.training.datamodule import EventDataModule
-    from hepfm.training.evaluate import write_evaluation
-    from hepfm.training.module import PretrainModule
-    from hepfm.training.quiet import ignore_irrelevant_warnings
-
-    if out_dir is None:
-        if resume:
-            raise HepfmError("--resume needs --out RUN_DIR (the run to continue)")
-        if devices != 1 or num_nodes != 1:
-            raise HepfmError("give --out RUN_DIR with --devices/--num-nodes: every rank must "
-                             "write to the same run directory")
-        out_dir = Path("runs") / time.strftime("pretrain-%Y%m%d-%H%M%S")
-    out_dir = Path(out_dir).expanduser().absolute()
+    out_dir = _run_dir(out_dir, resume, devices, num_nodes)
     saved = _saved_settings(out_dir, resume)
     s = {**DEFAULTS, **saved}  # defaults, then the saved run, then what is given here
     s.update({k: v for k, v in {
@@ -270,76 +255,134 @@ def pretrain(
     names = resolve_processes(s["processes"])
     check_settings(s, device, precision, devices, num_nodes)
     resume_from = None
-    if resume:
-        resume_from = resume_checkpoint(out_dir / "checkpoints")  # before any data is read
-    data = ensure_samples(names, s.get("data_dir"), s["events_per_process"], s["seed"],
-                          generate, workers=generate_workers, verbose=verbose)
-    s["data_dir"] = str(data)
+    if resume:  # before any data is read or generated
+        from hepfm.training.checkpoints import resume_checkpoint
 
-    streaming = bool(s.get("streaming"))
-    if streaming and events_per_process is None and "events_per_process" not in saved:
+        resume_from = resume_checkpoint(out_dir / "checkpoints")
+    sample_events = s["events_per_process"]
+    if s.get("streaming") and events_per_process is None and "events_per_process" not in saved:
         s["events_per_process"] = None  # streaming reads whole files unless capped
+
+    dm = _data_module(s, names, num_workers, generate, sample_events, generate_workers,
+                      verbose)
+    s["data_dir"] = str(dm.data_dir)
+    _prepare_run_dir(out_dir, s, device, threads)
+    dm.setup("fit")
+    _check_sizes(dm, s, verbose)
+    module = _lightning_module(s, dm)
+    trainer = _trainer(s, out_dir, device, precision, devices, num_nodes,
+                       dm.train_events(), progress, verbose)
+    _fit(trainer, module, dm, resume_from, out_dir)
+    if not trainer.is_global_zero:
+        return PretrainResult(out_dir)
+    result = _save(trainer, module, dm, s, names, out_dir)
+    if verbose:
+        print(result.summary())
+    return result
+
+
+def _run_dir(out_dir: str | os.PathLike[str] | None, resume: bool, devices: int | str,
+             num_nodes: int) -> Path:
+    """The run directory: `out_dir`, or a new ``runs/pretrain-<time>`` for a single process."""
+    if out_dir is None:
+        if resume:
+            raise HepfmError("--resume needs --out RUN_DIR (the run to continue)")
+        if devices != 1 or num_nodes != 1:
+            raise HepfmError("give --out RUN_DIR with --devices/--num-nodes: every rank must "
+                             "write to the same run directory")
+        out_dir = Path("runs") / time.strftime("pretrain-%Y%m%d-%H%M%S")
+    return Path(out_dir).expanduser().absolute()
+
+
+def _data_module(s: dict[str, Any], names: list[str], num_workers: int, generate: bool,
+                 sample_events: int | None, generate_workers: int | None, verbose: bool
+                 ) -> EventDataModule:
+    """The data module of the run, its samples made (or their absence reported)."""
+    from hepfm.training.datamodule import EventDataModule
+
+    data_dir = s.get("data_dir")
+    dm = EventDataModule(data_dir, names, s["events_per_process"], s["batch_size"], s["seed"],
+                         num_workers=num_workers, streaming=bool(s.get("streaming")),
+                         cache_dir=Path(data_dir or default_data_dir()).expanduser() / ".cache",
+                         generate=generate, sample_events=sample_events,
+                         generate_workers=generate_workers, verbose=verbose)
+    dm.prepare_data()  # before the model: it is built with the data's normalisation
+    return dm
+
+
+def _prepare_run_dir(out_dir: Path, s: dict[str, Any], device: str,
+                     threads: int | None) -> None:
+    """Seed, threads, and the run directory with its settings (what a killed run left
+    half-written removed first)."""
+    import lightning as L
+
+    from hepfm.training.quiet import ignore_irrelevant_warnings
 
     ignore_irrelevant_warnings()
     _set_cpu_threads(device, threads)
     L.seed_everything(s["seed"], workers=True, verbose=False)
     out_dir.mkdir(parents=True, exist_ok=True)
-    if distributed_rank() == 0:  # what a killed run left half-written
+    if distributed_rank() == 0:
         for d in (out_dir, out_dir / "checkpoints"):
             sweep_temporaries(d)
     _write_yaml(out_dir / RUN_SETTINGS, {k: v for k, v in s.items() if v is not None})
 
-    dm = EventDataModule(data, names, s["events_per_process"], s["batch_size"], s["seed"],
-                         num_workers=num_workers, cache_dir=data / ".cache",
-                         streaming=streaming)
-    dm.setup("fit")
-    if streaming:
-        assert dm.sample is not None and dm.val is not None and dm.test is not None
-        n_train = sum(dm.entries(0).values())
-        train_sample = dm.sample
-        counts = {p: sum(dm.entries(k)[p] for k in range(3)) for p in names}
-    else:
-        assert dm.train is not None and dm.val is not None and dm.test is not None
-        n_train = len(dm.train)
-        train_sample = dm.train
-        counts = {p: sum(t.process_counts().get(p, 0) for t in (dm.train, dm.val, dm.test))
-                  for p in names}
-    short = {p: n for p, n in counts.items()
-             if s["events_per_process"] is not None and n < s["events_per_process"]}
+
+def _check_sizes(dm: EventDataModule, s: dict[str, Any], verbose: bool) -> None:
+    """Warn about processes with fewer events than asked for; refuse an empty split."""
+    wanted = s["events_per_process"]
+    short = {p: n for p, n in dm.process_counts().items()
+             if wanted is not None and n < wanted}
     if short and verbose:
-        cmd = generate_command(list(short), s["events_per_process"], data, s["seed"])
+        cmd = generate_command(list(short), wanted, dm.data_dir, s["seed"])
         listing = ", ".join(f"{p} ({n})" for p, n in short.items())
-        print(f"warning: fewer than {s['events_per_process']} events for {listing}; "
-              f"to make more: {cmd}", file=sys.stderr)
-    if n_train == 0 or len(dm.val) == 0:
-        raise InputDataError(f"too few events in '{data}' to split into train/val/test "
-                             f"({n_train} training events)")
+        print(f"warning: fewer than {wanted} events for {listing}; to make more: {cmd}",
+              file=sys.stderr)
+    if dm.train_events() == 0 or not dm.val:
+        raise InputDataError(f"too few events in '{dm.data_dir}' to split into "
+                             f"train/val/test ({dm.train_events()} training events)")
+
+
+def _lightning_module(s: dict[str, Any], dm: EventDataModule) -> PretrainModule:
+    """The model (normalised with the training statistics) inside its training module."""
+    from hepfm.models.foundation import FoundationModel, ModelConfig
+    from hepfm.objectives.mpm import MPM_DEFAULTS, fit_codebook, parse_objective
+    from hepfm.training.module import PretrainModule
+
     cfg = ModelConfig(**(s.get("model") or {}))
-    mpm_opts = {"fraction": 0.3, "targets": list(TARGETS), "codebook_size": 128,
-                **(s.get("mpm") or {})}
+    mpm = {**MPM_DEFAULTS, **(s.get("mpm") or {})}
     use_mpm = "mpm" in parse_objective(s["objective"])
     if use_mpm and cfg.mpm is None:
-        cfg.mpm = {"codebook_size": int(mpm_opts["codebook_size"]),
+        cfg.mpm = {"codebook_size": int(mpm["codebook_size"]),
                    "hidden": cfg.head_hidden or cfg.hidden}
     model = FoundationModel(cfg, dm.stats)
-    if use_mpm and "tokens" in mpm_opts["targets"]:  # deterministic: refitted on --resume
-        fit_codebook(model, train_sample, seed=s["seed"])
+    if use_mpm and "tokens" in mpm["targets"]:  # deterministic: refitted on --resume
+        assert dm.train_sample is not None
+        fit_codebook(model, dm.train_sample, seed=s["seed"])
     module = PretrainModule(model, s["objective"], lr=s["lr"], schedule=s["schedule"],
-                            mask_fraction=mpm_opts["fraction"],
-                            mpm_targets=mpm_opts["targets"], seed=s["seed"])
+                            mask_fraction=mpm["fraction"], mpm_targets=mpm["targets"],
+                            seed=s["seed"])
     if "multilabel" in module.objective.heads and not dm.has_multilabels:
         raise InputDataError(f"objective '{s['objective']}' needs truth labels but the files "
-                             f"in '{data}' have no Truth branches")
+                             f"in '{dm.data_dir}' have no Truth branches")
+    return module
+
+
+def _trainer(s: dict[str, Any], out_dir: Path, device: str, precision: str,
+             devices: int | str, num_nodes: int, n_train: int, progress: bool,
+             verbose: bool) -> L.Trainer:
+    """The Trainer: early stopping and best/last checkpoints on the validation loss (saved
+    atomically, loaded weights-only, last also on SIGTERM), a timer, CSV logs per attempt."""
+    import lightning as L
+    from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint, Timer
+    from lightning.pytorch.loggers import CSVLogger
+
+    from hepfm.training.checkpoints import LAST, CheckpointOnSigterm, SafeCheckpointIO
 
     ckpt_dir = out_dir / "checkpoints"
-    checkpoint = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/loss",
-                                 mode="min", save_top_k=1, save_last=True,
-                                 enable_version_counter=False)
-    timer = Timer()
-    on_sigterm = CheckpointOnSigterm(ckpt_dir / LAST)
     n_dev = devices if isinstance(devices, int) else 1
     distributed = n_dev > 1 or num_nodes > 1 or devices == -1
-    trainer = L.Trainer(
+    return L.Trainer(
         max_epochs=s["epochs"],
         accelerator=_accelerator(device),
         devices=devices,
@@ -347,8 +390,11 @@ def pretrain(
         strategy="ddp" if distributed else "auto",
         precision=PRECISIONS.get(str(precision), precision),
         callbacks=[EarlyStopping(monitor="val/loss", mode="min", patience=s["patience"]),
-                   checkpoint, timer, on_sigterm],
-        plugins=[SafeCheckpointIO()],  # atomic saves in ckpt_dir, weights-only loads
+                   ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/loss",
+                                   mode="min", save_top_k=1, save_last=True,
+                                   enable_version_counter=False),
+                   Timer(), CheckpointOnSigterm(ckpt_dir / LAST)],
+        plugins=[SafeCheckpointIO()],
         logger=CSVLogger(save_dir=out_dir, name="logs"),  # logs/version_<k>: one per attempt
         default_root_dir=out_dir,
         enable_progress_bar=progress,
@@ -356,51 +402,69 @@ def pretrain(
         num_sanity_val_steps=0,
         log_every_n_steps=max(1, min(50, n_train // s["batch_size"])),
     )
-    last = ckpt_dir / LAST
+
+
+def _callback(trainer: L.Trainer, kind: type[T]) -> T:
+    return next(c for c in trainer.callbacks if isinstance(c, kind))  # type: ignore[attr-defined]
+
+
+def _fit(trainer: L.Trainer, module: PretrainModule, dm: EventDataModule,
+         resume_from: str | None, out_dir: Path) -> None:
+    """Train; on SIGTERM say where the checkpoint is and exit with status 143."""
     from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+    from hepfm.training.checkpoints import CheckpointOnSigterm
 
     try:
         with _sigterm_to_lightning():
             trainer.fit(module, datamodule=dm, ckpt_path=resume_from)
     except SIGTERMException:
         if trainer.is_global_zero:
-            saved = f"checkpoint saved in {last}" if on_sigterm.saved else "no checkpoint saved"
+            on_sigterm = _callback(trainer, CheckpointOnSigterm)
+            saved = (f"checkpoint saved in {on_sigterm.path}" if on_sigterm.saved
+                     else "no checkpoint saved")
             print(f"stopped by SIGTERM at epoch {trainer.current_epoch}, step "
                   f"{trainer.global_step}: {saved}. Continue with: hepfm pretrain --resume "
                   f"--out {out_dir}", file=sys.stderr)
         raise SystemExit(SIGTERM_EXIT) from None
-    if not trainer.is_global_zero:
-        return PretrainResult(out_dir)
 
-    best = checkpoint.best_model_path or str(last)
-    from hepfm.training.checkpoints import load_checkpoint
 
+def _save(trainer: L.Trainer, module: PretrainModule, dm: EventDataModule,
+          s: dict[str, Any], names: list[str], out_dir: Path) -> PretrainResult:
+    """Save the best epoch's model with its provenance, the merged logs and the evaluation."""
+    from lightning.pytorch.callbacks import Timer
+
+    from hepfm.data.datasets import resolve_sources
+    from hepfm.provenance import describe_files
+    from hepfm.training.checkpoints import LAST, load_checkpoint
+    from hepfm.training.evaluate import write_evaluation
+
+    checkpoint = trainer.checkpoint_callback
+    best = getattr(checkpoint, "best_model_path", "") or str(out_dir / "checkpoints" / LAST)
     ckpt = load_checkpoint(best)
     module.load_state_dict(ckpt["state_dict"])
     model = module.model.cpu().float().eval()
-    best_epoch = None if checkpoint.best_model_score is None else int(ckpt["epoch"])
-    from hepfm.data.datasets import resolve_sources
-    from hepfm.provenance import describe_files
-
+    best_epoch = (None if getattr(checkpoint, "best_model_score", None) is None
+                  else int(ckpt["epoch"]))
     provenance = {
         "processes": names, "objective": s["objective"], "seed": s["seed"],
         "events_per_process": s["events_per_process"], "split": list(dm.split),
-        "data_dir": str(data), "best_epoch": best_epoch,
-        "pretraining_events": describe_files(resolve_sources(data, names),
+        "data_dir": str(dm.data_dir), "best_epoch": best_epoch,
+        "pretraining_events": describe_files(resolve_sources(dm.data_dir, names),
                                              s["events_per_process"]),
     }
-    if streaming:
+    if dm.streaming:
         provenance["streaming"] = True
     if module.objective.mpm is not None:
         provenance["mpm"] = module.objective.mpm.to_dict()
     model.save_pretrained(out_dir, **provenance)
     _merge_logs(out_dir)
+    assert dm.val is not None and dm.test is not None
     metrics = write_evaluation(
         out_dir, model, {"val": dm.val, "test": dm.test}, names, module.objective.heads,
         mpm=module.objective.mpm,
-        extra={"best_epoch": best_epoch, "train_time_s": timer.time_elapsed("train"),
-               "events": {"train": n_train, "val": len(dm.val), "test": len(dm.test)}})
-    result = PretrainResult(out_dir, metrics)
-    if verbose:
-        print(result.summary())
-    return result
+        extra={"best_epoch": best_epoch,
+               "train_time_s": _callback(trainer, Timer).time_elapsed("train"),
+               "events": {"train": dm.train_events(), "val": len(dm.val),
+                          "test": len(dm.test)}})
+    return PretrainResult(out_dir, metrics)

@@ -25,7 +25,7 @@ import json
 import logging
 import math
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -45,6 +45,7 @@ from hepfm.atomic import atomic_path, write_text
 from hepfm.data.table import EventTable
 from hepfm.errors import InputDataError, UnknownNameError
 from hepfm.models.foundation import FoundationModel
+from hepfm.taskdata import TEST_SEED, load_task_events, split_task
 from hepfm.tasks import Task
 from hepfm.training.finetune import (
     MODES,
@@ -53,7 +54,6 @@ from hepfm.training.finetune import (
     predict_proba,
     prepare_model,
 )
-from hepfm.training.taskdata import TEST_SEED, load_task_events, split_task
 
 log = logging.getLogger(__name__)
 
@@ -73,7 +73,8 @@ _NOT_RESULT = ("mode", "seed", "accelerator", "progress_bar")
 _SPLIT = {"test_seed": TEST_SEED, "test_fraction": 0.25, "val_fraction": 0.25, "min_val": 200}
 
 
-def _digest(parts: Iterable[bytes | str]) -> str:
+def digest(parts: Iterable[bytes | str]) -> str:
+    """A short hash of `parts` (bytes or text), each length-prefixed."""
     h = hashlib.sha256()
     for p in parts:
         b = p.encode() if isinstance(p, str) else p
@@ -89,7 +90,7 @@ def table_identity(table: EventTable) -> str:
               t.process]
     if getattr(t, "weight", None) is not None:  # event weights, where the table has them
         arrays.append(t.weight)
-    return _digest([",".join(t.processes), *(np.ascontiguousarray(a).tobytes() for a in arrays)])
+    return digest([",".join(t.processes), *(np.ascontiguousarray(a).tobytes() for a in arrays)])
 
 
 def model_identity(model: FoundationModel, weights: bool = True) -> str:
@@ -100,12 +101,12 @@ def model_identity(model: FoundationModel, weights: bool = True) -> str:
     if weights:
         for name, tensor in sorted(model.state_dict().items()):
             parts += [name, tensor.detach().cpu().contiguous().numpy().tobytes()]
-    return _digest(parts)
+    return digest(parts)
 
 
 def run_id(key: Mapping[str, Any]) -> str:
     """The name of a run: a hash of its whole key."""
-    return _digest([json.dumps(key, sort_keys=True, default=str)])
+    return digest([json.dumps(key, sort_keys=True, default=str)])
 
 
 def read_scan_csv(path: str | os.PathLike[str]) -> pd.DataFrame:
@@ -235,7 +236,8 @@ def run_scan(task: Task, data: str | Path, models: Mapping[str, FoundationModel]
              out: str | Path, config: FinetuneConfig | None = None,
              events_per_process: int | None = None, progress: bool = True,
              bdt: BDTBaseline | None = None) -> pd.DataFrame:
-    """Train each model of `models` ({label: model}) in each mode, size and seed.
+    """Train each model of `models` ({label: model}) in each mode, size and seed on a
+    built-in task's events in `data` (splits of :func:`~hepfm.taskdata.split_task`).
 
     `out` is the scan directory (or its ``scan.csv``). ``scratch`` and ``bdt`` run once per
     (size, seed), whatever the number of models (model label ``none``); ``bdt`` uses the
@@ -243,19 +245,50 @@ def run_scan(task: Task, data: str | Path, models: Mapping[str, FoundationModel]
     state. Runs stored with the same key are not run again. Returns the rows of these runs
     (``scan.csv`` holds every run of the directory).
     """
+    table = load_task_events(task, data, events_per_process, cache_dir=Path(data) / ".cache")
+
+    def split(size: int, seed: int) -> tuple[EventTable, EventTable, EventTable]:
+        s = split_task(table, size, seed, _SPLIT["test_fraction"], _SPLIT["val_fraction"],
+                       _SPLIT["min_val"])
+        return s.train, s.val, s.test
+
+    data_key = {"signal": list(task.signal), "background": list(task.background),
+                "data_id": table_identity(table), "events_per_process": events_per_process,
+                "split": _SPLIT}
+    return scan_splits(task.name, split, data_key, models, sizes, modes, seeds, out, config,
+                       progress, bdt, {"data": str(Path(data).resolve())})
+
+
+#: One part of a split: a table, or events with ``.table`` and ``.weight`` (event weights).
+Part = Any
+
+
+def _table_and_weight(part: Part) -> tuple[EventTable, np.ndarray | None]:
+    if isinstance(part, EventTable):
+        return part, getattr(part, "weight", None)
+    return part.table, part.weight
+
+
+def scan_splits(name: str, split: Callable[[int, int], tuple[Part, Part, Part]],
+                data_key: Mapping[str, Any], models: Mapping[str, FoundationModel],
+                sizes: Sequence[int], modes: Sequence[str], seeds: int | Sequence[int],
+                out: str | Path, config: FinetuneConfig | None = None,
+                progress: bool = True, bdt: BDTBaseline | None = None,
+                info: Mapping[str, Any] | None = None) -> pd.DataFrame:
+    """The scan of :func:`run_scan` on any events: ``split(size, seed)`` gives the training,
+    validation and test parts (tables, or events with weights: then training uses the
+    weights rescaled per class and the test metrics the raw weights). `data_key` identifies
+    the events and their splitting in every run's key; `info` is stored with every run."""
     for m in modes:
         if m not in SCAN_MODES:
             raise UnknownNameError("scan mode", m, list(SCAN_MODES))
     if not models and any(m not in MODEL_FREE_MODES for m in modes):
-        raise ValueError("run_scan needs at least one pretrained model")
+        raise ValueError("a scan needs at least one pretrained model")
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     store = ScanStore(_scan_dir(out)).prepare()
-    table = load_task_events(task, data, events_per_process, cache_dir=Path(data) / ".cache")
     base = config or FinetuneConfig()
     bdt = bdt or BDTBaseline()
-    common = {"task": task.name, "signal": list(task.signal),
-              "background": list(task.background), "data_id": table_identity(table),
-              "events_per_process": events_per_process, "split": _SPLIT}
+    common = {"task": name, **data_key}
     train_settings = {k: v for k, v in asdict(base).items() if k not in _NOT_RESULT}
     ids: dict[str, tuple[str, str]] = {}  # label -> (weights id, architecture id)
     for label, model in models.items():
@@ -287,46 +320,50 @@ def run_scan(task: Task, data: str | Path, models: Mapping[str, FoundationModel]
                     if not store.has(rid, key):
                         todo.append((size, seed, mode, label, key, rid))
     if todo:
-        _train_runs(task, table, todo, models, first, base, bdt, store, data, progress)
+        _train_runs(name, split, todo, models, first, base, bdt, store, info, progress)
     frame = store.assemble()
     return frame[frame["run_id"].isin(planned)].reset_index(drop=True)
 
 
-def _train_runs(task: Task, table: EventTable, todo: list, models: Mapping[str, FoundationModel],
-                first: str | None, base: FinetuneConfig, bdt: BDTBaseline, store: ScanStore,
-                data: str | Path, progress: bool) -> None:
+def _train_runs(name: str, split: Callable[[int, int], tuple[Part, Part, Part]], todo: list,
+                models: Mapping[str, FoundationModel], first: str | None,
+                base: FinetuneConfig, bdt: BDTBaseline, store: ScanStore,
+                info: Mapping[str, Any] | None, progress: bool) -> None:
+    from hepfm.training.userdata import class_balanced
+
     splits_of: dict[tuple[int, int], Any] = {}
-    for size, seed, mode, label, key, rid in tqdm(todo, desc=f"scan {task.name}",
+    for size, seed, mode, label, key, rid in tqdm(todo, desc=f"scan {name}",
                                                   disable=not progress):
         if (size, seed) not in splits_of:
             splits_of.clear()
-            splits_of[(size, seed)] = split_task(table, size, seed, _SPLIT["test_fraction"],
-                                                 _SPLIT["val_fraction"], _SPLIT["min_val"])
-        splits = splits_of[(size, seed)]
-        test_id = table_identity(splits.test)
-        store.save_test(task.name, test_id, splits.test.y, getattr(splits.test, "weight", None))
+            splits_of[(size, seed)] = [_table_and_weight(p) for p in split(size, seed)]
+        (train, w_train), (val, w_val), (test, w_test) = splits_of[(size, seed)]
+        w_train, w_val = class_balanced(w_train, train.y), class_balanced(w_val, val.y)
+        test_id = table_identity(test) if w_test is None else digest(
+            [table_identity(test), np.ascontiguousarray(w_test, np.float64).tobytes()])
+        store.save_test(name, test_id, test.y, w_test)
         if mode == "bdt":
-            est = replace_params(bdt, random_state=seed).fit(splits.train, splits.val)
-            scores = est.signal_score(splits.test)
+            est = replace_params(bdt, random_state=seed).fit(train, val, w_train, w_val)
+            scores = est.signal_score(test)
             seconds, epochs, best, model_id = est.fit_seconds_, est.n_iter_, est.n_iter_, ""
         else:
             source = models[label] if label != "none" else models[first]  # type: ignore[index]
             cfg = replace(base, mode=mode, seed=seed)
             model = prepare_model(source, "task", mode, seed=seed)
-            res = finetune(model, splits.train, splits.val, "task", cfg)
-            scores = predict_proba(res.model, splits.test, "task")
+            res = finetune(model, train, val, "task", cfg, sample_weight=w_train,
+                           val_sample_weight=w_val)
+            scores = predict_proba(res.model, test, "task")
             seconds, epochs, best = res.train_seconds, res.epochs_run, res.best_epoch
             model_id = key["model_id"]
         scores = np.asarray(scores, np.float32)
-        metrics = binary_metrics(splits.test.y, scores,
-                                 sample_weight=getattr(splits.test, "weight", None))
-        row = {"task": task.name, "model": label, "mode": mode, "train_size": size,
+        metrics = binary_metrics(test.y, scores, sample_weight=w_test)
+        row = {"task": name, "model": label, "mode": mode, "train_size": size,
                "seed": seed, **{k: metrics[k] for k in COLUMNS[5:9]},
                "train_seconds": seconds, "epochs": epochs, "best_epoch": best,
-               "train_events": len(splits.train), "val_events": len(splits.val),
-               "test_events": len(splits.test), "test_id": test_id, "model_id": model_id,
+               "train_events": len(train), "val_events": len(val),
+               "test_events": len(test), "test_id": test_id, "model_id": model_id,
                "run_id": rid}
-        store.save_run(rid, key, row, scores, {"data": str(Path(data).resolve())})
+        store.save_run(rid, key, row, scores, info)
         store.assemble()
 
 

@@ -16,33 +16,22 @@ import pandas as pd
 
 from hepfm.analysis.plots import plot_roc
 from hepfm.atomic import write_text
-from hepfm.data.datasets import resolve_sources
 from hepfm.errors import HepfmError, UnknownNameError
 from hepfm.hub import available_models, load_pretrained, resolve_model_dir
 from hepfm.models.foundation import FoundationModel
 from hepfm.pretrained import DEFAULT_MODEL
-from hepfm.provenance import check_disjoint, describe_files, pretraining_events
 from hepfm.samples import ensure_task_samples
+from hepfm.taskdata import (
+    DEFAULT_EVENTS_PER_PROCESS,
+    check_task_events,
+    load_task_events,
+    split_task,
+)
 from hepfm.tasks import Task
 from hepfm.training.finetune import FinetuneConfig, evaluate, finetune, prepare_model
 from hepfm.training.scan import MODEL_FREE_MODES, SCAN_MODES, run_scan, summarise_scan
-from hepfm.training.taskdata import load_task_events, split_task
 
 DEFAULT_TRAIN_SIZE = 2000
-DEFAULT_EVENTS_PER_PROCESS = 2500
-
-
-def check_task_events(task: Task, path: Path, events_per_process: int | None,
-                      models: dict[str | None, FoundationModel], allow_overlap: bool
-                      ) -> list[str]:
-    """Refuse (or, with `allow_overlap`, list) task events that any of `models` (source ->
-    model) was pretrained on; the task's files are described once for all of them."""
-    records = describe_files(resolve_sources(path, list(task.processes)), events_per_process)
-    lines: list[str] = []
-    for source, model in models.items():
-        seen = pretraining_events(getattr(model, "run_config", None))
-        lines += check_disjoint(seen, records, str(source or DEFAULT_MODEL), allow_overlap)
-    return lines
 
 
 def resolve_model(source: str | None) -> FoundationModel:
@@ -78,7 +67,8 @@ def finetune_task(task: Task, source: str | None = None, mode: str = "full",
     pretrained = resolve_model(source)
     path = ensure_task_samples(task.processes, data, events_per_process, generate)
     overlap = ([] if mode in MODEL_FREE_MODES else
-               check_task_events(task, path, events_per_process, {source: pretrained},
+               check_task_events(task, path, events_per_process,
+                                 {source or DEFAULT_MODEL: pretrained},
                                  allow_overlap))
     table = load_task_events(task, path, events_per_process, cache_dir=path / ".cache")
     splits = split_task(table, train_size, seed)
@@ -126,7 +116,8 @@ def scan_tasks(tasks: list[Task], models: dict[str, str | None], sizes: list[int
         path = ensure_task_samples(task.processes, data, events_per_process or need, generate)
         if any(m not in MODEL_FREE_MODES for m in modes):
             check_task_events(task, path, events_per_process,
-                              {models[label]: model for label, model in loaded.items()},
+                              {models[label] or DEFAULT_MODEL: model
+                               for label, model in loaded.items()},
                               allow_overlap)
         frames.append(run_scan(task, path, loaded, sizes, modes, seeds, out_dir,
                                FinetuneConfig(epochs=epochs, accelerator=device),

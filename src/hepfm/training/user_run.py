@@ -14,11 +14,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
-from tqdm.auto import tqdm
 
 from hepfm.analysis.metrics import binary_metrics
-from hepfm.analysis.plots import plot_learning_curve, plot_roc
+from hepfm.analysis.plots import plot_roc
 from hepfm.atomic import write_text
 from hepfm.training.finetune import (
     FinetuneConfig,
@@ -28,8 +28,14 @@ from hepfm.training.finetune import (
     predict_proba,
     prepare_model,
 )
-from hepfm.training.scan import COLUMNS, KEY, curve_label, summarise
-from hepfm.training.task_run import DEFAULT_MODEL, _json_safe, resolve_model
+from hepfm.training.scan import (
+    MODEL_FREE_MODES,
+    digest,
+    scan_splits,
+    summarise_scan,
+    table_identity,
+)
+from hepfm.training.task_run import DEFAULT_MODEL, _json_safe, _pretrain_seconds, resolve_model
 from hepfm.training.userdata import (
     LabelledEvents,
     UserInputs,
@@ -109,37 +115,36 @@ def finetune_files(inputs: UserInputs, name: str = "custom", source: str | None 
 def scan_files(inputs: UserInputs, models: dict[str, str | None], sizes: list[int],
                modes: list[str], seeds: int, out: str | Path, name: str = "custom",
                epochs: int = 30, progress: bool = True, allow_overlap: bool = False,
-               device: str = "auto") -> Path:
-    """Learning curves on the user's files: ``scan.csv`` (one row per run, resumable),
-    ``summary.csv`` and ``learning_curve_<name>.png`` in `out`."""
+               n_boot: int = 1000, device: str = "auto") -> Path:
+    """Learning curves on the user's files, as ``hepfm scan`` makes them for built-in tasks
+    (:func:`hepfm.training.scan.scan_splits`: the BDT baseline, one stored run per file,
+    resumable, bootstrap intervals of the test events in ``summary.csv`` and
+    ``differences.csv``). Splits are those of :func:`finetune_files`; with a weight branch,
+    training uses the weights rescaled per class and the test metrics the raw weights. Networks
+    train on `device` (a Lightning accelerator)."""
+    needs_model = any(m not in MODEL_FREE_MODES for m in modes)
+    loaded = {label: resolve_model(src) for label, src in models.items()} if needs_model \
+        else {}
+    events, test = inputs.load()
+    for label, model in loaded.items():  # test and validation come from these events
+        check_not_pretrained_on(model, models[label],
+                                [events] + ([test] if test is not None else []),
+                                allow_overlap)
+
+    def split(size: int, seed: int) -> tuple[LabelledEvents, LabelledEvents, LabelledEvents]:
+        s = split_user_events(events, test, size, seed)
+        return s.train, s.val, s.test
+
+    parts = [ev for ev in (events, test) if ev is not None]
+    data_key = {"data_id": digest([table_identity(ev.table) for ev in parts] + [
+                    np.ascontiguousarray(ev.weight).tobytes() for ev in parts
+                    if ev.weight is not None]),
+                "split": {"test": "explicit" if test is not None else "fraction 0.25"}}
+    files = sorted({f["path"] for ev in parts for f in ev.provenance()})
+    scan_splits(name, split, data_key, loaded, sizes, modes, seeds, out,
+                FinetuneConfig(epochs=epochs, accelerator=device), progress,
+                info={"data": files})
     out_dir = Path(out)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    csv = out_dir / "scan.csv"
-    loaded = {label: resolve_model(src) for label, src in models.items()}
-    done = pd.read_csv(csv) if csv.is_file() else pd.DataFrame(columns=COLUMNS)
-    have = {tuple(r) for r in done[list(KEY)].astype(str).itertuples(index=False)}
-    runs = [(label, mode, size, seed) for size in sizes for seed in range(seeds)
-            for mode in modes for label in (["none"] if mode == "scratch" else list(loaded))]
-    runs = [r for r in runs if (name, *map(str, r)) not in have]
-    rows = done.to_dict("records")
-    if runs:
-        events, test = inputs.load()
-        for label, model in loaded.items():  # test and validation come from these events
-            check_not_pretrained_on(model, models[label],
-                                    [events] + ([test] if test is not None else []),
-                                    allow_overlap)
-        for label, mode, size, seed in tqdm(runs, desc=f"scan {name}", disable=not progress):
-            splits = split_user_events(events, test, size, seed)
-            source = loaded[label] if label != "none" else next(iter(loaded.values()))
-            res, metrics, _ = _train(source, splits, mode, seed,
-                                     FinetuneConfig(epochs=epochs, accelerator=device))
-            rows.append({"task": name, "model": label, "mode": mode, "train_size": size,
-                         "seed": seed, **{k: metrics[k] for k in COLUMNS[5:9]},
-                         "train_seconds": res.train_seconds, "epochs": res.epochs_run,
-                         "best_epoch": res.best_epoch})
-            write_text(csv, pd.DataFrame(rows, columns=COLUMNS).to_csv(index=False))
-    frame = pd.DataFrame(rows, columns=COLUMNS)
-    write_text(out_dir / "summary.csv", summarise(frame).to_csv(index=False))
-    plot_learning_curve(frame.assign(mode=curve_label(frame)),
-                        out_dir / f"learning_curve_{name}.png", title=name)
+    summarise_scan(out_dir, None, {label: _pretrain_seconds(src) or float("nan")
+                                   for label, src in models.items()}, n_boot=n_boot)
     return out_dir

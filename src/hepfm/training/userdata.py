@@ -25,7 +25,7 @@ from hepfm.data.features import DEFAULT_SELECTION, Selection
 from hepfm.data.reading import open_file, read_table
 from hepfm.data.table import EventTable
 from hepfm.errors import InputDataError
-from hepfm.training.taskdata import split_indices
+from hepfm.taskdata import split_indices
 
 #: Process names of the classes of a user task (``EventTable.processes``; process == y).
 CLASSES = ("background", "signal")
