@@ -146,7 +146,7 @@ def test_data_module_prepare_data_makes_or_names_missing_samples(tmp_path):
     from hepfm.training.datamodule import EventDataModule
 
     dm = EventDataModule(tmp_path / "given", ["ttH", "tt"], 30, seed=3)
-    with pytest.raises(InputDataError, match=r"--events 30 .* --seed 3"):
+    with pytest.raises(InputDataError, match=r"--events-per-process 30 .* --seed 3"):
         dm.prepare_data()
     assert not (tmp_path / "given").exists() or not any((tmp_path / "given").iterdir())
     dm = EventDataModule(tmp_path / "given", ["ttH", "tt"], 30, seed=3, generate=True)
