@@ -21,3 +21,24 @@ def test_hepfm_small_is_shipped_and_separates_processes(generated_dir):
     accuracy = float(np.mean(logits.argmax(1) == table.y))
     # fresh events (another seed, no multi-parton interactions): far above chance (1/12)
     assert accuracy > 0.25, accuracy
+
+
+def test_models_lists_the_shipped_models_from_their_files():
+    import json
+
+    from typer.testing import CliRunner
+
+    from hepfm.cli import app
+    from hepfm.pretrained import PRETRAINED_DIR, describe_models
+
+    rows = {r["name"]: r for r in describe_models()}
+    assert "hepfm-small" in rows and rows["hepfm-small"]["default"]
+    metrics = json.loads((PRETRAINED_DIR / "hepfm-small" / "metrics.json").read_text())
+    small = rows["hepfm-small"]
+    assert small["accuracy"] == metrics["test"]["accuracy"]
+    assert small["train_events"] == metrics["events"]["train"]
+    assert small["processes"] == 12 and small["width"] == 64 and small["megabytes"] < 10
+    res = CliRunner().invoke(app, ["models"], env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "hepfm-small (default)" in res.output
+    assert f"{metrics['test']['macro_auc']:.3f}" in res.output

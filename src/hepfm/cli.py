@@ -338,6 +338,28 @@ def tasks() -> None:
     console.print(table)
 
 
+@app.command()
+def models() -> None:
+    """List the shipped pretrained models: architecture, pretraining data, test scores."""
+    from hepfm.pretrained import describe_models
+
+    def num(value: Any, fmt: str) -> str:
+        return "" if value is None else format(value, fmt)
+
+    table = Table("name", "objective", "width x blocks", "pretraining events",
+                  "test accuracy", "test macro AUC", "MB")
+    for m in describe_models():
+        per = m["events_per_process"]
+        events = (f"{m['processes']} x {num(per, ',')}" if per else "all") + (
+            f" ({num(m['train_events'], ',')} in training)" if m["train_events"] else "")
+        table.add_row(m["name"] + (" (default)" if m["default"] else ""), m["objective"],
+                      f"{m['width']} x {m['blocks']}", events, num(m["accuracy"], ".3f"),
+                      num(m["macro_auc"], ".3f"), num(m["megabytes"], ".1f"))
+    console.print(table)
+    console.print("scores on the model's own test split (12-process classification); load "
+                  "one with hepfm.load_pretrained(name) or --from NAME", highlight=False)
+
+
 def _detector(value: str) -> None:
     from hepfm.generate.detector import load_detector
 

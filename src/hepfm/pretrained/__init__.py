@@ -6,9 +6,11 @@ Only where they are and how a name or a path resolves to a model directory; read
 
 from __future__ import annotations
 
+import json
 import os
 import warnings
 from pathlib import Path
+from typing import Any
 
 from hepfm.errors import UnknownNameError
 
@@ -24,6 +26,32 @@ def available_models() -> list[str]:
     if not PRETRAINED_DIR.is_dir():
         return []
     return sorted(p.name for p in PRETRAINED_DIR.iterdir() if (p / _CONFIG_NAME).is_file())
+
+
+def describe_models() -> list[dict[str, Any]]:
+    """One row per shipped model: its architecture, pretraining data and test scores, read
+    from its ``config.yaml`` and ``metrics.json`` (nothing is loaded into torch)."""
+    import yaml
+
+    rows = []
+    for name in available_models():
+        path = PRETRAINED_DIR / name
+        config = yaml.safe_load((path / _CONFIG_NAME).read_text())
+        metrics_file = path / "metrics.json"
+        metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
+        model, test = config.get("model", {}), metrics.get("test", {})
+        rows.append({
+            "name": name, "default": name == DEFAULT_MODEL,
+            "objective": config.get("objective"),
+            "width": model.get("hidden"), "blocks": model.get("blocks"),
+            "processes": len(config.get("processes") or []),
+            "events_per_process": config.get("events_per_process"),
+            "train_events": metrics.get("events", {}).get("train"),
+            "test_events": test.get("events"), "accuracy": test.get("accuracy"),
+            "macro_auc": test.get("macro_auc"),
+            "megabytes": sum(f.stat().st_size for f in path.iterdir()) / 1e6,
+        })
+    return rows
 
 
 def resolve_model_dir(name_or_dir: str | os.PathLike[str]) -> Path:
