@@ -12,7 +12,8 @@ trained from scratch and the BDT, on task samples that no model saw (task seed s
 
 Each step resumes: finished pretrainings (model directories) and stored scan runs are kept.
 ``report`` writes ``scaling.csv`` (AUC and gain over scratch with 68% test-bootstrap
-intervals, per task, training size, width and pretraining size) and ``scaling.png``.
+intervals, per task, training size, width and pretraining size), ``scaling.png`` and
+``pretraining.csv`` (each model's cost on this host and its 12-process test scores).
 """
 
 from __future__ import annotations
@@ -67,6 +68,26 @@ def _events(run: Path) -> int:
     return int(json.loads((run / "metrics.json").read_text())["events"]["train"])
 
 
+def pretraining_table(out: Path) -> pd.DataFrame:
+    """Per pretrained model: its data, cost (epochs, seconds, events per second on this
+    host) and its own 12-process test scores."""
+    rows = []
+    for run in sorted(out.glob("pre-w*-n*")):
+        if not (run / "metrics.json").is_file():
+            continue
+        m = json.loads((run / "metrics.json").read_text())
+        epochs = int(pd.read_csv(run / "metrics.csv")["epoch"].max()) + 1
+        width, size = (int(v) for v in run.name.removeprefix("pre-w").split("-n"))
+        rows.append({"width": width, "pretrain_events_per_process": size,
+                     "pretrain_events": m["events"]["train"], "epochs": epochs,
+                     "best_epoch": m["best_epoch"], "seconds": round(m["train_time_s"]),
+                     "events_per_second": round(m["events"]["train"] * epochs
+                                                / m["train_time_s"]),
+                     "test_accuracy": m["test"]["accuracy"],
+                     "test_macro_auc": m["test"]["macro_auc"]})
+    return pd.DataFrame(rows).sort_values(["width", "pretrain_events_per_process"])
+
+
 def report(out: Path, results: Path) -> pd.DataFrame:
     rows = []
     for scan in sorted(out.glob("scan-w*")):
@@ -92,6 +113,8 @@ def report(out: Path, results: Path) -> pd.DataFrame:
                                             "pretrain_events_per_process"])
     results.mkdir(parents=True, exist_ok=True)
     frame.to_csv(results / "scaling.csv", index=False, float_format="%.4f")
+    pretraining_table(out).to_csv(results / "pretraining.csv", index=False,
+                                  float_format="%.4f")
     _plot(frame, results / "scaling.png")
     (results / "host.txt").write_text(f"{platform.processor() or platform.machine()}, "
                                       f"{platform.platform()}\n")
