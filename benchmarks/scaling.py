@@ -8,12 +8,16 @@ trained from scratch and the BDT, on task samples that no model saw (task seed s
 
     python benchmarks/scaling.py pretrain --data samples/scale --out runs/scaling
     python benchmarks/scaling.py scan --out runs/scaling --data samples/tasks
+    python benchmarks/scaling.py ship --out runs/scaling --data samples/tasks
     python benchmarks/scaling.py report runs/scaling --results benchmarks/results/scaling
 
 Each step resumes: finished pretrainings (model directories) and stored scan runs are kept.
 ``report`` writes ``scaling.csv`` (AUC and gain over scratch with 68% test-bootstrap
 intervals, per task, training size, width and pretraining size), ``scaling.png`` and
-``pretraining.csv`` (each model's cost on this host and its 12-process test scores).
+``pretraining.csv`` (each model's cost on this host and its 12-process test scores) and,
+when ``runs/scaling/scan-ship`` holds a paired scan of the 32k models beside the shipped
+``hepfm-small`` (``full`` mode, same tasks and sizes), ``candidates.csv``: each model's AUC
+minus hepfm-small's with paired bootstrap intervals.
 """
 
 from __future__ import annotations
@@ -61,6 +65,19 @@ def scan_all(out: Path, data: str, sizes: tuple[int, ...], widths: tuple[int, ..
         models = {f"n{size}": str(out / f"pre-{_label(width, size)}") for size in sizes}
         scan_tasks(tasks, models, list(TRAIN_SIZES), ["bdt", "scratch", "full"], 3,
                    out / f"scan-w{width}", data)
+
+
+def scan_candidates(out: Path, data: str, widths: tuple[int, ...], size: int) -> None:
+    """The models pretrained on `size` events per process beside the shipped hepfm-small,
+    fine-tuned (``full``) on the same tasks, sizes and seeds: the paired comparison that
+    decides which model ships."""
+    from hepfm.tasks import get_task
+    from hepfm.training.task_run import scan_tasks
+
+    models = {"hepfm-small": "hepfm-small"}
+    models.update({_label(w, size): str(out / f"pre-{_label(w, size)}") for w in widths})
+    scan_tasks([get_task(t) for t in TASKS], models, list(TRAIN_SIZES), ["full"], 3,
+               out / "scan-ship", data)
 
 
 def _events(run: Path) -> int:
@@ -115,10 +132,23 @@ def report(out: Path, results: Path) -> pd.DataFrame:
     frame.to_csv(results / "scaling.csv", index=False, float_format="%.4f")
     pretraining_table(out).to_csv(results / "pretraining.csv", index=False,
                                   float_format="%.4f")
+    if (out / "scan-ship").is_dir():
+        candidates(out).to_csv(results / "candidates.csv", index=False, float_format="%.4f")
     _plot(frame, results / "scaling.png")
     (results / "host.txt").write_text(f"{platform.processor() or platform.machine()}, "
                                       f"{platform.platform()}\n")
     return frame
+
+
+def candidates(out: Path, reference: str = "hepfm-small") -> pd.DataFrame:
+    """Fine-tuned AUC of each candidate model minus the shipped `reference`, paired by seed
+    and test resample (scan ``scan-ship``: ``full`` mode only, same tasks and sizes)."""
+    from hepfm.training.scan import ScanStore, bootstrap_runs, differences, load_scan
+
+    directory = out / "scan-ship"
+    frame = load_scan(directory)
+    boot = bootstrap_runs(frame, ScanStore(directory), 1000, 0)
+    return differences(frame, boot, references=(f"full ({reference})",))
 
 
 def _plot(frame: pd.DataFrame, path: Path) -> None:
@@ -169,6 +199,11 @@ def main() -> None:
     s.add_argument("--data", required=True, help="task sample directory (task seed stream)")
     s.add_argument("--sizes", default=",".join(map(str, SIZES)))
     s.add_argument("--widths", default=",".join(map(str, WIDTHS)))
+    c = sub.add_parser("ship")
+    c.add_argument("--out", type=Path, default=Path("runs/scaling"))
+    c.add_argument("--data", required=True, help="task sample directory (task seed stream)")
+    c.add_argument("--widths", default=",".join(map(str, WIDTHS)))
+    c.add_argument("--size", type=int, default=max(SIZES))
     r = sub.add_parser("report")
     r.add_argument("out", type=Path)
     r.add_argument("--results", type=Path, default=Path("benchmarks/results/scaling"))
@@ -181,6 +216,8 @@ def main() -> None:
         pretrain_all(args.data, args.out, ints(args.sizes), ints(args.widths), args.threads)
     elif args.step == "scan":
         scan_all(args.out, args.data, ints(args.sizes), ints(args.widths))
+    elif args.step == "ship":
+        scan_candidates(args.out, args.data, ints(args.widths), args.size)
     else:
         print(report(args.out, args.results).to_string(index=False))
 
