@@ -156,6 +156,7 @@ def _plot(frame: pd.DataFrame, path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import FixedFormatter, FixedLocator, NullFormatter
 
     panels = list(frame.groupby(["task", "train_size"], sort=True))
     fig, axes = plt.subplots(2, len(panels), figsize=(4.2 * len(panels), 7), sharex=True,
@@ -175,6 +176,10 @@ def _plot(frame: pd.DataFrame, path: Path) -> None:
         bottom.axhline(0, color="k", lw=0.8)
         top.set_title(f"{task}, {n} training events", fontsize=10)
         bottom.set_xscale("log")
+        ticks = sorted(g["pretrain_events"].unique())
+        bottom.xaxis.set_major_locator(FixedLocator(ticks))
+        bottom.xaxis.set_major_formatter(FixedFormatter([f"{t / 1000:.0f}k" for t in ticks]))
+        bottom.xaxis.set_minor_formatter(NullFormatter())
         bottom.set_xlabel("pretraining events (training split, 12 processes)")
         if k == 0:
             top.set_ylabel("test AUC (mean of 3 seeds, 68% bootstrap)")
