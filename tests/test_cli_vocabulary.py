@@ -127,7 +127,7 @@ def test_help_shows_the_code_defaults():
     }
     for (command, name), text in shown.items():
         assert text in _option(command, name).help, (command, name)
-        # shown literally (rich markup once swallowed "[hepfm-small]" as a tag)
+        # shown literally (rich markup once swallowed "[hepfm-base]" as a tag)
         assert f"{name} " in _help(command) and text in _help(command), (command, name)
     defaults = {
         ("finetune", "--epochs"): _default(hepfm.training.task_run.finetune_task, "epochs"),

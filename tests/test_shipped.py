@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from hepfm import load_pretrained
 from hepfm.data import load_events
@@ -11,9 +12,10 @@ from hepfm.hub import available_models
 from hepfm.processes import PRETRAINING
 
 
-def test_hepfm_small_is_shipped_and_separates_processes(generated_dir):
-    assert "hepfm-small" in available_models()
-    model = load_pretrained("hepfm-small")
+@pytest.mark.parametrize("name", ["hepfm-base", "hepfm-small"])
+def test_shipped_models_separate_processes(generated_dir, name):
+    assert name in available_models()
+    model = load_pretrained(name)
     assert model.config.classes == PRETRAINING and not model.training
     table = load_events(generated_dir, list(PRETRAINING))
     logits = np.concatenate([model(b)["multiclass"].detach().numpy()
@@ -32,7 +34,8 @@ def test_models_lists_the_shipped_models_from_their_files():
     from hepfm.pretrained import PRETRAINED_DIR, describe_models
 
     rows = {r["name"]: r for r in describe_models()}
-    assert "hepfm-small" in rows and rows["hepfm-small"]["default"]
+    assert rows["hepfm-base"]["default"] and not rows["hepfm-small"]["default"]
+    assert rows["hepfm-base"]["events_per_process"] == 32000
     metrics = json.loads((PRETRAINED_DIR / "hepfm-small" / "metrics.json").read_text())
     small = rows["hepfm-small"]
     assert small["accuracy"] == metrics["test"]["accuracy"]
@@ -40,5 +43,5 @@ def test_models_lists_the_shipped_models_from_their_files():
     assert small["processes"] == 12 and small["width"] == 64 and small["megabytes"] < 10
     res = CliRunner().invoke(app, ["models"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
-    assert "hepfm-small (default)" in res.output
+    assert "hepfm-base (default)" in res.output and "hepfm-small" in res.output
     assert f"{metrics['test']['macro_auc']:.3f}" in res.output

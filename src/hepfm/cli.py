@@ -136,7 +136,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
-    rich_markup_mode=None,  # help text is plain: "[hepfm-small]" is a default, not a tag
+    rich_markup_mode=None,  # help text is plain: "[hepfm-base]" is a default, not a tag
 )
 
 

@@ -17,7 +17,7 @@ from hepfm.errors import UnknownNameError
 #: Where models shipped with the package live, one directory per name.
 PRETRAINED_DIR = Path(__file__).parent
 #: The shipped model that fine-tuning starts from when no other is named.
-DEFAULT_MODEL = "hepfm-small"
+DEFAULT_MODEL = "hepfm-base"
 _CONFIG_NAME = "config.yaml"
 
 

@@ -320,7 +320,7 @@ def _hold_out(table: EventTable, fraction: float, seed: int) -> tuple[EventTable
 class FineTuner(ClassifierMixin, BaseEstimator):
     """A scikit-learn classifier that fine-tunes a pretrained model on labelled events.
 
-    ``FineTuner("hepfm-small", mode="full").fit(train, val)``, then ``predict_proba(test)``
+    ``FineTuner("hepfm-base", mode="full").fit(train, val)``, then ``predict_proba(test)``
     ``(n_events, n_classes)``, ``predict``, ``score`` (accuracy, as for every scikit-learn
     classifier) and ``evaluate`` (the dict of task metrics: AUC, rejections...). Events are
     :class:`~hepfm.data.table.EventTable` objects whose ``y`` holds labels 0..K-1 (two
@@ -334,7 +334,7 @@ class FineTuner(ClassifierMixin, BaseEstimator):
     (:class:`FinetuneResult`), ``classes_``.
     """
 
-    def __init__(self, pretrained: FoundationModel | str | os.PathLike[str] = "hepfm-small",
+    def __init__(self, pretrained: FoundationModel | str | os.PathLike[str] = "hepfm-base",
                  *, mode: str = "full", head: str = "task", epochs: int = 30,
                  batch_size: int = 256, lr: float = 2e-3, backbone_lr_factor: float = 0.1,
                  weight_decay: float = 1e-4, patience: int = 5,
