@@ -14,7 +14,8 @@ trained from scratch and the BDT, on task samples that no model saw (task seed s
 Each step resumes: finished pretrainings (model directories) and stored scan runs are kept.
 ``report`` writes ``scaling.csv`` (AUC and gain over scratch with 68% test-bootstrap
 intervals, per task, training size, width and pretraining size), ``scaling.png`` and
-``pretraining.csv`` (each model's cost on this host and its 12-process test scores) and,
+``pretraining.csv`` (each model's cost on this host and its 12-process test scores),
+``steps.csv`` (each pretraining size minus the next smaller one, paired) and,
 when ``runs/scaling/scan-ship`` holds a paired scan of the 32k models beside the shipped
 ``hepfm-small`` (``full`` mode, same tasks and sizes), ``candidates.csv``: each model's AUC
 minus hepfm-small's with paired bootstrap intervals.
@@ -23,6 +24,7 @@ minus hepfm-small's with paired bootstrap intervals.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import platform
 from pathlib import Path
@@ -132,12 +134,30 @@ def report(out: Path, results: Path) -> pd.DataFrame:
     frame.to_csv(results / "scaling.csv", index=False, float_format="%.4f")
     pretraining_table(out).to_csv(results / "pretraining.csv", index=False,
                                   float_format="%.4f")
+    steps(out).to_csv(results / "steps.csv", index=False, float_format="%.4f")
     if (out / "scan-ship").is_dir():
         candidates(out).to_csv(results / "candidates.csv", index=False, float_format="%.4f")
     _plot(frame, results / "scaling.png")
     (results / "host.txt").write_text(f"{platform.processor() or platform.machine()}, "
                                       f"{platform.platform()}\n")
     return frame
+
+
+def steps(out: Path) -> pd.DataFrame:
+    """Fine-tuned AUC of each pretraining size minus the next smaller one (same width),
+    paired by seed and test resample."""
+    from hepfm.training.scan import ScanStore, bootstrap_runs, differences, load_scan
+
+    frames = []
+    for scan in sorted(out.glob("scan-w*")):
+        frame = load_scan(scan)
+        sizes = sorted(int(m[1:]) for m in frame["model"].unique() if m[1:].isdigit())
+        boot = bootstrap_runs(frame, ScanStore(scan), 1000, 0)
+        d = differences(frame, boot, references=tuple(f"full (n{n})" for n in sizes[:-1]))
+        pairs = {(f"full (n{b})", f"full (n{a})") for a, b in itertools.pairwise(sizes)}
+        keep = [(c, r) in pairs for c, r in zip(d["curve"], d["reference"], strict=True)]
+        frames.append(d[keep].assign(width=int(scan.name.removeprefix("scan-w"))))
+    return pd.concat(frames, ignore_index=True)
 
 
 def candidates(out: Path, reference: str = "hepfm-small") -> pd.DataFrame:
