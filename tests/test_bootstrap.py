@@ -118,3 +118,21 @@ def test_summary_by_hand():
     assert d["diff_mean"] == pytest.approx(0.07)  # (0.10 + 0.04) / 2
     # per resample: (0.75 - 0.70), (0.75 - 0.70) -> 0.05 both
     assert d["diff_lo68"] == pytest.approx(0.05) and d["diff_hi68"] == pytest.approx(0.05)
+
+
+def test_bootstrap_multiclass_equals_resampling_by_hand():
+    """Accuracy and macro AUC of every resample equal sklearn's on the resampled events."""
+    from sklearn.metrics import roc_auc_score
+
+    from hepfm.analysis.metrics import bootstrap_counts, bootstrap_multiclass
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 3, 60)
+    scores = rng.normal(size=(60, 3)) + 1.5 * np.eye(3)[y]
+    boot = bootstrap_multiclass(y, scores, n_boot=25, seed=7, chunk=100)  # several chunks
+    for k, counts in enumerate(bootstrap_counts(60, 25, seed=7)):
+        idx = np.repeat(np.arange(60), counts)
+        yy, ss = y[idx], scores[idx]
+        assert boot["accuracy"][k] == pytest.approx(np.mean(ss.argmax(1) == yy))
+        expected = np.mean([roc_auc_score(yy == c, ss[:, c]) for c in np.unique(yy)])
+        assert boot["macro_auc"][k] == pytest.approx(expected)

@@ -49,11 +49,15 @@ def test_resume_and_run_directory(run_dir: Path, generated_dir: Path) -> None:
     assert list(cm.index) == list(PRETRAINING) and cm.shape == (12, 12)
     test = result.metrics["test"]
     assert 0 <= test["accuracy"] <= 1 and 0 <= test["macro_auc"] <= 1
+    for key in ("accuracy", "macro_auc"):  # 68% test-bootstrap interval around the value
+        assert test[f"{key}_lo68"] <= test[key] <= test[f"{key}_hi68"]
+        assert test[f"{key}_hi68"] - test[f"{key}_lo68"] > 0
     assert set(test["multilabel_auc"])
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
     assert config["seed"] == 3 and config["processes"] == list(PRETRAINING)
     assert config["model"]["hidden"] == 16
     assert "model saved in" in result.summary()
+    assert f"[{test['accuracy_lo68']:.3f}, {test['accuracy_hi68']:.3f}]" in result.summary()
 
 
 def test_reload_reproduces_logged_val_accuracy(run_dir: Path, generated_dir: Path) -> None:

@@ -20,7 +20,8 @@ _LAZY = {
     **dict.fromkeys(
         ["binary_metrics", "background_rejection", "roc_curve_frame", "per_class_accuracy",
          "macro_auc", "confusion_frame", "multiclass_metrics", "rank_auc", "bootstrap_auc",
-         "bootstrap_counts", "percentile_interval"], "hepfm.analysis.metrics"),
+         "bootstrap_counts", "bootstrap_multiclass", "percentile_interval"],
+        "hepfm.analysis.metrics"),
     **dict.fromkeys(
         ["plot_roc", "plot_confusion", "plot_learning_curve", "plot_learning_summary",
          "plot_cka_heatmap", "plot_cka_diagonal"], "hepfm.analysis.plots"),

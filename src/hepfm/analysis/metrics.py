@@ -278,6 +278,23 @@ def bootstrap_auc(y_true: ArrayLike, scores: ArrayLike, sample_weight: ArrayLike
                            for i in range(0, n_boot, step)])
 
 
+def bootstrap_multiclass(y_true: ArrayLike, scores: ArrayLike, n_boot: int = 1000,
+                         seed: int = 0, chunk: int = 2_000_000) -> dict[str, np.ndarray]:
+    """Accuracy and macro one-vs-rest AUC (as :func:`multiclass_metrics`) on `n_boot`
+    resamples of the test events: ``{"accuracy": [n_boot], "macro_auc": [n_boot]}``."""
+    y, s = _multiclass_inputs(y_true, scores)
+    counts = bootstrap_counts(y.size, n_boot, seed)
+    correct = (s.argmax(1) == y).astype(np.float64)
+    present = np.unique(y)
+    step = max(1, chunk // max(1, y.size))
+    aucs = np.concatenate([
+        np.stack([rank_auc(y == c, s[:, c], counts[i:i + step])[:, 0] for c in present], 1)
+        for i in range(0, n_boot, step)])
+    with np.errstate(invalid="ignore"):  # a resample without one class: NaN for it
+        macro = np.nanmean(aucs, axis=1)
+    return {"accuracy": counts @ correct / y.size, "macro_auc": macro}
+
+
 def percentile_interval(values: ArrayLike, confidence: float = CONFIDENCE,
                         axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Central percentile interval of bootstrap `values` along `axis` (NaNs ignored)."""

@@ -81,8 +81,13 @@ class PretrainResult:
                  f"('{self.run_dir}'))"]
         test = self.metrics.get("test", {})
         if "accuracy" in test:
-            lines.append(f"test: {test['events']} events, accuracy {test['accuracy']:.3f}, "
-                         f"macro AUC {test['macro_auc']:.3f}")
+            def value(key: str) -> str:
+                interval = (f" [{test[f'{key}_lo68']:.3f}, {test[f'{key}_hi68']:.3f}]"
+                            if f"{key}_lo68" in test else "")
+                return f"{test[key]:.3f}{interval}"
+
+            lines.append(f"test: {test['events']} events, accuracy {value('accuracy')}, "
+                         f"macro AUC {value('macro_auc')} (68% bootstrap intervals)")
             per = {k.split("/", 1)[1]: v for k, v in test.items() if k.startswith("accuracy/")}
             lines.append("per-class accuracy: " + ", ".join(f"{k} {v:.2f}"
                                                              for k, v in per.items()))
