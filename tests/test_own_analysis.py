@@ -399,3 +399,17 @@ def test_all_events_split_keeps_a_validation_share():
     assert len(te) == 0 and len(va) == 200 and len(tr) == 400 and not set(tr) & set(va)
     tr, va, _ = split_indices(np.repeat([0, 1], 5000), None, 0, test_fraction=0.0)
     assert (len(tr), len(va)) == (8000, 2000)
+
+
+def test_scan_own_files_scratch_only(toy_dir, tiny_model, tmp_path):
+    """A scan of scratch runs alone still takes its architecture from the --from model."""
+    import pandas as pd
+
+    res = runner.invoke(app, ["scan", "--task", "toy", "--from", str(tiny_model),
+                              "--data-train", f"{toy_dir}/*/*_0.root,{toy_dir}/*/*_1.root",
+                              "--label-branch", "is_signal", "--sizes", "200", "--modes",
+                              "scratch", "--seeds", "1", "--epochs", "1", "--bootstrap", "20",
+                              "--out", str(tmp_path / "scan")])
+    assert res.exit_code == 0, res.output
+    frame = pd.read_csv(tmp_path / "scan" / "scan.csv")
+    assert list(zip(frame["model"], frame["mode"], strict=True)) == [("none", "scratch")]

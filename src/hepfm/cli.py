@@ -595,15 +595,18 @@ BRANCH_MAP = typer.Option(None, help="Branch names of your files: delphes (defau
                           "or a YAML file (see README).")
 
 
-def _own_files(signal: str | None, background: str | None, *extra: Any) -> bool:
-    """True when the task comes from the user's files rather than process names."""
+def _user_inputs(signal: str | None, background: str | None, **own: str | None) -> Any:
+    """The user's files (:class:`~hepfm.training.userdata.UserInputs`) when the task comes
+    from them rather than from process names (any of `own` given, or a file among --signal
+    and --background); None for a task of process names."""
     from hepfm.processes import PROCESSES
-    from hepfm.training.userdata import split_list
+    from hepfm.training.userdata import UserInputs, split_list
 
-    if any(e is not None for e in extra):
-        return True
     items = split_list(signal) + split_list(background)
-    return any(i not in PROCESSES or os.path.exists(i) for i in items)
+    if all(v is None for v in own.values()) and not any(
+            i not in PROCESSES or os.path.exists(i) for i in items):
+        return None
+    return UserInputs.from_options(signal, background, **own)
 
 
 @app.command()
@@ -646,14 +649,13 @@ def finetune(
     """Fine-tune a pretrained model on a task; print AUC, accuracy and rejections."""
     from hepfm.training.task_run import DEFAULT_TRAIN_SIZE, finetune_task
 
-    own = dict(test_signal=test_signal, test_background=test_background, mixed=data_train,
-               test_mixed=data_test, label_branch=label_branch, weight_branch=weight_branch,
-               branch_map=branch_map)
-    if _own_files(signal, background, *own.values()):
+    inputs = _user_inputs(signal, background, test_signal=test_signal,
+                          test_background=test_background, mixed=data_train,
+                          test_mixed=data_test, label_branch=label_branch,
+                          weight_branch=weight_branch, branch_map=branch_map)
+    if inputs is not None:
         from hepfm.training.user_run import finetune_files
-        from hepfm.training.userdata import UserInputs
 
-        inputs = UserInputs.from_options(signal, background, **own)
         r = finetune_files(inputs, task or "custom", source, mode, train_size, epochs, seed,
                            out, allow_overlap=allow_overlap, device=resolve_device(device))
     else:
@@ -728,12 +730,12 @@ def scan(
         out_dir = summarise_scan(out, n_boot=bootstrap)
         console.print(f"wrote summary.csv, learning curves and compute.csv in {out_dir}")
         return
-    own = dict(test_signal=test_signal, test_background=test_background, mixed=data_train,
-               test_mixed=data_test, label_branch=label_branch, weight_branch=weight_branch,
-               branch_map=branch_map)
-    own_files = _own_files(signal, background, *own.values())
+    inputs = _user_inputs(signal, background, test_signal=test_signal,
+                          test_background=test_background, mixed=data_train,
+                          test_mixed=data_test, label_branch=label_branch,
+                          weight_branch=weight_branch, branch_map=branch_map)
     spec = tasks_ or task
-    if not spec and not (signal or background or own_files):
+    if not spec and not (signal or background or inputs):
         raise typer.BadParameter("give --task NAME or --tasks all")
     names = list(TASKS) if spec == "all" else [s.strip() for s in (spec or "").split(",")]
     size_list = [int(n) for n in sizes.split(",")]
@@ -742,24 +744,19 @@ def scan(
     if source:
         models = dict(s.split("=", 1) if "=" in s else ("pretrained", s)
                       for s in source.split(","))
-    if own_files:
+    if inputs is not None:
         from hepfm.training.user_run import scan_files
-        from hepfm.training.userdata import UserInputs
 
-        inputs = UserInputs.from_options(signal, background, **own)
-        out_dir = scan_files(inputs, models, size_list, modes.split(","), seeds, out,
+        out_dir = scan_files(inputs, models, size_list, mode_list, seeds, out,
                              task or "custom", epochs, allow_overlap=allow_overlap,
                              n_boot=bootstrap, device=resolve_device(device))
-        console.print(f"wrote scan.csv, summary.csv, learning curves and compute.csv in "
-                      f"{out_dir}")
-        console.print((out_dir / "compute.txt").read_text())
-        return
-    chosen = [_task(task, signal, background)] if signal or background else \
-        [get_task(n) for n in names]
-    out_dir = scan_tasks(chosen, models, size_list, mode_list, seeds, out,
-                         data, epochs, events_per_process, gen,
-                         allow_overlap=allow_overlap, n_boot=bootstrap,
-                         device=resolve_device(device))
+    else:
+        chosen = [_task(task, signal, background)] if signal or background else \
+            [get_task(n) for n in names]
+        out_dir = scan_tasks(chosen, models, size_list, mode_list, seeds, out,
+                             data, epochs, events_per_process, gen,
+                             allow_overlap=allow_overlap, n_boot=bootstrap,
+                             device=resolve_device(device))
     console.print(f"wrote scan.csv, summary.csv, learning curves and compute.csv in {out_dir}")
     console.print((out_dir / "compute.txt").read_text())
 

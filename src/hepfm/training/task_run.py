@@ -108,8 +108,7 @@ def scan_tasks(tasks: list[Task], models: dict[str, str | None], sizes: list[int
             raise UnknownNameError("scan mode", m, list(SCAN_MODES))
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    needs_model = any(m not in ("bdt",) for m in modes)
-    loaded = {label: resolve_model(src) for label, src in models.items()} if needs_model else {}
+    loaded = scan_models(models, modes)
     need = max(sizes) * 2 + 400
     frames = []
     for task in tasks:
@@ -122,17 +121,34 @@ def scan_tasks(tasks: list[Task], models: dict[str, str | None], sizes: list[int
         frames.append(run_scan(task, path, loaded, sizes, modes, seeds, out_dir,
                                FinetuneConfig(epochs=epochs, accelerator=device),
                                events_per_process))
-    frame = pd.concat(frames, ignore_index=True)
+    summarise_with_costs(out_dir, models, bool(loaded), n_boot, pretrain_seconds,
+                         fallback=pd.concat(frames, ignore_index=True))
+    return out_dir
+
+
+def scan_models(models: dict[str, str | None], modes: list[str]) -> dict[str, FoundationModel]:
+    """The pretrained models ({label: model}) of a scan in `modes`: none for ``bdt`` alone
+    (``scratch`` takes its architecture and normalisation from the first one)."""
+    if all(m == "bdt" for m in modes):
+        return {}
+    return {label: resolve_model(src) for label, src in models.items()}
+
+
+def summarise_with_costs(out_dir: Path, models: dict[str, str | None], used_models: bool,
+                         n_boot: int, pretrain_seconds: float | None = None,
+                         fallback: pd.DataFrame | None = None) -> None:
+    """Summarise the scan directory (:func:`~hepfm.training.scan.summarise_scan`) with the
+    pretraining time of each model (`pretrain_seconds`, else what its directory records;
+    kept in ``pretrain_seconds.json`` for ``--summarise-only`` when `used_models`)."""
     costs: float | dict[str, float] = pretrain_seconds if pretrain_seconds is not None else {
         label: _pretrain_seconds(src) or float("nan") for label, src in models.items()}
-    if isinstance(costs, dict) and needs_model:
+    if isinstance(costs, dict) and used_models:
         path = out_dir / "pretrain_seconds.json"
         known = json.loads(path.read_text()) if path.is_file() else {}
         write_text(path, json.dumps({**known, **costs}, indent=1))
-    # the whole directory (other scans may have added tasks), or this scan's runs if it
+    # the whole directory (other scans may have added tasks), or the `fallback` rows if it
     # holds runs with other settings
-    summarise_scan(out_dir, None, costs, n_boot=n_boot, fallback=frame)
-    return out_dir
+    summarise_scan(out_dir, None, costs, n_boot=n_boot, fallback=fallback)
 
 
 def _pretrain_seconds(source: str | None) -> float | None:

@@ -28,14 +28,14 @@ from hepfm.training.finetune import (
     predict_proba,
     prepare_model,
 )
-from hepfm.training.scan import (
-    MODEL_FREE_MODES,
-    digest,
-    scan_splits,
-    summarise_scan,
-    table_identity,
+from hepfm.training.scan import MODEL_FREE_MODES, digest, scan_splits, table_identity
+from hepfm.training.task_run import (
+    DEFAULT_MODEL,
+    _json_safe,
+    resolve_model,
+    scan_models,
+    summarise_with_costs,
 )
-from hepfm.training.task_run import DEFAULT_MODEL, _json_safe, _pretrain_seconds, resolve_model
 from hepfm.training.userdata import (
     LabelledEvents,
     UserInputs,
@@ -122,14 +122,13 @@ def scan_files(inputs: UserInputs, models: dict[str, str | None], sizes: list[in
     ``differences.csv``). Splits are those of :func:`finetune_files`; with a weight branch,
     training uses the weights rescaled per class and the test metrics the raw weights. Networks
     train on `device` (a Lightning accelerator)."""
-    needs_model = any(m not in MODEL_FREE_MODES for m in modes)
-    loaded = {label: resolve_model(src) for label, src in models.items()} if needs_model \
-        else {}
+    loaded = scan_models(models, modes)
     events, test = inputs.load()
-    for label, model in loaded.items():  # test and validation come from these events
-        check_not_pretrained_on(model, models[label],
-                                [events] + ([test] if test is not None else []),
-                                allow_overlap)
+    if any(m not in MODEL_FREE_MODES for m in modes):  # pretrained weights are used
+        for label, model in loaded.items():  # test and validation come from these events
+            check_not_pretrained_on(model, models[label],
+                                    [events] + ([test] if test is not None else []),
+                                    allow_overlap)
 
     def split(size: int, seed: int) -> tuple[LabelledEvents, LabelledEvents, LabelledEvents]:
         s = split_user_events(events, test, size, seed)
@@ -141,10 +140,9 @@ def scan_files(inputs: UserInputs, models: dict[str, str | None], sizes: list[in
                     if ev.weight is not None]),
                 "split": {"test": "explicit" if test is not None else "fraction 0.25"}}
     files = sorted({f["path"] for ev in parts for f in ev.provenance()})
-    scan_splits(name, split, data_key, loaded, sizes, modes, seeds, out,
-                FinetuneConfig(epochs=epochs, accelerator=device), progress,
-                info={"data": files})
+    frame = scan_splits(name, split, data_key, loaded, sizes, modes, seeds, out,
+                        FinetuneConfig(epochs=epochs, accelerator=device), progress,
+                        info={"data": files})
     out_dir = Path(out)
-    summarise_scan(out_dir, None, {label: _pretrain_seconds(src) or float("nan")
-                                   for label, src in models.items()}, n_boot=n_boot)
+    summarise_with_costs(out_dir, models, bool(loaded), n_boot, fallback=frame)
     return out_dir
