@@ -44,6 +44,17 @@ def test_finetune_cli_writes_metrics_and_roc(generated_dir, tiny_pretrained, tmp
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["train_events"] == 100 and metrics["test_events"] == 100
     assert 0.0 <= metrics["auc"] <= 1.0 and metrics["epochs_to_best"] >= 1
+    # the AUC's 68% test-bootstrap interval, as bootstrap_auc + percentile_interval give it
+    from hepfm.analysis.metrics import bootstrap_auc, percentile_interval
+    from hepfm.taskdata import split_task
+    from hepfm.training.finetune import class_probabilities
+
+    test = split_task(load_task_events(get_task("ttH_vs_tt"), generated_dir, 200), 100, 0).test
+    proba = class_probabilities(load_pretrained(out), test, "task")[:, 1]
+    lo, hi = percentile_interval(bootstrap_auc(test.y, proba, n_boot=1000)[:, 0])
+    assert (metrics["auc_lo68"], metrics["auc_hi68"]) == pytest.approx((lo, hi), abs=1e-6)
+    assert metrics["auc_lo68"] < metrics["auc"] < metrics["auc_hi68"]
+    assert "(68% bootstrap)" in res.output
     roc = pd.read_csv(out / "roc.csv")
     assert roc["tpr"].is_monotonic_increasing and (out / "roc.png").stat().st_size > 1000
     model = load_pretrained(out)

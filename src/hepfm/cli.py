@@ -668,7 +668,9 @@ def finetune(
                   f"{r['train_events']} training events, {r['test_events']} test events)")
     for key in ("auc", "auc_unweighted", "accuracy", "rejection_50", "rejection_70"):
         if key in r:
-            table.add_row(key, f"{r[key]:.4g}")
+            interval = (f" [{r[f'{key}_lo68']:.4g}, {r[f'{key}_hi68']:.4g}] (68% bootstrap)"
+                        if f"{key}_lo68" in r else "")
+            table.add_row(key, f"{r[key]:.4g}{interval}")
     table.add_row("train seconds", f"{r['train_seconds']:.1f}")
     table.add_row("epochs to best val loss", str(r["epochs_to_best"]))
     console.print(table)

@@ -32,7 +32,14 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from torch_geometric.data import Batch
 
-from hepfm.analysis.metrics import binary_metrics, multiclass_metrics, roc_curve_frame
+from hepfm.analysis.metrics import (
+    CONFIDENCE,
+    binary_metrics,
+    bootstrap_auc,
+    multiclass_metrics,
+    percentile_interval,
+    roc_curve_frame,
+)
 from hepfm.data.datasets import EventBatches
 from hepfm.data.graphs import build_batch
 from hepfm.data.table import EventTable
@@ -266,18 +273,24 @@ def class_probabilities(model: FoundationModel, table: EventTable, head: str = "
 
 
 def task_metrics(model: FoundationModel, table: EventTable, head: str = "task",
-                 class_names: Sequence[str] | None = None, sample_weight: Any = None
-                 ) -> tuple[dict[str, float], Any]:
+                 class_names: Sequence[str] | None = None, sample_weight: Any = None,
+                 n_boot: int = 1000) -> tuple[dict[str, float], Any]:
     """Metrics of head `head` on the labelled events of `table`, and the ROC curve.
 
-    Two classes: AUC, accuracy, background rejection at 50% and 70% signal efficiency, and
-    the ROC as a DataFrame, weighted by `sample_weight` (one weight per event) when given.
-    More: accuracy, macro AUC and per-class accuracy; no ROC (None).
+    Two classes: AUC with its 68% test-bootstrap interval (``auc_lo68``, ``auc_hi68``;
+    `n_boot` resamples of the events), accuracy, background rejection at 50% and 70% signal
+    efficiency, and the ROC as a DataFrame, weighted by `sample_weight` (one weight per
+    event) when given. More: accuracy, macro AUC and per-class accuracy; no ROC (None).
     """
     proba = class_probabilities(model, table, head)
     if proba.shape[1] == 2:
-        return (binary_metrics(table.y, proba[:, 1], sample_weight=sample_weight),
-                roc_curve_frame(table.y, proba[:, 1], sample_weight))
+        metrics = binary_metrics(table.y, proba[:, 1], sample_weight=sample_weight)
+        if n_boot:
+            tag = round(100 * CONFIDENCE)
+            lo, hi = percentile_interval(bootstrap_auc(table.y, proba[:, 1], sample_weight,
+                                                       n_boot=n_boot)[:, 0])
+            metrics[f"auc_lo{tag}"], metrics[f"auc_hi{tag}"] = float(lo), float(hi)
+        return metrics, roc_curve_frame(table.y, proba[:, 1], sample_weight)
     return multiclass_metrics(table.y, proba, class_names), None
 
 
