@@ -37,7 +37,7 @@ import uproot
 sys.path.insert(0, str(Path(__file__).parent))
 from graphs import synthetic_file
 from hepfm.data import DELPHES, open_file, read_table
-from hepfm.export import ExportWrapper, export_onnx, onnx_inputs
+from hepfm.exporting import ExportWrapper, export_onnx, onnx_inputs
 from hepfm.hub import load_pretrained
 from hepfm.inference import predict_files
 

@@ -316,7 +316,7 @@ def test_two_concurrent_runs_end_with_the_same_complete_files(reference: Path, t
 def test_other_ranks_wait_for_rank_0_and_never_generate(reference: Path, tmp_path: Path,
                                                         monkeypatch: pytest.MonkeyPatch):
     from hepfm.generate import check
-    from hepfm.training.pretrain import ensure_samples
+    from hepfm.samples import ensure_samples
 
     monkeypatch.setattr(check, "POLL_SECONDS", 0.05)
     monkeypatch.setattr(run_module, "generate_samples", None)  # a rank > 0 must not call it

@@ -312,7 +312,7 @@ def test_predict_multiclass_head_one_branch_per_class(toy_dir, tiny_model, tmp_p
 # --- ONNX ------------------------------------------------------------------------------------
 def test_onnx_matches_pytorch_for_1_7_and_1000_events(task_model, tmp_path):
     pytest.importorskip("onnxruntime")
-    from hepfm.export import check_onnx, example_table
+    from hepfm.exporting import check_onnx, example_table
 
     out = tmp_path / "model.onnx"
     res = runner.invoke(app, ["export", "--model", str(task_model), "--out", str(out),
@@ -329,7 +329,7 @@ def test_onnx_matches_pytorch_for_1_7_and_1000_events(task_model, tmp_path):
 @pytest.mark.parametrize("reduce", ["sum", "mean", "amax", "amin"])
 def test_onnx_scatter_reduce_has_torch_semantics(reduce, tmp_path):
     ort = pytest.importorskip("onnxruntime")
-    from hepfm.export import OPSET, _export_ops
+    from hepfm.exporting import OPSET, _export_ops
 
     class Scatter(torch.nn.Module):
         def __init__(self, include_self: bool):

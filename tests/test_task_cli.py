@@ -72,7 +72,7 @@ def test_finetune_cli_custom_task_and_errors(generated_dir, tiny_pretrained, tmp
     empty = tmp_path / "empty"
     empty.mkdir()
     with pytest.raises(InputDataError, match="hepfm generate --processes ttH,tt"):
-        from hepfm.training.pretrain import ensure_samples
+        from hepfm.samples import ensure_samples
 
         ensure_samples(get_task("ttH_vs_tt").processes, empty, 100, 0, generate=False)
 

@@ -5,8 +5,11 @@ The public API is re-exported here, lazily so that ``import hepfm`` stays fast:
 - models: :class:`FoundationModel` (``from_pretrained`` / ``save_pretrained``),
   ``load_pretrained`` (its friendly alias), ``available_models``;
 - fine-tuning: :class:`FineTuner` (a scikit-learn classifier), ``finetune``;
-- tasks and their events: ``get_task``, ``make_task``, ``TASKS``, ``load_task_events``,
-  ``split_task``; processes: ``PROCESSES``, ``PRETRAINING``.
+- tasks and their events: ``get_task``, ``make_task``, ``TASKS``, ``TaskData`` (a task as
+  signal and background sources), ``task_data``, ``load_task_events``, ``split_task``;
+  processes: ``PROCESSES``, ``PRETRAINING``;
+- what the commands run: ``pretrain``, ``finetune_task``, ``scan_tasks``,
+  ``predict_files``, ``export``, ``cka_report``; ``load_model``, ``parse_models``.
 """
 
 from __future__ import annotations
@@ -27,10 +30,20 @@ _LAZY = {
     "available_models": "hepfm.pretrained",
     "load_pretrained": "hepfm.hub",
     "save_pretrained": "hepfm.hub",
+    "load_model": "hepfm.hub",
+    "parse_models": "hepfm.hub",
+    "TaskData": "hepfm.taskdata",
+    "task_data": "hepfm.taskdata",
     "load_task_events": "hepfm.taskdata",
     "split_task": "hepfm.taskdata",
     "finetune": "hepfm.training.finetune",
     "FineTuner": "hepfm.training.finetune",
+    "finetune_task": "hepfm.training.task_run",
+    "scan_tasks": "hepfm.training.task_run",
+    "pretrain": "hepfm.training.pretrain",
+    "predict_files": "hepfm.inference",
+    "export": "hepfm.exporting",
+    "cka_report": "hepfm.analysis.cka_report",
 }
 
 __all__ = ["__version__", *_LAZY]

@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import json
 import logging
+import math
 import os
 import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -116,3 +119,37 @@ def file_sha256(path: str | os.PathLike[str]) -> str:
         for block in iter(lambda: fh.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def json_safe(value: Any) -> Any:
+    """`value` with non-finite floats as strings (``"nan"``, ``"inf"``) and numpy scalars as
+    Python numbers, in dicts and lists at any depth: what strict JSON readers accept."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if hasattr(value, "item") and getattr(value, "shape", None) == ():
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    return value
+
+
+def write_json(path: str | os.PathLike[str], value: Any, indent: int = 2) -> Path:
+    """Write `value` as JSON (:func:`json_safe`) atomically."""
+    return write_text(path, json.dumps(json_safe(value), indent=indent, default=str))
+
+
+def refuse_existing(directory: str | os.PathLike[str], force: bool, option: str = "--out",
+                    resume: str | None = None) -> Path:
+    """`directory`, unless it exists and holds files: then an :class:`~hepfm.errors.
+    HepfmError` naming `option` (nothing a user wrote is replaced silently), unless `force`.
+    `resume` names the option that continues an existing directory instead, if any."""
+    from hepfm.errors import OutputExistsError
+
+    path = Path(directory)
+    if not force and path.is_dir() and any(path.iterdir()):
+        alt = f" or {resume} to continue it" if resume else ""
+        raise OutputExistsError(f"{option} '{path}' exists and is not empty: pass --force to "
+                                f"replace what is there{alt}, or choose another {option}")
+    return path

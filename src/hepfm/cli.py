@@ -24,11 +24,12 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
+from hepfm import defaults
+from hepfm.devices import DEVICES, resolve_device
 from hepfm.errors import EXTRAS, ArgumentError, HepfmError, MissingExtraError, missing_extra
 from hepfm.pretrained import DEFAULT_MODEL
-from hepfm.tasks import Task
 from hepfm.training.pretrain import DEFAULTS as PRETRAIN_DEFAULTS
-from hepfm.training.pretrain import DEVICES, PRECISIONS
+from hepfm.training.pretrain import PRECISIONS
 
 console = Console()
 EXIT_USAGE = 2
@@ -224,20 +225,30 @@ def _objective(value: str) -> None:
 
 
 def _model(value: str) -> None:
-    from hepfm.hub import resolve_model_dir
+    from hepfm.hub import parse_models
 
-    for item in value.split(","):
-        resolve_model_dir(item.split("=", 1)[-1].strip())
+    parse_models(value)
+
+
+def _int_list(value: str, low: int, example: str) -> list[int]:
+    try:
+        items = [int(n) for n in value.split(",")]
+    except ValueError:
+        raise typer.BadParameter(f"must be integers like {example}, got '{value}'") from None
+    if min(items) < low:
+        raise typer.BadParameter(f"must be at least {low} each, got '{value}'")
+    return items
 
 
 def _sizes(value: str) -> str:
     """Comma-separated training sizes, each at least 2 events."""
-    try:
-        sizes = [int(n) for n in value.split(",")]
-    except ValueError:
-        raise typer.BadParameter(f"must be integers like 300,1000, got '{value}'") from None
-    if min(sizes) < 2:
-        raise typer.BadParameter(f"must be at least 2 events each, got '{value}'")
+    _int_list(value, 2, "300,1000")
+    return value
+
+
+def _seeds(value: str) -> str:
+    """Comma-separated seeds, each at least 0."""
+    _int_list(value, 0, "0,1,2")
     return value
 
 
@@ -255,10 +266,6 @@ PRECISION_CHOICES = tuple(PRECISIONS)
 #: hepfm.training.finetune.MODES.
 MODE_CHOICES = ("scratch", "full", "frozen", "linear")
 SCAN_MODE_CHOICES = ("bdt", *MODE_CHOICES)
-#: hepfm.training.task_run: DEFAULT_TRAIN_SIZE, DEFAULT_EVENTS_PER_PROCESS, and the epochs of
-#: finetune_task, scan_tasks and FinetuneConfig; scan_tasks' n_boot.
-TASK_DEFAULTS: dict[str, int] = {"train_size": 2000, "events_per_process": 2500, "epochs": 30,
-                                 "bootstrap": 1000}
 #: hepfm.objectives.mpm.MPM_DEFAULTS (MASK_FRACTION, CODEBOOK_SIZE) that pretrain uses.
 MPM_DEFAULTS: dict[str, Any] = {"fraction": 0.3, "codebook_size": 128}
 #: hepfm.inference.predict_files' step_size and batch_size.
@@ -267,52 +274,34 @@ PREDICT_DEFAULTS: dict[str, int] = {"step_size": 100_000, "batch_size": 4096}
 CKA_DEFAULTS: dict[str, int] = {"events": 10_000, "rbf_batch": 1024}
 #: hepfm.generate.generate_samples' chunk_size and part_chunks (hepfm.generate.parts).
 GENERATE_DEFAULTS: dict[str, int] = {"chunk_size": 500, "part_chunks": 20}
+#: hepfm.taskdata.DEFAULT_EVENTS_PER_PROCESS: task samples generated when missing.
+TASK_SAMPLE_EVENTS = 2500
 
 # ------------------------------------------------------------------ shared options
-# One meaning per option name: an option that several commands take is defined once here.
+# One meaning per option name: an option that several commands take is defined once here
+# (the table in README.md "One vocabulary" lists them).
 
-#: Every random seed of the CLI defaults to this (hepfm.training.pretrain.DEFAULTS, the task
-#: runs and CKA use the same; generate's Python default stays 1).
-SEED = 0
-#: --device default: cuda when torch sees a GPU, else cpu (see :func:`resolve_device`).
+#: Every random seed of the CLI defaults to this (hepfm.defaults.SEED).
+SEED = defaults.SEED
+#: --device default: cuda when torch sees a GPU, else cpu (see hepfm.devices).
 DEVICE = typer.Option("auto", help="auto (cuda when torch sees a GPU, else cpu), "
                       + ", ".join(DEVICE_CHOICES[1:-1]) + f" or {DEVICE_CHOICES[-1]}.",
                       callback=one_of(DEVICE_CHOICES))
+#: --model: one model, a shipped name or a model directory.
+MODEL_HELP = "Model: a shipped name (see 'hepfm models') or a model directory"
+FORCE = typer.Option(False, "--force", help="Replace what --out holds (default: refuse).")
+VERBOSE = typer.Option(False, "--verbose", help="Show progress bars and what third-party "
+                       "libraries print (Lightning tips, device lines).")
+
+
+def model_option(help: str = MODEL_HELP + ".", default: Any = ...) -> Any:
+    """``--model`` with a command's own description; checked when parsed."""
+    return typer.Option(default, "--model", help=help, callback=checked_by(_model))
 
 
 def seed_option(help: str) -> Any:
     """``--seed`` (default :data:`SEED`) with a command's own description."""
     return typer.Option(SEED, help=help)
-
-
-def resolve_device(device: str) -> str:
-    """The torch device that ``--device`` names: auto is cuda when torch sees a GPU, else
-    cpu; gpu is cuda. Naming a device that torch does not see is an :class:`ArgumentError`."""
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device in ("cuda", "gpu") and not torch.cuda.is_available():
-        raise ArgumentError(f"--device {device}: torch sees no CUDA GPU (use --device cpu or "
-                            "auto)")
-    if device == "mps" and not torch.backends.mps.is_available():
-        raise ArgumentError("--device mps: torch sees no Apple GPU (use --device cpu or auto)")
-    return "cuda" if device == "gpu" else device
-
-
-def _events_per_process(events_per_process: int | None, events: int | None,
-                        command: str) -> int:
-    """``--events-per-process``, or its deprecated name ``--events`` (with a warning)."""
-    if events is not None:
-        if events_per_process is not None:
-            raise ArgumentError(f"give --events-per-process only (--events is its deprecated "
-                                f"name in hepfm {command})")
-        typer.echo(f"warning: --events is deprecated in hepfm {command}; use "
-                   "--events-per-process", err=True)
-        return events
-    if events_per_process is None:
-        raise ArgumentError(f"hepfm {command} needs --events-per-process N")
-    return events_per_process
 
 
 @app.command()
@@ -357,7 +346,7 @@ def models() -> None:
                       num(m["macro_auc"], ".3f"), num(m["megabytes"], ".1f"))
     console.print(table)
     console.print("scores on the model's own test split (12-process classification); load "
-                  "one with hepfm.load_pretrained(name) or --from NAME", highlight=False)
+                  "one with hepfm.load_pretrained(name) or --model NAME", highlight=False)
 
 
 def _detector(value: str) -> None:
@@ -372,8 +361,6 @@ def generate(
                                   callback=checked_by(_processes)),
     events_per_process: int = typer.Option(None, help="Events per process (required).",
                                            callback=at_least(1)),
-    events: int = typer.Option(None, "--events", hidden=True, callback=at_least(1),
-                               help="Deprecated name of --events-per-process."),
     out: str = typer.Option(..., help="Output directory (<process>.root, or parts "
                             "<process>_<chunk>.root for samples of more than one part)."),
     seed: int = typer.Option(SEED, help="Random seed; the same seed gives identical files.",
@@ -407,7 +394,9 @@ def generate(
     from hepfm.generate import generate_samples
     from hepfm.generate.detector import load_detector
 
-    n = _events_per_process(events_per_process, events, "generate")
+    if events_per_process is None:
+        raise ArgumentError("hepfm generate needs --events-per-process N")
+    n = events_per_process
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     # SIGTERM (a time limit) unwinds like Ctrl-C: the part being written is removed, finished
     # parts stay, and the same command resumes.
@@ -449,17 +438,21 @@ def check(
         raise SystemExit(1)
 
 
+
 @app.command()
 def cka(
-    a: str = typer.Option(None, "--a", help="Run directory (or shipped model name) A."),
-    b: str = typer.Option(None, "--b", help="Run directory (or shipped model name) B."),
-    group_a: str = typer.Option(None, help="Group mode: RUN,RUN,... (e.g. scratch seeds)."),
-    group_b: str = typer.Option(None, help="Group mode: RUN,RUN,... (e.g. fine-tuned seeds)."),
+    model: list[str] = typer.Option(None, "--model", help=MODEL_HELP + "; give it twice "
+                                    "(models A and B).", callback=checked_by(
+                                        lambda v: [_model(m) for m in v])),
+    group_a: str = typer.Option(None, help="Group mode: MODEL,MODEL,... (e.g. scratch "
+                                "seeds)."),
+    group_b: str = typer.Option(None, help="Group mode: MODEL,MODEL,... (e.g. fine-tuned "
+                                "seeds)."),
     labels: str = typer.Option("A,B", help="Group mode: names of the two groups, e.g. "
                                "scratch,finetuned."),
     task: str = typer.Option(None, help="Compare on the events of this task's processes."),
-    data: str = typer.Option(None, help="Directory of <process>.root files "
-                             "[default: $HEPFM_DATA or ~/.cache/hepfm/data]."),
+    data: str = typer.Option(None, help="Sample directory (<process>.root) [$HEPFM_DATA or "
+                             "~/.cache/hepfm/data]."),
     processes: str = typer.Option(None, help="Instead of --task: 'all' or NAME,NAME,...",
                                   callback=checked_by(_processes)),
     events: int = typer.Option(CKA_DEFAULTS["events"], help="Events to compare on in all "
@@ -471,23 +464,26 @@ def cka(
                                    callback=at_least(4)),
     out: str = typer.Option("cka", help="Output directory for CSV and PNG files.",
                             callback=writable_dir),
+    force: bool = FORCE,
     device: str = DEVICE,
     seed: int = seed_option("Seed of the event sample and minibatches."),
 ) -> None:
-    """Layer-by-layer CKA between two runs (or two groups of runs) on the same events."""
+    """Layer-by-layer CKA between two models (or two groups of models) on the same events."""
+    models = list(model or [])
     if group_a or group_b:
-        if a or b or not (group_a and group_b):
-            raise ArgumentError("group mode takes --group-a and --group-b (not --a/--b)")
+        if models or not (group_a and group_b):
+            raise ArgumentError("group mode takes --group-a and --group-b (not --model)")
         names = [n.strip() for n in labels.split(",")]
         if len(names) != 2 or not all(names):
             raise ArgumentError(f"--labels takes two names like scratch,finetuned; got "
                                 f"'{labels}'")
-    elif not (a and b):
-        raise ArgumentError("give two runs with --a and --b (or --group-a/--group-b)")
+    elif len(models) != 2:
+        raise ArgumentError("give two models: --model A --model B (or --group-a/--group-b)")
     from hepfm.analysis.cka_report import cka_group_report, cka_report
 
     common = dict(task=task, data=data, processes=processes, events=events, kernel=kernel,
-                  batch_size=batch_size, out=out, device=resolve_device(device), seed=seed)
+                  batch_size=batch_size, out=out, device=resolve_device(device), seed=seed,
+                  force=force)
     if group_a and group_b:
         summary = cka_group_report(group_a.split(","), group_b.split(","),
                                    labels=(names[0], names[1]), **common)
@@ -500,7 +496,7 @@ def cka(
         return
     from hepfm.analysis.cka import cka_diagonal
 
-    diag = cka_diagonal(cka_report(a, b, **common))
+    diag = cka_diagonal(cka_report(models[0], models[1], **common))
     table = Table("stage", f"{kernel} CKA, A vs B")
     for stage, value in diag.items():
         table.add_row(stage, f"{value:.3f}")
@@ -527,6 +523,7 @@ def pretrain(
                              "$HEPFM_DATA or ~/.cache/hepfm/data, generated if missing."),
     out: str = typer.Option(None, help="Run directory (default runs/pretrain-<time>).",
                             callback=writable_dir),
+    force: bool = FORCE,
     events_per_process: int = typer.Option(None, help="Events read per process "
                                            f"[{PRETRAIN_DEFAULTS['events_per_process']}].",
                                            callback=at_least(1)),
@@ -554,6 +551,7 @@ def pretrain(
                                    "per file; --events-per-process then caps each file)."),
     num_workers: int = typer.Option(0, help="DataLoader worker processes.",
                                     callback=at_least(0)),
+    verbose: bool = VERBOSE,
 ) -> None:
     """Pretrain the foundation model (multiclass, multilabel and/or MPM) with Lightning."""
     from hepfm.training.pretrain import pretrain as run_pretrain
@@ -564,105 +562,86 @@ def pretrain(
                  events_per_process=events_per_process, epochs=epochs,
                  batch_size=batch_size, device=resolve_device(device), precision=precision,
                  devices=devices, num_nodes=num_nodes, seed=seed, resume=resume,
-                 generate=gen, mpm=mpm or None, threads=threads,
-                 streaming=streaming, num_workers=num_workers)
+                 generate=gen, force=force, mpm=mpm or None, threads=threads,
+                 streaming=streaming, num_workers=num_workers, verbose=verbose)
 
 
-def _task(name: str | None, signal: str | None, background: str | None) -> Task:
-    """A built-in task by name, or a custom one from --signal/--background."""
-    from hepfm.tasks import get_task, make_task
+# --- the events of a task (hepfm.taskdata.task_data) --------------------------------------
+_SOURCES = ("process names NAME,NAME (events in --data), or ROOT files: paths, quoted globs, "
+            "directories")
+TASK_SOURCES: dict[str, Any] = {
+    "signal": typer.Option(None, help=f"Signal: {_SOURCES}."),
+    "background": typer.Option(None, help=f"Background: {_SOURCES}."),
+    "mixed": typer.Option(None, help="Files of mixed events, labelled per event by "
+                          "--label-branch (instead of --signal/--background)."),
+    "test_signal": typer.Option(None, help="Explicit test set, signal files (never trained "
+                                "on)."),
+    "test_background": typer.Option(None, help="Explicit test set, background files."),
+    "test_mixed": typer.Option(None, help="Explicit test set, mixed files labelled by "
+                               "--label-branch."),
+    "label_branch": typer.Option(None, help="Branch holding 1 (signal) or 0 (background) per "
+                                 "event."),
+    "weight_branch": typer.Option(None, help="Branch of event weights: used in the training "
+                                  "loss (rescaled per class) and in the test AUC and ROC."),
+    "branch_map": typer.Option(None, help="Branch names of your files: delphes (default), "
+                               "flat, or a YAML file (see README)."),
+    "data": typer.Option(None, help="Sample directory of the tasks' processes; default "
+                         "$HEPFM_DATA/tasks or ~/.cache/hepfm/data/tasks, generated if missing "
+                         "(never the pretraining events)."),
+}
+BRANCH_MAP = TASK_SOURCES["branch_map"]
 
-    if signal or background:
-        if not (signal and background):
-            raise typer.BadParameter("give both --signal and --background")
-        return make_task(name or "custom", signal.split(","), background.split(","))
-    if not name:
-        raise typer.BadParameter("give --task NAME (see 'hepfm tasks') or --signal/--background")
-    return get_task(name)
 
-
-# --- your own files (hepfm.training.userdata) --------------------------------------------
-_FILES = "process names NAME,NAME, or your ROOT files: paths, quoted globs, directories"
-TEST_SIGNAL = typer.Option(None, help="Explicit test set, signal files (never trained on).")
-TEST_BACKGROUND = typer.Option(None, help="Explicit test set, background files.")
-DATA_TRAIN = typer.Option(None, help="Training files of mixed events, labelled per event by "
-                          "--label-branch (instead of --signal/--background).")
-DATA_TEST = typer.Option(None, help="Test files of mixed events, labelled by --label-branch.")
-LABEL_BRANCH = typer.Option(None, help="Branch holding 1 (signal) or 0 (background) per event.")
-WEIGHT_BRANCH = typer.Option(None, help="Branch of event weights: used in the training loss "
-                             "(rescaled per class) and in the test AUC and ROC.")
-BRANCH_MAP = typer.Option(None, help="Branch names of your files: delphes (default), flat, "
-                          "or a YAML file (see README).")
-
-
-def _user_inputs(signal: str | None, background: str | None, **own: str | None) -> Any:
-    """The user's files (:class:`~hepfm.training.userdata.UserInputs`) when the task comes
-    from them rather than from process names (any of `own` given, or a file among --signal
-    and --background); None for a task of process names."""
-    from hepfm.processes import PROCESSES
-    from hepfm.training.userdata import UserInputs, split_list
-
-    items = split_list(signal) + split_list(background)
-    if all(v is None for v in own.values()) and not any(
-            i not in PROCESSES or os.path.exists(i) for i in items):
-        return None
-    return UserInputs.from_options(signal, background, **own)
+def _sources(**given: Any) -> dict[str, Any]:
+    """The keyword arguments of :func:`hepfm.taskdata.task_data` among `given`."""
+    return {k: v for k, v in given.items() if k in TASK_SOURCES}
 
 
 @app.command()
 def finetune(
-    task: str = typer.Option(None, help="Task name (see 'hepfm tasks'); with your own files, "
-                             "the name of your task."),
-    signal: str = typer.Option(None, help=f"Signal: {_FILES}."),
-    background: str = typer.Option(None, help=f"Background: {_FILES}."),
-    test_signal: str = TEST_SIGNAL,
-    test_background: str = TEST_BACKGROUND,
-    data_train: str = DATA_TRAIN,
-    data_test: str = DATA_TEST,
-    label_branch: str = LABEL_BRANCH,
-    weight_branch: str = WEIGHT_BRANCH,
-    branch_map: str = BRANCH_MAP,
-    source: str = typer.Option(None, "--from", help="Shipped model name or run directory "
-                               f"[{DEFAULT_MODEL}].", callback=checked_by(_model)),
+    task: str = typer.Option(None, help="Task name (see 'hepfm tasks'); with --signal and "
+                             "--background, the name of your task."),
+    signal: str = TASK_SOURCES["signal"],
+    background: str = TASK_SOURCES["background"],
+    mixed: str = TASK_SOURCES["mixed"],
+    test_signal: str = TASK_SOURCES["test_signal"],
+    test_background: str = TASK_SOURCES["test_background"],
+    test_mixed: str = TASK_SOURCES["test_mixed"],
+    label_branch: str = TASK_SOURCES["label_branch"],
+    weight_branch: str = TASK_SOURCES["weight_branch"],
+    branch_map: str = TASK_SOURCES["branch_map"],
+    data: str = TASK_SOURCES["data"],
+    model: str = model_option(f"{MODEL_HELP} to start from [{DEFAULT_MODEL}].", None),
     mode: str = typer.Option("full", help="scratch, full, frozen or linear.",
                              callback=one_of(MODE_CHOICES)),
     train_size: int = typer.Option(None, help="Training events, balanced signal/background "
-                                   f"[{TASK_DEFAULTS['train_size']}; with your own files all "
-                                   "but the validation].", callback=at_least(2)),
-    epochs: int = typer.Option(TASK_DEFAULTS["epochs"], help="Maximum epochs (early stopping "
-                               "on val loss).", callback=at_least(1)),
+                                   "[all outside the test set but the validation share].",
+                                   callback=at_least(2)),
+    epochs: int = typer.Option(defaults.EPOCHS, help="Maximum epochs (early stopping on val "
+                               "loss).", callback=at_least(1)),
     seed: int = seed_option("Seed of the training sample and the training."),
     out: str = typer.Option(None, help="Run directory [runs/finetune-<task>-<mode>-<seed>].",
                             callback=writable_dir),
-    data: str = typer.Option(None, help="Task sample directory; default $HEPFM_DATA/tasks "
-                             "or ~/.cache/hepfm/data/tasks, generated if missing (never the "
-                             "pretraining events)."),
-    events_per_process: int = typer.Option(TASK_DEFAULTS["events_per_process"], help="Events "
-                                           "read (or generated) per process.",
-                                           callback=at_least(1)),
+    force: bool = FORCE,
+    events_per_process: int = typer.Option(None, help="Events read per process [all in the "
+                                           f"files; {TASK_SAMPLE_EVENTS} generated when "
+                                           "missing].", callback=at_least(1)),
     gen: bool = typer.Option(False, "--generate", help="Generate missing sample files."),
     allow_overlap: bool = typer.Option(False, help="Go on when the task's events were "
                                        "pretraining events of the model (the overlap is "
                                        "written into metrics.json)."),
     device: str = DEVICE,
+    verbose: bool = VERBOSE,
 ) -> None:
     """Fine-tune a pretrained model on a task; print AUC, accuracy and rejections."""
-    from hepfm.training.task_run import DEFAULT_TRAIN_SIZE, finetune_task
+    from hepfm.taskdata import task_data
+    from hepfm.training.task_run import finetune_task
 
-    inputs = _user_inputs(signal, background, test_signal=test_signal,
-                          test_background=test_background, mixed=data_train,
-                          test_mixed=data_test, label_branch=label_branch,
-                          weight_branch=weight_branch, branch_map=branch_map)
-    if inputs is not None:
-        from hepfm.training.user_run import finetune_files
-
-        r = finetune_files(inputs, task or "custom", source, mode, train_size, epochs, seed,
-                           out, allow_overlap=allow_overlap, device=resolve_device(device))
-    else:
-        r = finetune_task(_task(task, signal, background), source, mode,
-                          train_size or DEFAULT_TRAIN_SIZE, epochs, seed, out, data,
-                          events_per_process, gen, allow_overlap=allow_overlap,
-                          device=resolve_device(device))
+    inputs = task_data(task, **_sources(**locals()), events_per_process=events_per_process,
+                       generate=gen)
+    r = finetune_task(inputs, model, mode, train_size, epochs, seed, out, force=force,
+                      allow_overlap=allow_overlap, device=resolve_device(device),
+                      progress=verbose)
     title = "weighted, " if r.get("weighted") else ""
     table = Table("metric", "value", title=f"{r['task']} ({title}{r['mode']}, "
                   f"{r['train_events']} training events, {r['test_events']} test events)")
@@ -674,40 +653,39 @@ def finetune(
     table.add_row("train seconds", f"{r['train_seconds']:.1f}")
     table.add_row("epochs to best val loss", str(r["epochs_to_best"]))
     console.print(table)
-    console.print(f"model, metrics.json, roc.csv and roc.png in {r['out_dir']}")
+    console.print(f"model, metrics.json, data.json, roc.csv and roc.png in {r['out_dir']}")
 
 
 @app.command()
 def scan(
-    task: str = typer.Option(None, help="Task name, or 'all' for the five built-in tasks; "
-                             "with your own files, the name of your task."),
-    tasks_: str = typer.Option(None, "--tasks", help="Comma-separated task names or 'all'."),
-    signal: str = typer.Option(None, help=f"Signal: {_FILES}."),
-    background: str = typer.Option(None, help=f"Background: {_FILES}."),
-    test_signal: str = TEST_SIGNAL,
-    test_background: str = TEST_BACKGROUND,
-    data_train: str = DATA_TRAIN,
-    data_test: str = DATA_TEST,
-    label_branch: str = LABEL_BRANCH,
-    weight_branch: str = WEIGHT_BRANCH,
-    branch_map: str = BRANCH_MAP,
-    sizes: str = typer.Option("1000,3000,10000", help="Training sizes.",
+    task: str = typer.Option(None, help="Task names NAME,NAME or 'all' (the built-in "
+                             "tasks); with --signal and --background, the name of your task."),
+    signal: str = TASK_SOURCES["signal"],
+    background: str = TASK_SOURCES["background"],
+    mixed: str = TASK_SOURCES["mixed"],
+    test_signal: str = TASK_SOURCES["test_signal"],
+    test_background: str = TASK_SOURCES["test_background"],
+    test_mixed: str = TASK_SOURCES["test_mixed"],
+    label_branch: str = TASK_SOURCES["label_branch"],
+    weight_branch: str = TASK_SOURCES["weight_branch"],
+    branch_map: str = TASK_SOURCES["branch_map"],
+    data: str = TASK_SOURCES["data"],
+    sizes: str = typer.Option(",".join(map(str, defaults.SCAN_SIZES)), help="Training sizes.",
                               callback=_sizes),
-    modes: str = typer.Option("scratch,full,frozen", help="Modes to compare: bdt (boosted "
-                              "trees on event-level features), scratch, full, frozen, linear.",
-                              callback=one_of(SCAN_MODE_CHOICES, ",")),
-    seeds: int = typer.Option(3, help="Seeds per (mode, size).", callback=at_least(1)),
-    source: str = typer.Option(None, "--from", help="Pretrained model(s): NAME_OR_DIR, or "
-                               f"label=DIR,label=DIR to compare several [{DEFAULT_MODEL}].",
-                               callback=checked_by(_model)),
-    epochs: int = typer.Option(TASK_DEFAULTS["epochs"], help="Maximum epochs per run (early "
+    modes: str = typer.Option(",".join(defaults.SCAN_MODES), help="Modes to compare: bdt "
+                              "(boosted trees on event-level features), scratch, full, "
+                              "frozen, linear.", callback=one_of(SCAN_MODE_CHOICES, ",")),
+    seeds: str = typer.Option(",".join(map(str, defaults.SCAN_SEEDS)), help="Seeds per "
+                              "(mode, size).", callback=_seeds),
+    model: str = model_option(f"{MODEL_HELP}, or label=DIR,label=DIR to compare several "
+                              f"[{DEFAULT_MODEL}].", None),
+    epochs: int = typer.Option(defaults.EPOCHS, help="Maximum epochs per run (early "
                                "stopping on val loss).", callback=at_least(1)),
     out: str = typer.Option("runs/scan", help="Scan directory: one file per run in runs/, "
-                            "test scores in scores/ (resumes runs with identical settings; "
-                            "several scans may write to one directory at once).",
-                            callback=writable_dir),
-    data: str = typer.Option(None, help="Task sample directory; default $HEPFM_DATA/tasks "
-                             "or ~/.cache/hepfm/data/tasks, generated if missing."),
+                            "test scores in scores/.", callback=writable_dir),
+    resume: bool = typer.Option(False, "--resume", help="Add to the scan in --out: runs with "
+                                "identical settings are reused (several scans may write to "
+                                "one directory at once)."),
     events_per_process: int = typer.Option(None, help="Events read per process [all in the "
                                            "files; 2 x the largest size + 400 generated when "
                                            "missing].", callback=at_least(1)),
@@ -718,47 +696,33 @@ def scan(
                                         "remake summary.csv, differences.csv, plots and "
                                         "compute tables of --out from its stored runs and "
                                         "test scores."),
-    bootstrap: int = typer.Option(TASK_DEFAULTS["bootstrap"], help="Resamples of the test "
-                                  "events for the 68% intervals of summary.csv and "
-                                  "differences.csv (0: none).", callback=at_least(0)),
+    bootstrap: int = typer.Option(defaults.N_BOOT, help="Resamples of the test events for "
+                                  "the 68% intervals of summary.csv and differences.csv (0: "
+                                  "none).", callback=at_least(0)),
     device: str = DEVICE,
+    verbose: bool = VERBOSE,
 ) -> None:
     """Learning curves: AUC against training size for each mode, with seed spread."""
-    from hepfm.tasks import TASKS, get_task
     from hepfm.training.scan import summarise_scan
-    from hepfm.training.task_run import scan_tasks
 
     if summarise_only:
         out_dir = summarise_scan(out, n_boot=bootstrap)
         console.print(f"wrote summary.csv, learning curves and compute.csv in {out_dir}")
         return
-    inputs = _user_inputs(signal, background, test_signal=test_signal,
-                          test_background=test_background, mixed=data_train,
-                          test_mixed=data_test, label_branch=label_branch,
-                          weight_branch=weight_branch, branch_map=branch_map)
-    spec = tasks_ or task
-    if not spec and not (signal or background or inputs):
-        raise typer.BadParameter("give --task NAME or --tasks all")
-    names = list(TASKS) if spec == "all" else [s.strip() for s in (spec or "").split(",")]
-    size_list = [int(n) for n in sizes.split(",")]
-    mode_list = [m.strip() for m in modes.split(",")]
-    models: dict[str, str | None] = {"pretrained": None}
-    if source:
-        models = dict(s.split("=", 1) if "=" in s else ("pretrained", s)
-                      for s in source.split(","))
-    if inputs is not None:
-        from hepfm.training.user_run import scan_files
+    from hepfm.taskdata import task_data
+    from hepfm.tasks import task_names
+    from hepfm.training.task_run import scan_tasks
 
-        out_dir = scan_files(inputs, models, size_list, mode_list, seeds, out,
-                             task or "custom", epochs, allow_overlap=allow_overlap,
-                             n_boot=bootstrap, device=resolve_device(device))
-    else:
-        chosen = [_task(task, signal, background)] if signal or background else \
-            [get_task(n) for n in names]
-        out_dir = scan_tasks(chosen, models, size_list, mode_list, seeds, out,
-                             data, epochs, events_per_process, gen,
-                             allow_overlap=allow_overlap, n_boot=bootstrap,
-                             device=resolve_device(device))
+    size_list = [int(n) for n in sizes.split(",")]
+    sources = _sources(**locals())
+    names = [task] if any(sources[k] for k in sources if k != "data") else task_names(task)
+    inputs = [task_data(name, **sources, events_per_process=events_per_process,
+                        generate=gen, sample_events=max(size_list) * 2 + 400)
+              for name in names]
+    out_dir = scan_tasks(inputs, model, size_list, [m.strip() for m in modes.split(",")],
+                         [int(n) for n in seeds.split(",")], out, epochs, resume=resume,
+                         allow_overlap=allow_overlap, n_boot=bootstrap,
+                         device=resolve_device(device), progress=verbose)
     console.print(f"wrote scan.csv, summary.csv, learning curves and compute.csv in {out_dir}")
     console.print((out_dir / "compute.txt").read_text())
 
@@ -766,9 +730,10 @@ def scan(
 @app.command(context_settings={"allow_extra_args": True})
 def predict(
     ctx: typer.Context,
-    model: str = typer.Option(..., help="Run directory of a trained model (hepfm finetune)."),
-    data: list[str] = typer.Option(..., help="Input ROOT files: paths, quoted globs, folders, "
-                                   "comma-separated or repeated (unquoted globs work too)."),
+    model: str = model_option(MODEL_HELP + " (a fine-tuned run directory scores its task)."),
+    input: list[str] = typer.Option(..., "--input", help="Input ROOT files: paths, quoted "
+                                    "globs, folders, comma-separated or repeated (unquoted "
+                                    "globs work too)."),
     out: str = typer.Option(..., help="Output folder: one <input>_hepfm.root per input, in "
                             "the inputs' folder structure."),
     head: str = typer.Option(None, help="Head to score [the task head]."),
@@ -785,11 +750,10 @@ def predict(
     device: str = DEVICE,
 ) -> None:
     """Score every event of ROOT files; write the scores as friend trees next to the data."""
+    from hepfm.data.labelled import expand_files, load_branch_map
     from hepfm.inference import TREE_NAME, predict_files
-    from hepfm.training.userdata import expand_files, load_branch_map
 
-    _model_dir(model)
-    files = expand_files([*data, *ctx.args], "--data")
+    files = expand_files([*input, *ctx.args], "--input")
     if threads:
         import torch
 
@@ -805,21 +769,9 @@ def predict(
                       highlight=False, soft_wrap=True)
 
 
-def _model_dir(path: str) -> None:
-    """A clear error unless `path` is a model directory (config.yaml + weights)."""
-    from hepfm.hub import CONFIG_NAME
-
-    if not os.path.isdir(path):
-        raise ArgumentError(f"--model: '{path}' is not a directory (give a run directory of "
-                            "hepfm finetune)")
-    if not os.path.isfile(os.path.join(path, CONFIG_NAME)):
-        raise ArgumentError(f"--model: '{path}' has no {CONFIG_NAME}; not a hepfm model "
-                            "directory")
-
-
 @app.command()
 def export(
-    model: str = typer.Option(..., help="Run directory of a trained model."),
+    model: str = model_option(MODEL_HELP + "."),
     fmt: str = typer.Option("onnx", "--format", help="onnx.", callback=one_of(("onnx",))),
     out: str = typer.Option(..., help="Output file, e.g. model.onnx."),
     head: str = typer.Option(None, help="Head to export [the task head]."),
@@ -828,23 +780,13 @@ def export(
     force: bool = typer.Option(False, "--force", help="Replace an existing output."),
 ) -> None:
     """Export a trained model to ONNX (dynamic numbers of events, nodes and edges)."""
-    from hepfm.export import check_onnx, example_table, export_onnx
-    from hepfm.hub import load_pretrained
-    from hepfm.inference import default_head
+    from hepfm.exporting import export as run_export
 
-    _model_dir(model)
-    m = load_pretrained(model)
-    head = head or default_head(m)
-    path = export_onnx(m, out, head, example_table(16, seed=0), force=force)
+    path, head, rows = run_export(model, out, head, fmt, check, force)
     console.print(f"wrote {path} (head '{head}'; inputs x, edge_index, edge_attr, u, "
-                  "batch: hepfm.export.onnx_inputs(table))", highlight=False)
-    if check:
-        try:
-            rows = check_onnx(m, path, head, [example_table(n, seed=n) for n in (1, 7, 1000)])
-        except ImportError:
-            raise MissingExtraError("onnxruntime", "onnx", "--check") from None
-        for n, diff in rows:
-            console.print(f"{n} events: max |onnxruntime - pytorch| = {diff:.2e}")
+                  "batch: hepfm.exporting.onnx_inputs(table))", highlight=False)
+    for n, diff in rows:
+        console.print(f"{n} events: max |onnxruntime - pytorch| = {diff:.2e}")
 
 
 def main() -> None:

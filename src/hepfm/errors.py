@@ -38,6 +38,10 @@ class ArgumentError(HepfmError, ValueError):
     """A setting (function argument or command-line option) with a value hepfm cannot use."""
 
 
+class OutputExistsError(HepfmError, FileExistsError):
+    """An output (file or run directory) exists and would be replaced without ``force``."""
+
+
 class MissingExtraError(HepfmError, ImportError):
     """An optional dependency is not installed; the message names the extra to install."""
 

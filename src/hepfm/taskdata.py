@@ -1,88 +1,251 @@
-"""Events of a downstream task: where they come from, their labels, honest repeatable splits.
+"""A downstream task's events: where they come from, their labels, honest repeatable splits.
 
-Task samples are made as ``hepfm finetune`` makes them (:func:`hepfm.samples.
-ensure_task_samples`: the task seed stream, never pretraining events), and
-:func:`load_task_events` can check that a model was not pretrained on them.
+A task is signal sources against background sources (ROOT files; or mixed files labelled per
+event by a branch), with an optional explicit test set, optional event weights, and a branch
+map: a :class:`TaskData`. A built-in task (:data:`hepfm.tasks.TASKS`) is a named instance:
+:meth:`TaskData.from_task` names the files of its processes in a task sample directory (made
+as ``hepfm finetune`` makes them, :func:`hepfm.samples.ensure_task_samples`: the task seed
+stream, never pretraining events). Both are read by the same code, split by the same
+function and checked against a model's pretraining events by the same check.
 
 The test set of a task is fixed: a stratified ``test_fraction`` of the task's events drawn
 with :data:`TEST_SEED`, whatever the training size or training seed, so every run of a
-learning-curve scan is scored on the same events. Training and validation events are then
-drawn, class-balanced, from the remaining pool with the run's own seed: ``train_size``
-events to train on and ``val_fraction * train_size`` (at least ``min_val``) to stop on.
+learning-curve scan is scored on the same events (or the explicit test set, when given).
+Training and validation events are then drawn, class-balanced, from the remaining pool with
+the run's own seed: ``train_size`` events to train on and ``val_fraction * train_size`` (at
+least ``min_val``) to stop on.
 """
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from hepfm.data import load_events
-from hepfm.data.datasets import resolve_sources
+from hepfm.data.branches import BRANCH_MAPS, BranchMap
+from hepfm.data.datasets import process_of_file, resolve_sources
+from hepfm.data.labelled import LabelledEvents, expand_files, load_branch_map, read_labelled
 from hepfm.data.table import EventTable
-from hepfm.errors import InputDataError
-from hepfm.provenance import check_disjoint, describe_files, pretraining_events
+from hepfm.errors import ArgumentError, InputDataError
+from hepfm.processes import PROCESSES
+from hepfm.provenance import check_disjoint, describe_file, pretraining_events
 from hepfm.samples import ensure_task_samples
-from hepfm.tasks import Task
+from hepfm.tasks import Task, get_task, make_task
 
-#: Events per process that task samples are made with (and that task runs read).
+log = logging.getLogger(__name__)
+
+#: Events per process that missing task samples are generated with.
 DEFAULT_EVENTS_PER_PROCESS = 2500
 
 #: Seed of the held-out test split of every task (never the training seed).
 TEST_SEED = 2412_10665
 
+#: Split settings of :func:`split_task` (a scan's runs record them).
+SPLIT = {"test_seed": TEST_SEED, "test_fraction": 0.25, "val_fraction": 0.25, "min_val": 200}
+
 
 @dataclass
-class TaskSplits:
-    """Train, validation and (fixed) test events of one task, labels 0/1."""
+class TaskData:
+    """Which files make a binary task's events, and how to read them.
 
-    train: EventTable
-    val: EventTable
-    test: EventTable
-
-
-def load_task_events(task: Task,
-                     data: str | os.PathLike[str] | Mapping[str, Any] | None = None,
-                     events_per_process: int | None = None,
-                     cache_dir: str | os.PathLike[str] | None = None, *,
-                     generate: bool = False, pretrained: Any = None) -> EventTable:
-    """All events of the task's processes, label 1 for signal and 0 for background.
-
-    `data` is a task sample directory, or ``{process: files}``. Left at None it is
-    ``<data dir>/tasks`` (``$HEPFM_DATA`` or ``~/.cache/hepfm/data``), and missing samples
-    are generated there (`events_per_process` each, default
-    :data:`DEFAULT_EVENTS_PER_PROCESS`) as ``hepfm finetune`` does; for a directory given
-    here that happens only with `generate`, else the error names the command to run.
-    With `pretrained` (a :class:`~hepfm.FoundationModel`), events it was pretrained on are
-    refused (:class:`~hepfm.provenance.DataLeakError`), as ``hepfm finetune`` refuses them.
+    Training: `signal` and `background` files, or `mixed` files labelled by `label_branch`
+    (1 signal, 0 background); likewise the optional explicit test set (`test_signal` +
+    `test_background`, or `test_mixed`); without one, a fixed fraction of the events is held
+    out. Files ``<name>.root`` and ``<name>_<k>.root`` are one process: at most
+    `events_per_process` events are read from each (all when None). `min_leptons` keeps
+    events with at least that many electrons + muons.
     """
-    if not isinstance(data, Mapping):
-        data = ensure_task_samples(task.processes, data,
-                                   events_per_process or DEFAULT_EVENTS_PER_PROCESS, generate)
+
+    name: str = "custom"
+    signal: list[str] = field(default_factory=list)
+    background: list[str] = field(default_factory=list)
+    mixed: list[str] = field(default_factory=list)
+    test_signal: list[str] = field(default_factory=list)
+    test_background: list[str] = field(default_factory=list)
+    test_mixed: list[str] = field(default_factory=list)
+    label_branch: str | None = None
+    weight_branch: str | None = None
+    branch_map: BranchMap = field(default_factory=lambda: BRANCH_MAPS["delphes"])
+    events_per_process: int | None = None
+    min_leptons: int = 0
+
+    @classmethod
+    def from_task(cls, task: Task | str,
+                  data: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+                  events_per_process: int | None = None, generate: bool = False,
+                  sample_events: int | None = None) -> TaskData:
+        """A task of processes (a :class:`~hepfm.tasks.Task` or a built-in task's name) as
+        the files of its processes in `data`: a task sample directory, or
+        ``{process: files}``. Left at None it is ``<data dir>/tasks`` (``$HEPFM_DATA`` or
+        ``~/.cache/hepfm/data``), and missing samples are generated there
+        (`sample_events` each, default `events_per_process` or
+        :data:`DEFAULT_EVENTS_PER_PROCESS`); for a directory given here that happens only
+        with `generate`, else the error names the command to run."""
+        task = get_task(task) if isinstance(task, str) else task
+        if not isinstance(data, Mapping):
+            data = ensure_task_samples(task.processes, data, sample_events or
+                                       events_per_process or DEFAULT_EVENTS_PER_PROCESS,
+                                       generate)
+        sources = resolve_sources(data, list(task.processes))
+        return cls(task.name, [f for p in task.signal for f in sources[p]],
+                   [f for p in task.background for f in sources[p]],
+                   events_per_process=events_per_process, min_leptons=task.min_leptons)
+
+    @property
+    def has_test(self) -> bool:
+        """Whether the test events are files of their own."""
+        return bool(self.test_signal or self.test_mixed)
+
+    @property
+    def files(self) -> list[str]:
+        """Every file the task reads."""
+        return [*self.signal, *self.background, *self.mixed, *self.test_signal,
+                *self.test_background, *self.test_mixed]
+
+    def load(self) -> tuple[LabelledEvents, LabelledEvents | None]:
+        """Training events and the explicit test events (None without a test set). A test
+        file with the content of a training file is an error; signal and background files
+        sharing a file or its content a warning."""
+        train = self._read(self.signal, self.background, self.mixed)
+        if not self.has_test:
+            return train, None
+        test = self._read(self.test_signal, self.test_background, self.test_mixed)
+        shared = {f.sha256: f.path for f in train.files}
+        for f in test.files:
+            if f.sha256 in shared:
+                raise InputDataError(f"test file '{f.path}' has the same content as training "
+                                     f"file '{shared[f.sha256]}': test events must never be "
+                                     "trained on")
+        return train, test
+
+    def _read(self, sig: list[str], bkg: list[str], mix: list[str]) -> LabelledEvents:
+        groups = [(f, 1) for f in _by_process(sig)] + [(f, 0) for f in _by_process(bkg)] + [
+            (f, None) for f in _by_process(mix)]
+        parts = [read_labelled(files, self.branch_map, label=label,
+                               label_branch=self.label_branch if label is None else None,
+                               weight_branch=self.weight_branch,
+                               max_events=self.events_per_process,
+                               process=process_of_file(files[0])) for files, label in groups]
+        ev = LabelledEvents.concat(parts)
+        if self.min_leptons:
+            ev = ev.subset(np.flatnonzero(lepton_counts(ev.table) >= self.min_leptons))
+        for cls_, kind in ((1, "signal"), (0, "background")):
+            if not np.any(ev.y == cls_):
+                raise InputDataError(f"task '{self.name}' has no {kind} events in "
+                                     f"{', '.join(sig + bkg + mix)}")
+        if not mix:
+            _warn_shared(parts[:len(_by_process(sig))], parts[len(_by_process(sig)):])
+        return ev
+
+
+def _by_process(files: Sequence[str]) -> list[list[str]]:
+    """`files` grouped into processes (``<name>.root``, ``<name>_<k>.root``), in order."""
+    groups: dict[str, list[str]] = {}
+    for f in files:
+        groups.setdefault(process_of_file(f), []).append(f)
+    return list(groups.values())
+
+
+def _warn_shared(signal: Sequence[LabelledEvents], background: Sequence[LabelledEvents]
+                 ) -> None:
+    """Warn when a signal and a background file are the same file or have the same bytes."""
+    seen = {f.sha256: f.path for ev in signal for f in ev.files}
+    for ev in background:
+        for f in ev.files:
+            if f.sha256 in seen:
+                same = os.path.realpath(f.path) == os.path.realpath(seen[f.sha256])
+                log.warning("signal file '%s' and background file '%s' %s: their events are "
+                            "labelled both ways", seen[f.sha256], f.path,
+                            "are the same file" if same else "have the same content")
+
+
+def task_data(task: str | None = None, signal: str | Sequence[str] | None = None,
+              background: str | Sequence[str] | None = None, *,
+              mixed: str | Sequence[str] | None = None,
+              test_signal: str | Sequence[str] | None = None,
+              test_background: str | Sequence[str] | None = None,
+              test_mixed: str | Sequence[str] | None = None,
+              label_branch: str | None = None, weight_branch: str | None = None,
+              branch_map: str | BranchMap | None = None,
+              data: str | os.PathLike[str] | None = None,
+              events_per_process: int | None = None, generate: bool = False,
+              sample_events: int | None = None) -> TaskData:
+    """The :class:`TaskData` that ``hepfm finetune``/``scan`` options name: a built-in task
+    (`task` alone), a task of process names (`signal` and `background` names, in the
+    samples of `data`), or files (paths, globs, directories; `task` then names it)."""
+    from hepfm.data.labelled import split_list
+
+    items = split_list(signal) + split_list(background)
+    files = [mixed, test_signal, test_background, test_mixed]
+    if items and all(i in PROCESSES and not os.path.exists(i) for i in items) and not any(
+            files):
+        if not (signal and background):
+            raise ArgumentError("give both --signal and --background")
+        made = make_task(task or "custom", split_list(signal), split_list(background))
+        return TaskData.from_task(made, data, events_per_process, generate, sample_events)
+    if not items and not any(files):
+        if not task:
+            raise ArgumentError("give --task NAME (see 'hepfm tasks'), or --signal and "
+                                "--background (process names or files), or --mixed")
+        return TaskData.from_task(task, data, events_per_process, generate, sample_events)
+    named = [i for i in items if i in PROCESSES and not os.path.exists(i)]
+    if named and len(named) < len(items):
+        raise ArgumentError(f"--signal/--background mix process names ({', '.join(named)}) "
+                            "and files: give either")
+
+    def pair(sig: Any, bkg: Any, mix: Any, opts: tuple[str, str, str]
+             ) -> tuple[list[str], list[str], list[str]]:
+        if mix and (sig or bkg):
+            raise ArgumentError(f"give {opts[2]} (labelled by --label-branch) or {opts[0]} "
+                                f"and {opts[1]}, not both")
+        if mix:
+            if not label_branch:
+                raise ArgumentError(f"{opts[2]} needs --label-branch NAME (0/1 per event)")
+            return [], [], expand_files(mix, opts[2])
+        if bool(sig) != bool(bkg):
+            raise ArgumentError(f"give both {opts[0]} and {opts[1]}")
+        if not sig:
+            return [], [], []
+        return expand_files(sig, opts[0]), expand_files(bkg, opts[1]), []
+
+    s, b, m = pair(signal, background, mixed, ("--signal", "--background", "--mixed"))
+    if not (s or m):
+        raise ArgumentError("give --signal and --background files, or --mixed")
+    ts, tb, tm = pair(test_signal, test_background, test_mixed,
+                      ("--test-signal", "--test-background", "--test-mixed"))
+    return TaskData(task or "custom", s, b, m, ts, tb, tm, label_branch, weight_branch,
+                    load_branch_map(branch_map), events_per_process)
+
+
+def load_task_events(task: Task | str,
+                     data: str | os.PathLike[str] | Mapping[str, Any] | None = None,
+                     events_per_process: int | None = None, *, generate: bool = False,
+                     pretrained: Any = None) -> EventTable:
+    """All events of a task of processes (:meth:`TaskData.from_task`), label 1 for signal
+    and 0 for background, as one table (for :class:`hepfm.FineTuner` and
+    :func:`split_task`). With `pretrained` (a :class:`~hepfm.FoundationModel`), events it
+    was pretrained on are refused (:class:`~hepfm.provenance.DataLeakError`), as
+    ``hepfm finetune`` refuses them."""
+    events, _ = TaskData.from_task(task, data, events_per_process, generate).load()
     if pretrained is not None:
-        check_task_events(task, data, events_per_process, {"the pretrained model": pretrained})
-    table = load_events(data, list(task.processes), events_per_process,
-                        label_of=task.label_of, cache_dir=cache_dir)
-    if task.min_leptons:
-        table = table.subset(np.flatnonzero(lepton_counts(table) >= task.min_leptons))
-    for cls, procs in ((1, task.signal), (0, task.background)):
-        if not np.any(table.y == cls):
-            kind = "signal" if cls else "background"
-            raise InputDataError(f"task '{task.name}' has no {kind} events "
-                                 f"(processes {', '.join(procs)}) in '{data}'")
-    return table
+        check_overlap([events], {"the pretrained model": pretrained})
+    return events.table
 
 
-def check_task_events(task: Task, data: str | os.PathLike[str] | Mapping[str, Any],
-                      events_per_process: int | None, models: Mapping[str, Any],
-                      allow_overlap: bool = False) -> list[str]:
-    """Refuse (or, with `allow_overlap`, list) task events that any of `models` (name ->
-    model) was pretrained on; the task's files are described once for all of them."""
-    sources = resolve_sources(data, list(task.processes))
-    records = describe_files(sources, events_per_process)
+def check_overlap(parts: Sequence[LabelledEvents], models: Mapping[str, Any],
+                  allow_overlap: bool = False) -> list[str]:
+    """Refuse (or, with `allow_overlap`, list) events of `parts` that any of `models` (name
+    -> model) was pretrained on (:func:`hepfm.provenance.check_disjoint`: files made by
+    ``hepfm generate`` are matched by their Pythia seed stream, any other by its content)."""
+    records = []
+    for ev in parts:
+        for f in ev.provenance():
+            base = describe_file(f["path"], process_of_file(f["path"]), 0, 0)
+            records += [{**base, "entries": [a, b]} for a, b in f["entries"]]
     lines: list[str] = []
     for name, model in models.items():
         seen = pretraining_events(getattr(model, "run_config", None))
@@ -99,17 +262,31 @@ def lepton_counts(table: EventTable) -> np.ndarray:
     return np.bincount(event[lepton], minlength=len(table))
 
 
-def _class_indices(y: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
-    return [rng.permutation(np.flatnonzero(y == c)) for c in (0, 1)]
+Events = TypeVar("Events", EventTable, LabelledEvents)
 
 
-def split_task(table: EventTable, train_size: int | None, seed: int = 0,
-               test_fraction: float = 0.25, val_fraction: float = 0.25,
-               min_val: int = 200) -> TaskSplits:
-    """Fixed test set, then a balanced training set of `train_size` events (all if None)."""
-    train, val, test = split_indices(table.y, train_size, seed, test_fraction, val_fraction,
+@dataclass
+class Splits(Generic[Events]):
+    """Train, validation and (fixed) test events of one task, labels 0/1."""
+
+    train: Events
+    val: Events
+    test: Events
+
+
+def split_task(events: Events, train_size: int | None, seed: int = 0,
+               test_fraction: float = SPLIT["test_fraction"],
+               val_fraction: float = SPLIT["val_fraction"], min_val: int = SPLIT["min_val"],
+               *, test: Events | None = None) -> Splits[Events]:
+    """Fixed test set (`test` when given, else a fixed fraction of `events`), then a
+    balanced training set of `train_size` events (all but the validation share if None)
+    and its validation set, drawn with `seed`. `events` is an
+    :class:`~hepfm.data.table.EventTable` or :class:`~hepfm.data.labelled.LabelledEvents`."""
+    train, val, held = split_indices(events.y, train_size, seed,
+                                     0.0 if test is not None else test_fraction, val_fraction,
                                      min_val)
-    return TaskSplits(table.subset(train), table.subset(val), table.subset(test))
+    return Splits(events.subset(train), events.subset(val),
+                  test if test is not None else events.subset(held))
 
 
 def split_indices(y: np.ndarray, train_size: int | None, seed: int = 0,
@@ -120,7 +297,7 @@ def split_indices(y: np.ndarray, train_size: int | None, seed: int = 0,
     ``test_fraction=0`` gives no test events (the test set comes from elsewhere).
     """
     if not 0 <= test_fraction < 1:
-        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction}")
+        raise ArgumentError(f"test_fraction must be in [0, 1), got {test_fraction}")
     test_idx, pool = [], []
     for idx in _class_indices(y, np.random.default_rng(TEST_SEED)):
         n_test = round(test_fraction * len(idx))
@@ -147,9 +324,28 @@ def split_indices(y: np.ndarray, train_size: int | None, seed: int = 0,
     return a, b, c
 
 
+def _class_indices(y: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
+    return [rng.permutation(np.flatnonzero(y == c)) for c in (0, 1)]
+
+
 def _balanced_take(pool: list[np.ndarray], n: int) -> list[np.ndarray]:
     """Take `n` events, half per class when possible, the shortfall from the other class."""
     half = [n // 2, n - n // 2]
     short = [max(0, h - len(p)) for h, p in zip(half, pool, strict=True)]
     take = [min(len(pool[0]), half[0] + short[1]), min(len(pool[1]), half[1] + short[0])]
     return [p[:k] for p, k in zip(pool, take, strict=True)]
+
+
+def class_balanced(weight: np.ndarray | None, y: np.ndarray) -> np.ndarray | None:
+    """Training weights: `weight` rescaled within each class so that the class's weights sum
+    to its number of events (TMVA's ``NormMode=NumEvents``), keeping the class balance of
+    the sampled events whatever the cross-sections; AUC and ROC are unchanged by it."""
+    if weight is None:
+        return None
+    out = weight.astype(np.float64, copy=True)
+    for c in np.unique(y):
+        m = y == c
+        total = out[m].sum()
+        if total > 0:
+            out[m] *= m.sum() / total
+    return out

@@ -84,3 +84,14 @@ def get_task(name: str) -> Task:
         return TASKS[name]
     except KeyError:
         raise UnknownNameError("task", name, list(TASKS)) from None
+
+
+def task_names(spec: str | None) -> list[str]:
+    """Built-in task names of ``NAME,NAME`` or ``all``, each checked."""
+    if not spec:
+        raise ArgumentError("give --task NAME,NAME or --task all (see 'hepfm tasks')")
+    names = list(TASKS) if spec.strip() == "all" else [
+        s.strip() for s in spec.split(",") if s.strip()]
+    for name in names:
+        get_task(name)
+    return names

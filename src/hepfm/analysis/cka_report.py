@@ -31,7 +31,7 @@ from torch import Tensor
 from hepfm.analysis.cka import Kernel, cka_diagonal, cka_matrix
 from hepfm.analysis.plots import plot_cka_diagonal, plot_cka_heatmap
 from hepfm.analysis.representations import extract_representations
-from hepfm.atomic import atomic_path
+from hepfm.atomic import atomic_path, refuse_existing
 from hepfm.errors import HepfmError
 
 PathLike = str | os.PathLike[str]
@@ -110,8 +110,11 @@ def cka_report(
     out: PathLike = "cka",
     device: str | torch.device = "cpu",
     seed: int = 0,
+    force: bool = False,
 ) -> pd.DataFrame:
-    """CKA matrix of two runs on the same events; writes CSVs and PNGs into ``out``."""
+    """CKA matrix of two runs on the same events; writes CSVs and PNGs into ``out`` (a
+    directory that holds files is refused unless `force`)."""
+    refuse_existing(out, force)
     table = load_cka_events(data, resolve_processes(task, processes), events, seed)
     reps_a = representations_of(run_a, table, device=device)
     reps_b = representations_of(run_b, table, device=device)
@@ -150,10 +153,13 @@ def cka_group_report(
     device: str | torch.device = "cpu",
     seed: int = 0,
     labels: tuple[str, str] = ("A", "B"),
+    force: bool = False,
 ) -> pd.DataFrame:
-    """Mean and spread of same-stage CKA within and across two groups of runs."""
+    """Mean and spread of same-stage CKA within and across two groups of runs (written into
+    ``out``, refused when it holds files unless `force`)."""
     if len(group_a) < 1 or len(group_b) < 1 or len(group_a) + len(group_b) < 2:
         raise HepfmError("group mode needs at least one run in each group")
+    refuse_existing(out, force)
     table = load_cka_events(data, resolve_processes(task, processes), events, seed)
     reps = {str(r): representations_of(r, table, device=device)
             for r in dict.fromkeys([*map(str, group_a), *map(str, group_b)])}

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from hepfm.data.normalization import FeatureStats
+from hepfm.devices import resolve_device
 from hepfm.models import model_dir
 from hepfm.models.config import ModelConfig
 from hepfm.models.heads import Head
@@ -136,6 +137,6 @@ class FoundationModel(nn.Module):
         model_dir.load_weights(model, directory / model_dir.WEIGHTS_NAME)  # names a mismatch
         model_dir.verify_weights(directory, config)
         model.run_config = config
-        if str(device) == "auto":
-            device = "cuda" if torch.cuda.is_available() else "cpu"
+        if isinstance(device, str):
+            device = resolve_device(device, "device")
         return model.to(device).eval()

@@ -29,16 +29,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import yaml
 
-from hepfm.atomic import sweep_temporaries, write_text
+from hepfm.atomic import refuse_existing, sweep_temporaries, write_text
+from hepfm.devices import accelerator, resolve_device
 from hepfm.errors import ArgumentError, HepfmError, InputDataError
 from hepfm.processes import resolve_processes
-from hepfm.samples import (  # noqa: F401  (re-exported: their home before hepfm.samples)
-    default_data_dir,
-    distributed_rank,
-    ensure_samples,
-    generate_command,
-    missing_processes,
-)
+from hepfm.samples import default_data_dir, distributed_rank, generate_command
 
 if TYPE_CHECKING:
     import lightning as L
@@ -64,7 +59,6 @@ DEFAULTS: dict[str, Any] = {
 RUN_SETTINGS = "run.yaml"
 PRECISIONS = {"32": "32-true", "32-true": "32-true", "bf16": "bf16-mixed",
               "bf16-mixed": "bf16-mixed", "16-mixed": "16-mixed"}
-DEVICES = ("auto", "cpu", "cuda", "gpu", "mps")
 #: Exit status after SIGTERM (128 + signal number), as a shell reports a killed process.
 SIGTERM_EXIT = 128 + signal.SIGTERM
 
@@ -156,14 +150,7 @@ def check_settings(s: dict[str, Any], device: str, precision: str, devices: int 
     if str(precision) not in PRECISIONS:
         raise ArgumentError(f"unknown precision '{precision}': use one of "
                             f"{', '.join(PRECISIONS)}")
-    if device not in DEVICES:
-        raise ArgumentError(f"unknown device '{device}': use one of {', '.join(DEVICES)}")
-    if device in ("cuda", "gpu"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise ArgumentError(f"device '{device}' asked for, but torch sees no CUDA GPU "
-                                "(use --device cpu or auto)")
+    resolve_device(device, "device")
     if num_nodes < 1 or (devices != -1 and isinstance(devices, int) and devices < 1):
         raise ArgumentError(f"devices must be >= 1 (or -1: all) and num_nodes >= 1, got "
                             f"{devices} and {num_nodes}")
@@ -196,11 +183,6 @@ def _sigterm_to_lightning() -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
-def _accelerator(device: str) -> str:
-    return {"cuda": "gpu", "gpu": "gpu", "cpu": "cpu", "auto": "auto", "mps": "mps"}.get(
-        device, device)
-
-
 def pretrain(
     processes: str | Iterable[str] | None = None,
     objective: str | None = None,
@@ -217,6 +199,7 @@ def pretrain(
     resume: bool = False,
     generate: bool = False,
     *,
+    force: bool = False,
     model_config: dict[str, Any] | None = None,
     mpm: dict[str, Any] | None = None,
     lr: float | None = None,
@@ -236,7 +219,8 @@ def pretrain(
     ``hepfm pretrain --processes all`` works on a fresh install). `seed` fixes the split,
     the initialisation and the batch order. With `resume`, the settings come from
     ``out_dir/run.yaml`` (arguments given here override them, e.g. more `epochs`) and
-    training continues from ``checkpoints/last.ckpt``. An `objective` with ``mpm`` (e.g.
+    training continues from ``checkpoints/last.ckpt``; else an `out_dir` that holds files
+    is refused unless `force`. An `objective` with ``mpm`` (e.g.
     ``"mpm"``, ``"mpm+multiclass"``) adds masked particle modeling; `mpm` sets its
     ``fraction``, ``targets`` and ``codebook_size`` (defaults:
     :data:`hepfm.objectives.mpm.MPM_DEFAULTS`).
@@ -246,6 +230,8 @@ def pretrain(
     `num_workers`: DataLoader worker processes.
     """
     out_dir = _run_dir(out_dir, resume, devices, num_nodes)
+    if not resume and distributed_rank() == 0:  # ranks > 0 start after rank 0 wrote there
+        refuse_existing(out_dir, force, resume="--resume")
     saved = _saved_settings(out_dir, resume)
     s = {**DEFAULTS, **saved}  # defaults, then the saved run, then what is given here
     s.update({k: v for k, v in {
@@ -389,7 +375,7 @@ def _trainer(s: dict[str, Any], out_dir: Path, device: str, precision: str,
     distributed = n_dev > 1 or num_nodes > 1 or devices == -1
     return L.Trainer(
         max_epochs=s["epochs"],
-        accelerator=_accelerator(device),
+        accelerator=accelerator(device),
         devices=devices,
         num_nodes=num_nodes,
         strategy="ddp" if distributed else "auto",

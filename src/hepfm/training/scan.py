@@ -1,6 +1,6 @@
 """Learning curves (AUC against training size, per mode) and the compute accounting.
 
-``run_scan`` trains every (pretrained model, mode, training size, seed) of a task, plus the
+``scan_splits`` trains every (pretrained model, mode, training size, seed) of a task, plus the
 ``bdt`` baseline (:class:`hepfm.analysis.baseline.BDTBaseline`, once per size and seed,
 like ``scratch``) and stores each finished run in a :class:`ScanStore`:
 
@@ -41,12 +41,10 @@ from hepfm.analysis.metrics import (
     bootstrap_auc,
     percentile_interval,
 )
-from hepfm.atomic import atomic_path, write_text
+from hepfm.atomic import atomic_path, write_json, write_text
 from hepfm.data.table import EventTable
-from hepfm.errors import InputDataError, UnknownNameError
+from hepfm.errors import ArgumentError, InputDataError, UnknownNameError
 from hepfm.models.foundation import FoundationModel
-from hepfm.taskdata import TEST_SEED, load_task_events, split_task
-from hepfm.tasks import Task
 from hepfm.training.finetune import (
     MODES,
     FinetuneConfig,
@@ -69,8 +67,13 @@ KEY = ("task", "model", "mode", "train_size", "seed")
 LABEL_COLUMNS = ("task", "model", "mode", "test_id", "model_id", "run_id")
 #: Settings of :class:`FinetuneConfig` that do not change a run's result.
 _NOT_RESULT = ("mode", "seed", "accelerator", "progress_bar")
-#: Split settings of :func:`split_task` used by scans (part of the key).
-_SPLIT = {"test_seed": TEST_SEED, "test_fraction": 0.25, "val_fraction": 0.25, "min_val": 200}
+
+
+def check_modes(modes: Sequence[str]) -> None:
+    """An :class:`~hepfm.errors.UnknownNameError` for a mode not in :data:`SCAN_MODES`."""
+    for m in modes:
+        if m not in SCAN_MODES:
+            raise UnknownNameError("scan mode", m, list(SCAN_MODES))
 
 
 def digest(parts: Iterable[bytes | str]) -> str:
@@ -130,20 +133,8 @@ class ScanStore:
         self.csv = self.directory / "scan.csv"
 
     def prepare(self) -> ScanStore:
-        """Create the folders; move a ``scan.csv`` of an older hepfm (no run ids) aside."""
+        """Create the folders."""
         self.runs.mkdir(parents=True, exist_ok=True)
-        if self.csv.is_file():
-            head = self.csv.open().readline()
-            if "run_id" not in head.strip().split(","):
-                k = 0
-                while (legacy := self.directory / f"scan-legacy{k or ''}.csv").exists():
-                    k += 1
-                try:
-                    os.replace(self.csv, legacy)
-                except FileNotFoundError:  # another writer moved it first
-                    return self
-                log.warning("%s has no run ids (older hepfm): moved to %s; its runs are "
-                            "not reused", self.csv, legacy)
         return self
 
     def _run_file(self, rid: str) -> Path:
@@ -186,7 +177,7 @@ class ScanStore:
         with atomic_path(self.score_path(str(row["task"]), rid)) as tmp, open(tmp, "wb") as fh:
             np.save(fh, np.asarray(scores, np.float32))
         record = {"key": key, "row": dict(row), **(info or {})}
-        write_text(self._run_file(rid), json.dumps(_json_safe(record), indent=1, default=str))
+        write_json(self._run_file(rid), record, indent=1)
 
     def _listing(self) -> list[Path]:
         return sorted(self.runs.glob("*.json")) if self.runs.is_dir() else []
@@ -216,47 +207,9 @@ class ScanStore:
         return frame
 
 
-def _json_safe(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if isinstance(value, dict):
-        return {k: _json_safe(v) for k, v in value.items()}
-    if isinstance(value, np.generic):
-        return _json_safe(value.item())
-    return value
-
-
 def _scan_dir(out: str | Path) -> Path:
     out = Path(out)
     return out.parent if out.suffix == ".csv" else out
-
-
-def run_scan(task: Task, data: str | Path, models: Mapping[str, FoundationModel],
-             sizes: Sequence[int], modes: Sequence[str], seeds: int | Sequence[int],
-             out: str | Path, config: FinetuneConfig | None = None,
-             events_per_process: int | None = None, progress: bool = True,
-             bdt: BDTBaseline | None = None) -> pd.DataFrame:
-    """Train each model of `models` ({label: model}) in each mode, size and seed on a
-    built-in task's events in `data` (splits of :func:`~hepfm.taskdata.split_task`).
-
-    `out` is the scan directory (or its ``scan.csv``). ``scratch`` and ``bdt`` run once per
-    (size, seed), whatever the number of models (model label ``none``); ``bdt`` uses the
-    hyper-parameters of `bdt` (default :class:`BDTBaseline`) with the run seed as random
-    state. Runs stored with the same key are not run again. Returns the rows of these runs
-    (``scan.csv`` holds every run of the directory).
-    """
-    table = load_task_events(task, data, events_per_process, cache_dir=Path(data) / ".cache")
-
-    def split(size: int, seed: int) -> tuple[EventTable, EventTable, EventTable]:
-        s = split_task(table, size, seed, _SPLIT["test_fraction"], _SPLIT["val_fraction"],
-                       _SPLIT["min_val"])
-        return s.train, s.val, s.test
-
-    data_key = {"signal": list(task.signal), "background": list(task.background),
-                "data_id": table_identity(table), "events_per_process": events_per_process,
-                "split": _SPLIT}
-    return scan_splits(task.name, split, data_key, models, sizes, modes, seeds, out, config,
-                       progress, bdt, {"data": str(Path(data).resolve())})
 
 
 #: One part of a split: a table, or events with ``.table`` and ``.weight`` (event weights).
@@ -275,15 +228,21 @@ def scan_splits(name: str, split: Callable[[int, int], tuple[Part, Part, Part]],
                 out: str | Path, config: FinetuneConfig | None = None,
                 progress: bool = True, bdt: BDTBaseline | None = None,
                 info: Mapping[str, Any] | None = None) -> pd.DataFrame:
-    """The scan of :func:`run_scan` on any events: ``split(size, seed)`` gives the training,
-    validation and test parts (tables, or events with weights: then training uses the
-    weights rescaled per class and the test metrics the raw weights). `data_key` identifies
-    the events and their splitting in every run's key; `info` is stored with every run."""
-    for m in modes:
-        if m not in SCAN_MODES:
-            raise UnknownNameError("scan mode", m, list(SCAN_MODES))
+    """Train each model of `models` ({label: model}) in each mode, size and seed on one
+    task's events: ``split(size, seed)`` gives the training, validation and test parts
+    (tables, or events with weights: then training uses the weights rescaled per class and
+    the test metrics the raw weights). `data_key` identifies the events and their splitting
+    in every run's key; `info` is stored with every run.
+
+    `out` is the scan directory (or its ``scan.csv``). ``scratch`` and ``bdt`` run once per
+    (size, seed), whatever the number of models (model label ``none``); ``bdt`` uses the
+    hyper-parameters of `bdt` (default :class:`BDTBaseline`) with the run seed as random
+    state. Runs stored with the same key are not run again. Returns the rows of these runs
+    (``scan.csv`` holds every run of the directory)."""
+    check_modes(modes)
     if not models and any(m not in MODEL_FREE_MODES for m in modes):
-        raise ValueError("a scan needs at least one pretrained model")
+        raise ArgumentError("a scan in modes other than bdt and scratch needs a pretrained "
+                            "model")
     seed_list = list(range(seeds)) if isinstance(seeds, int) else list(seeds)
     store = ScanStore(_scan_dir(out)).prepare()
     base = config or FinetuneConfig()
@@ -329,7 +288,7 @@ def _train_runs(name: str, split: Callable[[int, int], tuple[Part, Part, Part]],
                 models: Mapping[str, FoundationModel], first: str | None,
                 base: FinetuneConfig, bdt: BDTBaseline, store: ScanStore,
                 info: Mapping[str, Any] | None, progress: bool) -> None:
-    from hepfm.training.userdata import class_balanced
+    from hepfm.taskdata import class_balanced
 
     splits_of: dict[tuple[int, int], Any] = {}
     for size, seed, mode, label, key, rid in tqdm(todo, desc=f"scan {name}",
@@ -534,14 +493,11 @@ def compute_accounting(frame: pd.DataFrame, pretrain_seconds: float | Mapping[st
 
 
 def load_scan(directory: str | os.PathLike[str]) -> pd.DataFrame:
-    """Every run stored in a scan directory (from ``runs/``; a legacy ``scan.csv`` else)."""
+    """Every run stored in a scan directory (its ``runs/``)."""
     store = ScanStore(directory)
     if store.runs.is_dir():
         return store.rows()
-    if store.csv.is_file():
-        return read_scan_csv(store.csv)
-    raise NoScanDirectoryError(f"'{directory}' is no scan directory (no runs/ and no "
-                               "scan.csv)")
+    raise NoScanDirectoryError(f"'{directory}' is no scan directory (no runs/)")
 
 
 def _check_unique(frame: pd.DataFrame) -> None:

@@ -1,9 +1,8 @@
-"""Your own ROOT files as a task: files and globs per class, or a per-event label branch in
-mixed files; optional event weights; an explicit test set; and where every event came from.
+"""Events read from ROOT files with 0/1 labels, optional weights and their identity.
 
 Every event keeps its identity: the file it was read from (path and SHA-256 of the file's
-content) and its entry number there. A test set given as files is checked to share no file
-content with the training files, so no test event is ever trained on.
+content) and its entry number there. Files are named by comma-separated paths, globs and
+directories (:func:`expand_files`); branch names by a branch map (:func:`load_branch_map`).
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from hepfm.data.features import DEFAULT_SELECTION, Selection
 from hepfm.data.reading import open_file, read_table
 from hepfm.data.table import EventTable
 from hepfm.errors import InputDataError
-from hepfm.taskdata import split_indices
 
 #: Process names of the classes of a user task (``EventTable.processes``; process == y).
 CLASSES = ("background", "signal")
@@ -132,6 +130,11 @@ class LabelledEvents:
     def __len__(self) -> int:
         return len(self.table)
 
+    @property
+    def y(self) -> np.ndarray:
+        """The 0/1 label of every event (``table.y``)."""
+        return self.table.y
+
     def subset(self, idx: np.ndarray) -> LabelledEvents:
         """Events `idx`, in that order."""
         return LabelledEvents(self.table.subset(idx), self.file_index[idx], self.entry[idx],
@@ -164,7 +167,7 @@ class LabelledEvents:
             index.append(np.asarray(p.file_index) + len(files))
             files += p.files
         has_w = [p.weight is not None for p in parts]
-        if any(has_w) and not all(has_w):
+        if any(has_w) and not all(has_w):  # a programming error: one weight branch for all
             raise ValueError("cannot concatenate weighted and unweighted events")
         return LabelledEvents(
             EventTable.concat([p.table for p in parts]), np.concatenate(index).astype(np.int32),
@@ -187,17 +190,27 @@ def _branch(info: Any, name: str, option: str) -> np.ndarray:
 
 def read_labelled(files: Sequence[str], branch_map: BranchMap, label: int | None = None,
                   label_branch: str | None = None, weight_branch: str | None = None,
-                  selection: Selection = DEFAULT_SELECTION) -> LabelledEvents:
-    """All events of `files` with label `label`, or per event from `label_branch` (0/1)."""
-    if (label is None) == (label_branch is None):
+                  selection: Selection = DEFAULT_SELECTION,
+                  max_events: int | None = None, process: str | None = None
+                  ) -> LabelledEvents:
+    """All events of `files` (the first `max_events` of them, in order, when given) with
+    label `label`, or per event from `label_branch` (0/1). The table's process is `process`
+    when named, else its class (:data:`CLASSES`)."""
+    if (label is None) == (label_branch is None):  # a programming error, not user input
         raise ValueError("give exactly one of label and label_branch")
     parts = []
+    left = max_events
     for path in files:
+        if left is not None and left <= 0:
+            break
         info = open_file(path, branch_map)
-        table = read_table(path, branch_map, selection, processes=CLASSES)
+        table = read_table(path, branch_map, selection, max_events=left,
+                           processes=CLASSES if process is None else (process,))
         n = len(table)
+        if left is not None:
+            left -= n
         if label_branch is not None:
-            raw = _branch(info, label_branch, "--label-branch")
+            raw = _branch(info, label_branch, "--label-branch")[:n]
             bad = ~np.isin(raw, (0, 1))
             if bad.any():
                 k = int(np.flatnonzero(bad)[0])
@@ -209,128 +222,14 @@ def read_labelled(files: Sequence[str], branch_map: BranchMap, label: int | None
             y = np.full(n, label, np.int64)
         w = None
         if weight_branch is not None:
-            w = _branch(info, weight_branch, "--weight-branch").astype(np.float64)
+            w = _branch(info, weight_branch, "--weight-branch")[:n].astype(np.float64)
             if not np.all(np.isfinite(w)):
                 k = int(np.flatnonzero(~np.isfinite(w))[0])
                 raise InputDataError(f"'{path}', branch '{weight_branch}' (--weight-branch): "
                                      f"entry {k} is {w[k]}")
         table = table.with_labels(y)
-        table.process = y.astype(np.int16)
+        if process is None:
+            table.process = y.astype(np.int16)
         parts.append(LabelledEvents(table, np.zeros(n, np.int32), np.arange(n, dtype=np.int64),
                                     [SourceFile(path, info.num_entries)], w))
     return LabelledEvents.concat(parts)
-
-
-@dataclass
-class UserInputs:
-    """Which files make the training and test events of a task, and how to read them.
-
-    Training: `signal` and `background` files, or `mixed` files labelled by `label_branch`;
-    likewise the optional explicit test set (`test_signal` + `test_background`, or
-    `test_mixed`). Without a test set, a fixed fraction of the training files is held out.
-    """
-
-    signal: list[str] = field(default_factory=list)
-    background: list[str] = field(default_factory=list)
-    mixed: list[str] = field(default_factory=list)
-    test_signal: list[str] = field(default_factory=list)
-    test_background: list[str] = field(default_factory=list)
-    test_mixed: list[str] = field(default_factory=list)
-    label_branch: str | None = None
-    weight_branch: str | None = None
-    branch_map: BranchMap = field(default_factory=lambda: BRANCH_MAPS["delphes"])
-
-    @classmethod
-    def from_options(cls, signal: str | None = None, background: str | None = None,
-                     mixed: str | None = None, test_signal: str | None = None,
-                     test_background: str | None = None, test_mixed: str | None = None,
-                     label_branch: str | None = None, weight_branch: str | None = None,
-                     branch_map: str | BranchMap | None = None) -> UserInputs:
-        """From command-line strings (comma-separated files, globs, directories)."""
-        def pair(sig: str | None, bkg: str | None, mix: str | None, opts: tuple[str, ...]
-                 ) -> tuple[list[str], list[str], list[str]]:
-            if mix and (sig or bkg):
-                raise InputDataError(f"give {opts[2]} (labelled by --label-branch) or "
-                                     f"{opts[0]} and {opts[1]}, not both")
-            if mix:
-                if not label_branch:
-                    raise InputDataError(f"{opts[2]} needs --label-branch NAME (0/1 per event)")
-                return [], [], expand_files(mix, opts[2])
-            if bool(sig) != bool(bkg):
-                raise InputDataError(f"give both {opts[0]} and {opts[1]}")
-            if not sig:
-                return [], [], []
-            return expand_files(sig, opts[0]), expand_files(bkg, opts[1]), []
-
-        s, b, m = pair(signal, background, mixed, ("--signal", "--background", "--data-train"))
-        if not (s or m):
-            raise InputDataError("give --signal and --background files, or --data-train")
-        ts, tb, tm = pair(test_signal, test_background, test_mixed,
-                          ("--test-signal", "--test-background", "--data-test"))
-        return cls(s, b, m, ts, tb, tm, label_branch, weight_branch,
-                   load_branch_map(branch_map))
-
-    def _read(self, sig: list[str], bkg: list[str], mix: list[str]) -> LabelledEvents:
-        kw = dict(branch_map=self.branch_map, weight_branch=self.weight_branch)
-        if mix:
-            ev = read_labelled(mix, label_branch=self.label_branch, **kw)
-        else:
-            ev = LabelledEvents.concat([read_labelled(sig, label=1, **kw),
-                                        read_labelled(bkg, label=0, **kw)])
-        for cls_, name in ((1, "signal"), (0, "background")):
-            if not np.any(ev.table.y == cls_):
-                raise InputDataError(f"no {name} events in {', '.join(sig + bkg + mix)}")
-        return ev
-
-    @property
-    def has_test(self) -> bool:
-        return bool(self.test_signal or self.test_mixed)
-
-    def load(self) -> tuple[LabelledEvents, LabelledEvents | None]:
-        """Training events and the explicit test events (None without a test set); checks
-        that no file is both (by content)."""
-        train = self._read(self.signal, self.background, self.mixed)
-        if not self.has_test:
-            return train, None
-        test = self._read(self.test_signal, self.test_background, self.test_mixed)
-        shared = {f.sha256: f.path for f in train.files}
-        for f in test.files:
-            if f.sha256 in shared:
-                raise InputDataError(f"test file '{f.path}' has the same content as training "
-                                     f"file '{shared[f.sha256]}': test events must never be "
-                                     "trained on")
-        return train, test
-
-
-@dataclass
-class UserSplits:
-    """Train, validation and test events of a user task."""
-
-    train: LabelledEvents
-    val: LabelledEvents
-    test: LabelledEvents
-
-
-def split_user_events(events: LabelledEvents, test: LabelledEvents | None,
-                      train_size: int | None, seed: int = 0) -> UserSplits:
-    """Training and validation events drawn from `events` (as :func:`split_task` does);
-    the test set is `test` when given, else the task's fixed held-out fraction of `events`."""
-    tr, va, te = split_indices(events.table.y, train_size, seed,
-                               test_fraction=0.0 if test is not None else 0.25)
-    return UserSplits(events.subset(tr), events.subset(va),
-                      test if test is not None else events.subset(te))
-
-
-def class_balanced(weight: np.ndarray | None, y: np.ndarray) -> np.ndarray | None:
-    """Training weights: `weight` rescaled within each class so that the class's weights sum
-    to its number of events (TMVA's ``NormMode=NumEvents``), keeping the class balance of
-    the sampled events whatever the cross-sections; AUC and ROC are unchanged by it."""
-    if weight is None:
-        return None
-    out = weight.astype(np.float64, copy=True)
-    for c in np.unique(y):
-        m = y == c
-        total = out[m].sum()
-        if total > 0:
-            out[m] *= m.sum() / total
-    return out

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from hepfm.atomic import atomic_path
 from hepfm.data.graphs import build_batch
 from hepfm.data.table import EventTable
-from hepfm.errors import HepfmError
+from hepfm.errors import ArgumentError, HepfmError, MissingExtraError, OutputExistsError
 from hepfm.models import scatter
 from hepfm.models.foundation import FoundationModel
 
@@ -199,20 +199,56 @@ def export_onnx(model: FoundationModel, path: str | os.PathLike, head: str,
     model = model.cpu().eval()
     wrapper = ExportWrapper(model, head).eval()
     args = tuple(torch.from_numpy(a) for a in onnx_inputs(example).values())
-    path = Path(path)
-    if path.exists() and not force:
-        raise HepfmError(f"output exists: '{path}'; pass --force to replace it")
+    path = _check_output(path, force)
     try:
         import onnx  # noqa: F401  (the exporter needs it)
     except ImportError:
-        raise HepfmError("ONNX export needs the onnx package: pip install 'hepfm[onnx]'") \
-            from None
+        raise MissingExtraError("onnx", "onnx", "ONNX export") from None
     with atomic_path(path, overwrite=force) as tmp, _export_ops(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(wrapper, args, str(tmp), input_names=list(INPUT_NAMES),
                           output_names=list(OUTPUT_NAMES), dynamic_axes=_DYNAMIC,
                           opset_version=OPSET, dynamo=False)
     return path
+
+
+def _check_output(path: str | os.PathLike, force: bool) -> Path:
+    path = Path(path)
+    if path.exists() and not force:
+        raise OutputExistsError(f"output exists: '{path}'; pass --force (force=True) to "
+                                "replace it")
+    return path
+
+
+#: Export formats of :func:`export`.
+FORMATS = ("onnx",)
+
+
+def export(model: FoundationModel | str | os.PathLike, out: str | os.PathLike,
+           head: str | None = None, fmt: str = "onnx", check: bool = True,
+           force: bool = False) -> tuple[Path, str, list[tuple[int, float]]]:
+    """Export `model` (a model, a model directory or a shipped name) to `out` in format
+    `fmt` (ONNX: dynamic numbers of events, nodes and edges). `head` defaults to the task
+    head of a fine-tuned model. With `check`, ONNX Runtime is compared with PyTorch on 1, 7
+    and 1000 events. Returns (path, head, [(events, max abs difference), ...])."""
+    from hepfm.hub import load_pretrained
+    from hepfm.inference import default_head
+
+    if fmt not in FORMATS:
+        raise ArgumentError(f"export format '{fmt}': not one of {', '.join(FORMATS)}")
+    _check_output(out, force)
+    m = model if isinstance(model, FoundationModel) else load_pretrained(model)
+    head = head or default_head(m)
+    if head not in m.heads:
+        raise ArgumentError(f"the model has no head '{head}'; heads: {', '.join(m.heads)}")
+    path = export_onnx(m, out, head, example_table(16, seed=0), force=force)
+    rows: list[tuple[int, float]] = []
+    if check:
+        try:
+            rows = check_onnx(m, path, head, [example_table(n, seed=n) for n in (1, 7, 1000)])
+        except ImportError:
+            raise MissingExtraError("onnxruntime", "onnx", "the ONNX check") from None
+    return path, head, rows
 
 
 def check_onnx(model: FoundationModel, path: str | os.PathLike, head: str,
