@@ -245,7 +245,7 @@ def test_graph_network_forward_and_run_agree() -> None:
     model = tiny()
     batch = make_batch(4)
     x, u, stages = model.backbone(batch, collect=True)
-    x2, u2, stages2 = model.backbone.run(batch, collect=True)
+    x2, u2, stages2 = model.backbone(batch, collect=True)
     assert torch.equal(x, x2) and torch.equal(u, u2) and list(stages) == list(stages2)
     assert torch.equal(model.embed(batch), u)
 

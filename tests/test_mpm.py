@@ -94,8 +94,8 @@ def test_masked_features_cannot_be_read_back() -> None:
     model = tiny()
     b = make_batch(7, seed=5, n_objects=[1, 2, 4, 0, 6, 3, 1])
     mask = mask_nodes(b.batch, b.node_type, 0.4, torch.Generator().manual_seed(2))
-    ref_x, ref_u, _ = model.backbone.run(b, node_mask=mask)
-    x, u, _ = model.backbone.run(_masked_changed(b, mask, 1), node_mask=mask)
+    ref_x, ref_u, _ = model.backbone(b, node_mask=mask)
+    x, u, _ = model.backbone(_masked_changed(b, mask, 1), node_mask=mask)
     assert torch.equal(x, ref_x) and torch.equal(u, ref_u)
     # zero everything but the masked positions: the same outputs as all-zero inputs
     only = b.clone()
@@ -107,8 +107,8 @@ def test_masked_features_cannot_be_read_back() -> None:
     zero.x[:] = 0
     zero.edge_attr[:] = 0
     zero.u[:] = 0
-    for a, c in zip(model.backbone.run(only, node_mask=mask)[:2],
-                    model.backbone.run(zero, node_mask=mask)[:2], strict=True):
+    for a, c in zip(model.backbone(only, node_mask=mask)[:2],
+                    model.backbone(zero, node_mask=mask)[:2], strict=True):
         assert torch.equal(a, c)
     # gradients: nothing flows back to the masked inputs or the globals
     xg = b.x.clone().requires_grad_(True)

@@ -39,6 +39,7 @@ EXIT_BUG = 1
 
 def _error(message: str, status: int = EXIT_USAGE) -> None:
     """Print ``error: message`` as one line on stderr and exit with `status`."""
+    message = " ".join(message.split())
     typer.echo(typer.style("error:", fg="red", bold=True) + f" {message}", err=True)
     raise SystemExit(status)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
 
 import numpy as np
@@ -48,6 +48,22 @@ TEST_SEED = 2412_10665
 SPLIT = {"test_seed": TEST_SEED, "test_fraction": 0.25, "val_fraction": 0.25, "min_val": 200}
 
 
+@dataclass(frozen=True)
+class TaskSamples:
+    """The task sample directory of a task of processes, made when first needed."""
+
+    task: Task
+    data: str | os.PathLike[str] | None
+    events: int
+    generate: bool
+
+    def sources(self) -> dict[str, list[str]]:
+        """Process -> its files (missing samples generated, or the error naming the command
+        that makes them: see :func:`hepfm.samples.ensure_task_samples`)."""
+        path = ensure_task_samples(self.task.processes, self.data, self.events, self.generate)
+        return resolve_sources(path, list(self.task.processes))
+
+
 @dataclass
 class TaskData:
     """Which files make a binary task's events, and how to read them.
@@ -72,6 +88,7 @@ class TaskData:
     branch_map: BranchMap = field(default_factory=lambda: BRANCH_MAPS["delphes"])
     events_per_process: int | None = None
     min_leptons: int = 0
+    samples: TaskSamples | None = None
 
     @classmethod
     def from_task(cls, task: Task | str,
@@ -84,32 +101,39 @@ class TaskData:
         ``~/.cache/hepfm/data``), and missing samples are generated there
         (`sample_events` each, default `events_per_process` or
         :data:`DEFAULT_EVENTS_PER_PROCESS`); for a directory given here that happens only
-        with `generate`, else the error names the command to run."""
+        with `generate`, else the error names the command to run. That happens when the
+        events are first needed (:meth:`resolved`, :meth:`load`)."""
         task = get_task(task) if isinstance(task, str) else task
+        made = cls(task.name, events_per_process=events_per_process,
+                   min_leptons=task.min_leptons)
         if not isinstance(data, Mapping):
-            data = ensure_task_samples(task.processes, data, sample_events or
-                                       events_per_process or DEFAULT_EVENTS_PER_PROCESS,
-                                       generate)
-        sources = resolve_sources(data, list(task.processes))
-        return cls(task.name, [f for p in task.signal for f in sources[p]],
-                   [f for p in task.background for f in sources[p]],
-                   events_per_process=events_per_process, min_leptons=task.min_leptons)
+            return replace(made, samples=TaskSamples(task, data, sample_events or
+                                                     events_per_process or
+                                                     DEFAULT_EVENTS_PER_PROCESS, generate))
+        return made._with_sources(task, resolve_sources(data, list(task.processes)))
+
+    def _with_sources(self, task: Task, sources: Mapping[str, list[str]]) -> TaskData:
+        return replace(self, signal=[f for p in task.signal for f in sources[p]],
+                       background=[f for p in task.background for f in sources[p]],
+                       samples=None)
+
+    def resolved(self) -> TaskData:
+        """This task with its files named (task samples made first, when missing)."""
+        if self.samples is None:
+            return self
+        return self._with_sources(self.samples.task, self.samples.sources())
 
     @property
     def has_test(self) -> bool:
         """Whether the test events are files of their own."""
         return bool(self.test_signal or self.test_mixed)
 
-    @property
-    def files(self) -> list[str]:
-        """Every file the task reads."""
-        return [*self.signal, *self.background, *self.mixed, *self.test_signal,
-                *self.test_background, *self.test_mixed]
-
     def load(self) -> tuple[LabelledEvents, LabelledEvents | None]:
         """Training events and the explicit test events (None without a test set). A test
         file with the content of a training file is an error; signal and background files
         sharing a file or its content a warning."""
+        if self.samples is not None:
+            return self.resolved().load()
         train = self._read(self.signal, self.background, self.mixed)
         if not self.has_test:
             return train, None

@@ -69,11 +69,14 @@ def write_model_dir(directory: str | os.PathLike[str], model: nn.Module,
 
 
 def verify_weights(directory: str | os.PathLike[str], config: dict[str, Any]) -> None:
-    """Check that ``model.safetensors`` is the file ``config.yaml`` was written with
-    (its ``weights_sha256``; directories written before hepfm recorded it are not checked)."""
+    """Check that ``model.safetensors`` is the file ``config.yaml`` was written with (its
+    ``weights_sha256``, required)."""
     expected = config.get("weights_sha256")
     path = Path(directory) / WEIGHTS_NAME
-    if expected is None or not path.is_file():
+    if expected is None:
+        raise CheckpointError(f"{Path(directory) / CONFIG_NAME}: no weights_sha256, so "
+                              f"{WEIGHTS_NAME} cannot be checked; save the model again")
+    if not path.is_file():
         return
     if file_sha256(path) != expected:
         raise CheckpointError(
@@ -94,7 +97,10 @@ def read_config(directory: str | os.PathLike[str]) -> dict[str, Any]:
     try:
         config = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
-        raise CheckpointError(f"{path}: not valid YAML ({err})") from None
+        mark = getattr(err, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(err, "problem", None) or type(err).__name__
+        raise CheckpointError(f"{path}: not valid YAML{where} ({problem})") from None
     if not isinstance(config, dict) or "model" not in config:
         raise CheckpointError(f"{path}: no 'model' section; not a hepfm model config")
     return config

@@ -154,8 +154,3 @@ class GraphNetwork(nn.Module):
         if collect:
             stages["readout"] = u
         return x, u, stages
-
-    def run(self, data: Any, collect: bool = False, node_mask: Tensor | None = None
-            ) -> tuple[Tensor, Tensor, dict[str, Tensor]]:
-        """Alias of :meth:`forward` (the name of earlier versions)."""
-        return self(data, collect=collect, node_mask=node_mask)

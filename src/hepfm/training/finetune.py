@@ -32,6 +32,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader
 from torch_geometric.data import Batch
 
+from hepfm import defaults
 from hepfm.analysis.metrics import (
     CONFIDENCE,
     binary_metrics,
@@ -45,6 +46,7 @@ from hepfm.data.graphs import build_batch
 from hepfm.data.table import EventTable
 from hepfm.errors import UnknownNameError
 from hepfm.models.foundation import FoundationModel
+from hepfm.pretrained import DEFAULT_MODEL
 from hepfm.training.evaluate import predict
 from hepfm.training.outputs import EventOutputs
 from hepfm.training.quiet import quiet_lightning
@@ -57,13 +59,13 @@ class FinetuneConfig:
     """Hyper-parameters of one fine-tuning run (defaults suit 10^3-10^5 events on a CPU)."""
 
     mode: str = "full"
-    epochs: int = 30
-    batch_size: int = 256
-    lr: float = 2e-3
-    backbone_lr_factor: float = 0.1
-    weight_decay: float = 1e-4
-    patience: int = 5
-    seed: int = 0
+    epochs: int = defaults.EPOCHS
+    batch_size: int = defaults.BATCH_SIZE
+    lr: float = defaults.LR
+    backbone_lr_factor: float = defaults.BACKBONE_LR_FACTOR
+    weight_decay: float = defaults.WEIGHT_DECAY
+    patience: int = defaults.PATIENCE
+    seed: int = defaults.SEED
     accelerator: str = "auto"
     precision: str = "32-true"
     progress_bar: bool = False
@@ -347,11 +349,13 @@ class FineTuner(ClassifierMixin, BaseEstimator):
     (:class:`FinetuneResult`), ``classes_``.
     """
 
-    def __init__(self, pretrained: FoundationModel | str | os.PathLike[str] = "hepfm-base",
-                 *, mode: str = "full", head: str = "task", epochs: int = 30,
-                 batch_size: int = 256, lr: float = 2e-3, backbone_lr_factor: float = 0.1,
-                 weight_decay: float = 1e-4, patience: int = 5,
-                 validation_fraction: float = 0.2, seed: int = 0, accelerator: str = "auto",
+    def __init__(self, pretrained: FoundationModel | str | os.PathLike[str] = DEFAULT_MODEL,
+                 *, mode: str = "full", head: str = "task", epochs: int = defaults.EPOCHS,
+                 batch_size: int = defaults.BATCH_SIZE, lr: float = defaults.LR,
+                 backbone_lr_factor: float = defaults.BACKBONE_LR_FACTOR,
+                 weight_decay: float = defaults.WEIGHT_DECAY, patience: int = defaults.PATIENCE,
+                 validation_fraction: float = 0.2, seed: int = defaults.SEED,
+                 accelerator: str = "auto",
                  precision: str = "32-true", progress_bar: bool = False):
         self.pretrained = pretrained
         self.mode = mode
@@ -412,15 +416,3 @@ class FineTuner(ClassifierMixin, BaseEstimator):
         """The task metrics on `X` (see :func:`task_metrics`)."""
         check_is_fitted(self)
         return task_metrics(self.model_, X, self.head)[0]
-
-    @property
-    def model(self) -> FoundationModel:
-        """``model_`` (the name of earlier versions)."""
-        check_is_fitted(self)
-        return self.model_
-
-    @property
-    def result(self) -> FinetuneResult:
-        """``result_`` (the name of earlier versions)."""
-        check_is_fitted(self)
-        return self.result_
