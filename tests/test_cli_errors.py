@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+import hepfm.samples
 import hepfm.training.pretrain
 import hepfm.training.task_run
 from hepfm.cli import app
@@ -27,7 +28,7 @@ def nothing_runs(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("a command body ran although an option value was bad")
 
     monkeypatch.setattr(hepfm.training.pretrain, "pretrain", touched)
-    monkeypatch.setattr(hepfm.training.pretrain, "ensure_samples", touched)
+    monkeypatch.setattr(hepfm.samples, "ensure_samples", touched)
     monkeypatch.setattr(hepfm.training.task_run, "finetune_task", touched)
     monkeypatch.setattr(hepfm.training.task_run, "scan_tasks", touched)
 
@@ -60,17 +61,35 @@ BAD = [
     (["finetune", "--task", "ttH_vs_tt", "--mode", "fine"], "'--mode': 'fine' is not one of"),
     (["finetune", "--task", "ttH_vs_tt", "--train-size", "1"], "'--train-size'"),
     (["finetune", "--task", "ttH_vs_tt", "--epochs", "0"], "'--epochs'"),
-    (["finetune", "--task", "ttH_vs_tt", "--from", "no-such-model"],
-     "'--from': unknown pretrained model 'no-such-model'"),
-    (["scan", "--task", "ttH_vs_tt", "--seeds", "0"], "'--seeds': must be at least 1"),
+    (["finetune", "--task", "ttH_vs_tt", "--model", "no-such-model"],
+     "'--model': unknown pretrained model 'no-such-model'"),
+    (["scan", "--task", "ttH_vs_tt", "--seeds", "-1"], "'--seeds': must be at least 0"),
+    (["scan", "--task", "ttH_vs_tt", "--model", "a=hepfm-small,a=hepfm-base"],
+     "'--model': the label 'a' is given twice"),
     (["scan", "--task", "ttH_vs_tt", "--modes", "scratch,fulll"],
      "'--modes': 'fulll' is not one of bdt, scratch, full, frozen or linear"),
     (["scan", "--task", "ttH_vs_tt", "--out", str(A_FILE / "scan")], "'--out'"),
     (["scan", "--task", "ttH_vs_tt", "--epochs", "0"], "'--epochs'"),
-    (["cka", "--a", "x", "--b", "y", "--kernel", "poly"],
+    (["cka", "--model", "hepfm-small", "--model", "hepfm-base", "--kernel", "poly"],
      "'--kernel': 'poly' is not one of linear or rbf"),
     (["pretrain", "--no-such-option"], "No such option: --no-such-option"),
+    (["predict", "--model", "no-such-model", "--input", "x.root", "--out", "o"],
+     "'--model': unknown pretrained model"),
+    (["export", "--model", "hepfm-small", "--out", "m.onnx", "--format", "tflite"],
+     "'--format': 'tflite' is not one of"),
+    (["generate", "--events-per-process", "0", "--out", "g"], "'--events-per-process'"),
+    (["check", "--processes", "ttX", "."], "'--processes': unknown process 'ttX'"),
+    (["processes", "--all"], "No such option: --all"),
+    (["tasks", "--all"], "No such option: --all"),
+    (["models", "--all"], "No such option: --all"),
 ]
+
+
+def test_every_command_has_error_cases() -> None:
+    import typer
+
+    commands = set(typer.main.get_command(app).commands)
+    assert {args[0] for args, *_ in BAD} == commands
 
 
 @pytest.mark.parametrize(("args", "expected"), [(b[0], b[1:]) for b in BAD],
@@ -122,8 +141,9 @@ def test_bug_is_one_line_and_traceback_with_debug(monkeypatch: pytest.MonkeyPatc
 
 def test_cli_choices_are_the_library_ones() -> None:
     from hepfm import cli
+    from hepfm.devices import DEVICES
     from hepfm.training.finetune import MODES
-    from hepfm.training.pretrain import DEVICES, PRECISIONS
+    from hepfm.training.pretrain import PRECISIONS
 
     assert cli.MODE_CHOICES == MODES
     assert cli.DEVICE_CHOICES == DEVICES and set(cli.PRECISION_CHOICES) == set(PRECISIONS)

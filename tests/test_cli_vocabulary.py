@@ -1,4 +1,4 @@
-"""One CLI vocabulary (issue 16 item 7): an option name means one thing in every command, the
+"""One CLI vocabulary: an option name means one thing in every command, the
 defaults shown in ``--help`` are the code's own constants, and every error leaves through
 :class:`hepfm.cli.HepfmGroup` (bad input: one line, exit 2; a bug: one line, exit 1)."""
 
@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 
 import hepfm.analysis.cka_report
 import hepfm.inference
+import hepfm.taskdata
 import hepfm.training.pretrain
 import hepfm.training.task_run
 from hepfm import cli
@@ -63,25 +64,22 @@ def test_import_and_help_do_not_import_torch():
 
 
 def test_restated_constants_equal_the_code():
+    from hepfm import defaults
     from hepfm.analysis.cka import DEFAULT_RBF_BATCH
     from hepfm.generate import generate_samples
     from hepfm.generate.parts import PART_CHUNKS
     from hepfm.models.masked import CODEBOOK_SIZE, MPMHead
     from hepfm.objectives.masking import MASK_FRACTION
     from hepfm.objectives.mpm import MPM_DEFAULTS, MaskedParticleObjective
+    from hepfm.taskdata import DEFAULT_EVENTS_PER_PROCESS
     from hepfm.training.finetune import FinetuneConfig, FineTuner
     from hepfm.training.task_run import finetune_task, scan_tasks
-    from hepfm.training.user_run import finetune_files, scan_files
 
-    run = hepfm.training.task_run
-    code = {"train_size": run.DEFAULT_TRAIN_SIZE,
-            "events_per_process": run.DEFAULT_EVENTS_PER_PROCESS,
-            "epochs": FinetuneConfig().epochs, "bootstrap": _default(scan_tasks, "n_boot")}
-    assert code == cli.TASK_DEFAULTS
-    for f in (finetune_task, scan_tasks, finetune_files, scan_files):
-        assert _default(f, "epochs") == cli.TASK_DEFAULTS["epochs"], f
-    assert _default(finetune_task, "train_size") == run.DEFAULT_TRAIN_SIZE
-    assert _default(finetune_task, "events_per_process") == run.DEFAULT_EVENTS_PER_PROCESS
+    assert cli.TASK_SAMPLE_EVENTS == DEFAULT_EVENTS_PER_PROCESS
+    # fine-tuning defaults are stated once, in hepfm.defaults: everything reads them there
+    for f in (finetune_task, scan_tasks, FineTuner):
+        assert _default(f, "epochs") == defaults.EPOCHS, f
+    assert FinetuneConfig().epochs == defaults.EPOCHS
     assert {"fraction": MASK_FRACTION, "codebook_size": CODEBOOK_SIZE} == cli.MPM_DEFAULTS
     assert {k: MPM_DEFAULTS[k] for k in cli.MPM_DEFAULTS} == cli.MPM_DEFAULTS  # pretrain's
     assert MaskedParticleObjective().fraction == MASK_FRACTION
@@ -94,7 +92,7 @@ def test_restated_constants_equal_the_code():
     code = {"chunk_size": _default(generate_samples, "chunk_size"), "part_chunks": PART_CHUNKS}
     assert code == cli.GENERATE_DEFAULTS
     assert _default(generate_samples, "part_chunks") == PART_CHUNKS
-    assert run.DEFAULT_MODEL == cli.DEFAULT_MODEL == _default(FineTuner, "pretrained")
+    assert _default(FineTuner, "pretrained") == cli.DEFAULT_MODEL
 
 
 def _help(command: str) -> str:
@@ -104,12 +102,12 @@ def _help(command: str) -> str:
 
 
 def test_help_shows_the_code_defaults():
+    from hepfm import defaults
     from hepfm.analysis.cka import DEFAULT_RBF_BATCH
     from hepfm.models.masked import CODEBOOK_SIZE
     from hepfm.objectives.masking import MASK_FRACTION
     from hepfm.pretrained import DEFAULT_MODEL
     from hepfm.training.pretrain import DEFAULTS
-    from hepfm.training.task_run import DEFAULT_EVENTS_PER_PROCESS, DEFAULT_TRAIN_SIZE
 
     shown = {  # (command, option): what --help shows as its default
         ("pretrain", "--events-per-process"): f"[{DEFAULTS['events_per_process']}]",
@@ -120,9 +118,8 @@ def test_help_shows_the_code_defaults():
         ("pretrain", "--objective"): f"[{DEFAULTS['objective']}]",
         ("pretrain", "--mask-fraction"): f"[{MASK_FRACTION}]",
         ("pretrain", "--codebook-size"): f"[{CODEBOOK_SIZE}]",
-        ("finetune", "--from"): f"[{DEFAULT_MODEL}]",
-        ("finetune", "--train-size"): f"[{DEFAULT_TRAIN_SIZE};",
-        ("scan", "--from"): f"[{DEFAULT_MODEL}]",
+        ("finetune", "--model"): f"[{DEFAULT_MODEL}]",
+        ("scan", "--model"): f"[{DEFAULT_MODEL}]",
         ("cka", "--batch-size"): f"{DEFAULT_RBF_BATCH} for rbf]",
     }
     for (command, name), text in shown.items():
@@ -131,9 +128,10 @@ def test_help_shows_the_code_defaults():
         assert f"{name} " in _help(command) and text in _help(command), (command, name)
     defaults = {
         ("finetune", "--epochs"): _default(hepfm.training.task_run.finetune_task, "epochs"),
-        ("finetune", "--events-per-process"): DEFAULT_EVENTS_PER_PROCESS,
         ("scan", "--epochs"): _default(hepfm.training.task_run.scan_tasks, "epochs"),
         ("scan", "--bootstrap"): _default(hepfm.training.task_run.scan_tasks, "n_boot"),
+        ("scan", "--seeds"): ",".join(map(str, defaults.SCAN_SEEDS)),
+        ("scan", "--sizes"): ",".join(map(str, defaults.SCAN_SIZES)),
         ("predict", "--batch-size"): _default(hepfm.inference.predict_files, "batch_size"),
         ("predict", "--step-size"): _default(hepfm.inference.predict_files, "step_size"),
         ("cka", "--events"): _default(hepfm.analysis.cka_report.cka_report, "events"),
@@ -180,8 +178,18 @@ def test_events_per_process_is_per_process_and_events_is_a_total():
     events = [name for name, c in COMMANDS.commands.items()
               if any("--events" in p.opts and not p.hidden for p in c.params)]
     assert events == ["cka"] and "in all" in _option("cka", "--events").help
-    assert _option("generate", "--events").hidden  # the deprecated alias
     assert "--events " not in _help("generate")
+
+
+def test_every_model_option_is_model_and_takes_a_shipped_name():
+    takes = [name for name, c in COMMANDS.commands.items()
+             if any("--model" in p.opts for p in c.params)]
+    assert set(takes) == {"finetune", "scan", "predict", "export", "cka"}
+    for name in takes:
+        assert "shipped name" in _option(name, "--model").help, name
+    for c in COMMANDS.commands.values():  # the old spellings are gone
+        opts = {o for p in c.params for o in p.opts}
+        assert not opts & {"--from", "--a", "--b", "--tasks", "--data-train", "--data-test"}
 
 
 def _resolved(device: str) -> str:
@@ -206,6 +214,7 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
     monkeypatch.setattr(hepfm.training.pretrain, "pretrain", recorder("pretrain"))
     monkeypatch.setattr(hepfm.training.task_run, "finetune_task", recorder("finetune"))
+    monkeypatch.setattr(hepfm.taskdata, "task_data", lambda *a, **k: None)
     monkeypatch.setattr(hepfm.training.task_run, "scan_tasks", recorder("scan"))
     monkeypatch.setattr(hepfm.analysis.cka_report, "cka_report", recorder("cka"))
     monkeypatch.setattr(hepfm.inference, "predict_files", recorder("predict"))
@@ -215,12 +224,13 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 def test_device_reaches_the_code_that_runs_the_model(recorded, tmp_path: Path):
     model = tmp_path / "model"
     model.mkdir()
-    (model / "config.yaml").write_text("{}\n")
+    (model / "config.yaml").write_text("model: {}\n")
     data = tmp_path / "x.root"
     data.write_bytes(b"")
     argv = {"pretrain": ["pretrain"], "finetune": ["finetune", "--task", "ttH_vs_tt"],
-            "scan": ["scan", "--task", "ttH_vs_tt"], "cka": ["cka", "--a", "x", "--b", "y"],
-            "predict": ["predict", "--model", str(model), "--data", str(data), "--out",
+            "scan": ["scan", "--task", "ttH_vs_tt", "--out", str(tmp_path / "scan")],
+            "cka": ["cka", "--model", "hepfm-small", "--model", "hepfm-base"],
+            "predict": ["predict", "--model", str(model), "--input", str(data), "--out",
                         str(tmp_path / "out")]}
     for command, args in argv.items():
         for device in ("auto", "cpu"):
@@ -232,13 +242,10 @@ def test_device_reaches_the_code_that_runs_the_model(recorded, tmp_path: Path):
 def test_finetune_trains_on_the_device_given(generated_dir: Path, tmp_path: Path,
                                              monkeypatch: pytest.MonkeyPatch):
     from hepfm.models.foundation import FoundationModel, ModelConfig
+    from hepfm.taskdata import task_data
 
     small = FoundationModel(ModelConfig(hidden=8, blocks=1, head_hidden=8))
     small.save_pretrained(tmp_path / "m")
-    samples = tmp_path / "samples"  # links: the task run's .cache stays out of the shared one
-    samples.mkdir()
-    for f in generated_dir.iterdir():
-        (samples / f.name).symlink_to(f)
     configs = []
 
     def finetune(model, train, val, head, config, **kwargs):
@@ -246,58 +253,30 @@ def test_finetune_trains_on_the_device_given(generated_dir: Path, tmp_path: Path
         raise _Reached("finetune")
 
     monkeypatch.setattr(hepfm.training.task_run, "finetune", finetune)
-    with pytest.raises(_Reached):
-        hepfm.training.task_run.finetune_task(
-            hepfm.tasks.get_task("ttH_vs_tt"), str(tmp_path / "m"), train_size=40,
-            data=samples, events_per_process=200, progress=False, device="cpu",
-            allow_overlap=True)
+    task = task_data("ttH_vs_tt", data=generated_dir)
+    for k, device in enumerate(("cpu", None)):
+        with pytest.raises(_Reached):
+            hepfm.training.task_run.finetune_task(
+                task, str(tmp_path / "m"), train_size=40, out=tmp_path / f"r{k}",
+                progress=False, allow_overlap=True, **({"device": device} if device else {}))
     assert configs[0].accelerator == "cpu"
-    with pytest.raises(_Reached):  # the Python default is unchanged: Lightning's auto
-        hepfm.training.task_run.finetune_task(
-            hepfm.tasks.get_task("ttH_vs_tt"), str(tmp_path / "m"), train_size=40,
-            data=samples, events_per_process=200, progress=False, allow_overlap=True)
-    assert configs[1].accelerator == "auto"
+    assert configs[1].accelerator == "auto"  # the Python default: Lightning's auto
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_a_device_torch_does_not_see_is_exit_2(recorded):
-    for command in (["finetune", "--task", "ttH_vs_tt"], ["cka", "--a", "x", "--b", "y"]):
+    for command in (["finetune", "--task", "ttH_vs_tt"],
+                    ["cka", "--model", "hepfm-small", "--model", "hepfm-base"]):
         _one_line_error([*command, "--device", "cuda"], "--device cuda: torch sees no CUDA GPU")
     assert not recorded
 
 
-# ---------------------------------------------------------------- generate --events
-
-
-DEPRECATED = "warning: --events is deprecated in hepfm generate; use --events-per-process"
-
-
-def test_generate_events_is_a_deprecated_alias(tmp_path: Path):
-    pytest.importorskip("pythia8mc")
-    pytest.importorskip("fastjet")
-    common = ["generate", "--processes", "tt", "--no-mpi", "--chunk-size", "5", "--seed", "3"]
-    old = runner.invoke(app, [*common, "--events", "5", "--out", str(tmp_path / "old")])
-    new = runner.invoke(app, [*common, "--events-per-process", "5", "--out",
-                              str(tmp_path / "new")])
-    assert old.exit_code == 0 and new.exit_code == 0, old.output + new.output
-    assert old.stderr.splitlines().count(DEPRECATED) == 1
-    assert "deprecated" not in new.stderr
-    import awkward as ak
-    import uproot
-
-    branches = ["Jet.PT", "MissingET.MET"]
-    with uproot.open(tmp_path / "old" / "tt.root") as a, \
-            uproot.open(tmp_path / "new" / "tt.root") as b:
-        old_events, new_events = a["Delphes"].arrays(branches), b["Delphes"].arrays(branches)
-    assert len(old_events) == 5
-    for name in branches:  # the same events
-        assert ak.to_list(old_events[name]) == ak.to_list(new_events[name])
+# ---------------------------------------------------------------- generate
 
 
 def test_generate_events_errors(tmp_path: Path):
     out = ["--out", str(tmp_path / "g")]
-    _one_line_error(["generate", "--events", "5", "--events-per-process", "5", *out],
-                    "give --events-per-process only", "deprecated")
+    _one_line_error(["generate", "--events", "5", *out], "No such option: --events")
     _one_line_error(["generate", *out], "needs --events-per-process")
     _one_line_error(["generate", "--events-per-process", "0", *out],
                     "'--events-per-process': must be at least 1")
@@ -339,23 +318,26 @@ def test_bad_input_is_one_line_exit_2(tmp_path: Path, recorded):
          "no-scan' is no scan directory"),
         (["scan", "--summarise-only", "--out", str(empty)], "is no scan directory"),
         (["scan", "--task", "ttH_vs_tt", "--bootstrap", "-1"], "'--bootstrap'"),
-        (["predict", "--model", str(no_model), "--data", str(root), "--out", str(tmp_path)],
-         "--model:", "is not a directory"),
-        (["predict", "--model", str(empty), "--data", str(root), "--out", str(tmp_path)],
-         "--model:", "has no config.yaml"),
-        (["predict", "--model", str(empty), "--data", str(root), "--out", str(tmp_path),
+        (["predict", "--model", str(no_model), "--input", str(root), "--out", str(tmp_path)],
+         "'--model':", "is also not a directory"),
+        (["predict", "--model", str(empty), "--input", str(root), "--out", str(tmp_path)],
+         "no config.yaml"),
+        (["predict", "--model", "hepfm-small", "--input", str(root), "--out", str(tmp_path),
           "--format", "csv"], "'--format': 'csv' is not one of root or parquet"),
-        (["predict", "--model", str(empty), "--data", str(root), "--out", str(tmp_path),
+        (["predict", "--model", "hepfm-small", "--input", str(root), "--out", str(tmp_path),
           "--batch-size", "0"], "'--batch-size': must be at least 1"),
         (["export", "--model", str(no_model), "--out", str(tmp_path / "m.onnx")],
-         "--model:", "is not a directory"),
-        (["export", "--model", str(empty), "--out", str(tmp_path / "m.onnx"), "--format",
+         "'--model':", "is also not a directory"),
+        (["export", "--model", "hepfm-small", "--out", str(tmp_path / "m.onnx"), "--format",
           "tflite"], "'--format': 'tflite' is not one of"),
-        (["cka", "--a", "x"], "give two runs with --a and --b"),
+        (["cka", "--model", "hepfm-small"], "give two models: --model A --model B"),
         (["cka", "--group-a", "x", "--group-b", "y", "--labels", "one"], "--labels takes two"),
-        (["cka", "--group-a", "x", "--b", "y"], "group mode takes --group-a and --group-b"),
-        (["cka", "--a", "x", "--b", "y", "--events", "3"], "'--events': must be at least 4"),
-        (["cka", "--a", "x", "--b", "y", "--processes", "ttX"], "unknown process 'ttX'"),
+        (["cka", "--group-a", "x", "--model", "hepfm-small"],
+         "group mode takes --group-a and --group-b"),
+        (["cka", "--model", "hepfm-small", "--model", "hepfm-base", "--events", "3"],
+         "'--events': must be at least 4"),
+        (["cka", "--model", "hepfm-small", "--model", "hepfm-base", "--processes", "ttX"],
+         "unknown process 'ttX'"),
         (["finetune", "--signal", "ttH", "--background", "ttH,tt"],
          "['ttH'] cannot be signal and background"),
         (["finetune", "--signal", "ttH"], "give both --signal and --background"),

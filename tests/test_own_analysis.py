@@ -17,12 +17,13 @@ from typer.testing import CliRunner
 from hepfm.analysis.metrics import binary_metrics
 from hepfm.cli import app
 from hepfm.data import read_table
+from hepfm.data.labelled import expand_files
 from hepfm.data.normalization import FeatureStats
 from hepfm.errors import InputDataError
 from hepfm.hub import load_pretrained
 from hepfm.models.foundation import FoundationModel, ModelConfig
+from hepfm.taskdata import task_data
 from hepfm.training.finetune import _loss, _WeightedBatches, predict_proba
-from hepfm.training.userdata import UserInputs, expand_files
 
 from ._data_helpers import write_delphes
 
@@ -92,10 +93,9 @@ def test_label_branch_gives_the_same_classes_as_separate_files(toy_dir, tmp_path
                                  for k, v in arrays.items()},
                      field_name=lambda o, i: f"{o}.{i}", counter_name=lambda c: f"{c}_size")
             f["Delphes"].extend(arrays)
-    sep, _ = UserInputs.from_options(str(tmp_path / "sig.root"),
-                                     str(tmp_path / "bkg.root")).load()
-    mix, _ = UserInputs.from_options(mixed=str(tmp_path / "mixed.root"),
-                                     label_branch="is_signal").load()
+    sep, _ = task_data("t", str(tmp_path / "sig.root"), str(tmp_path / "bkg.root")).load()
+    mix, _ = task_data("t", mixed=str(tmp_path / "mixed.root"),
+                       label_branch="is_signal").load()
     assert np.array_equal(mix.entry, np.arange(400))
     def met_and_label(t):
         return sorted(zip(t.pt[t.offsets[1:] - 1].tolist(), t.y.tolist(), strict=True))
@@ -111,15 +111,15 @@ def test_bad_inputs_one_clear_line(toy_dir, task_model, tmp_path):
          "--signal: 'nothing/*.root' matches no file"),
         (["finetune", "--signal", sig, "--background", "gone.root"],
          "--background: no such file 'gone.root'"),
-        (["finetune", "--data-train", sig, "--label-branch", "no_such_branch"],
+        (["finetune", "--mixed", sig, "--label-branch", "no_such_branch"],
          "no branch 'no_such_branch' (--label-branch)"),
-        (["finetune", "--data-train", sig, "--label-branch", "weight"],
+        (["finetune", "--mixed", sig, "--label-branch", "weight"],
          "branch 'weight' (--label-branch) must be 0 (background) or 1 (signal); entry 0"),
-        (["finetune", "--data-train", sig], "--data-train needs --label-branch"),
-        (["predict", "--model", str(tmp_path), "--data", sig, "--out", str(tmp_path / "o")],
+        (["finetune", "--mixed", sig], "--mixed needs --label-branch"),
+        (["predict", "--model", str(tmp_path), "--input", sig, "--out", str(tmp_path / "o")],
          "not a hepfm model directory"),
-        (["predict", "--model", str(tmp_path / "none"), "--data", sig, "--out", "o"],
-         "is not a directory"),
+        (["predict", "--model", str(tmp_path / "none"), "--input", sig, "--out", "o"],
+         "is also not a directory"),
         (["export", "--model", str(tmp_path), "--out", str(tmp_path / "m.onnx")],
          "not a hepfm model directory"),
     ]
@@ -133,7 +133,7 @@ def test_bad_inputs_one_clear_line(toy_dir, task_model, tmp_path):
 # --- fine-tuning on own files ---------------------------------------------------------------
 def test_finetune_own_files_explicit_test_set_never_trained_on(toy_dir, tiny_model, tmp_path):
     out = tmp_path / "run"
-    args = ["finetune", "--task", "toy", "--from", str(tiny_model),
+    args = ["finetune", "--task", "toy", "--model", str(tiny_model),
             "--signal", f"{toy_dir}/signal/sig_[01].root",
             "--background", f"{toy_dir}/background/bkg_0.root,{toy_dir}/background/bkg_1.root",
             "--test-signal", f"{toy_dir}/signal/sig_2.root",
@@ -159,7 +159,7 @@ def test_finetune_own_files_explicit_test_set_never_trained_on(toy_dir, tiny_mod
     copy = tmp_path / "copy_of_sig_0.root"  # same content under another name
     shutil.copy(toy_dir / "signal" / "sig_0.root", copy)
     args[args.index("--test-signal") + 1] = str(copy)
-    res = runner.invoke(app, args)
+    res = runner.invoke(app, [*args, "--force"])
     assert res.exit_code == 2 and "same content as training file" in res.output
 
 
@@ -170,10 +170,10 @@ def test_scan_own_files(toy_dir, tiny_model, tmp_path):
 
     from hepfm.training.scan import ScanStore
 
-    args = ["scan", "--task", "toy", "--from", str(tiny_model),
-            "--data-train", f"{toy_dir}/*/*_0.root,{toy_dir}/*/*_1.root",
+    args = ["scan", "--task", "toy", "--model", str(tiny_model),
+            "--mixed", f"{toy_dir}/*/*_0.root,{toy_dir}/*/*_1.root",
             "--label-branch", "is_signal", "--weight-branch", "weight", "--sizes", "200",
-            "--modes", "bdt,frozen", "--seeds", "1", "--epochs", "1", "--bootstrap", "50",
+            "--modes", "bdt,frozen", "--seeds", "0", "--epochs", "1", "--bootstrap", "50",
             "--out", str(tmp_path / "scan")]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
@@ -192,7 +192,7 @@ def test_scan_own_files(toy_dir, tiny_model, tmp_path):
     assert (summary["auc_lo68"] <= summary["auc_mean"]).all()
     assert (summary["auc_mean"] <= summary["auc_hi68"]).all()
     stamp = {p.name: p.stat().st_mtime_ns for p in store.runs.iterdir()}
-    assert runner.invoke(app, args).exit_code == 0  # everything stored: nothing retrained
+    assert runner.invoke(app, [*args, "--resume"]).exit_code == 0  # nothing retrained
     assert {p.name: p.stat().st_mtime_ns for p in store.runs.iterdir()} == stamp
 
 
@@ -255,7 +255,7 @@ def test_predict_writes_one_score_per_entry_in_order(toy_dir, task_model, tmp_pa
     monkeypatch.setattr(reading, "arrays_to_table", spy)
     out = tmp_path / "scores"
     files = [str(several), str(no_objects), str(empty)]
-    res = runner.invoke(app, ["predict", "--model", str(task_model), "--data", files[0],
+    res = runner.invoke(app, ["predict", "--model", str(task_model), "--input", files[0],
                               *files[1:], "--out", str(out), "--step-size", "64"])
     assert res.exit_code == 0, res.output
     # streamed: chunks of at most 64 entries, consecutive, covering every entry once
@@ -277,16 +277,16 @@ def test_predict_writes_one_score_per_entry_in_order(toy_dir, task_model, tmp_pa
             np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
             assert np.all(np.isfinite(got))
 
-    res = runner.invoke(app, ["predict", "--model", str(task_model), "--data", files[1],
+    res = runner.invoke(app, ["predict", "--model", str(task_model), "--input", files[1],
                               "--out", str(out / "x")])
     assert res.exit_code == 0
     before = (out / "x" / "met_only_hepfm.root").stat().st_mtime_ns
-    res = runner.invoke(app, ["predict", "--model", str(task_model), "--data", files[1],
+    res = runner.invoke(app, ["predict", "--model", str(task_model), "--input", files[1],
                               "--out", str(out / "x")])
     assert res.exit_code == 2 and "output exists" in res.output
     assert (out / "x" / "met_only_hepfm.root").stat().st_mtime_ns == before
     assert not list((out / "x").glob(".*tmp"))
-    res = runner.invoke(app, ["predict", "--model", str(task_model), "--data", files[1],
+    res = runner.invoke(app, ["predict", "--model", str(task_model), "--input", files[1],
                               "--out", str(out / "x"), "--force", "--format", "parquet"])
     assert res.exit_code == 0, res.output
     pq = pytest.importorskip("pyarrow.parquet")
@@ -358,7 +358,7 @@ def test_branch_map_from_yaml(tmp_path):
     import yaml
 
     from hepfm.data.branches import FLAT
-    from hepfm.training.userdata import load_branch_map
+    from hepfm.data.labelled import load_branch_map
 
     spec = {"name": "mine", "tree": "nominal", "branches": {
         c: dict(f) for c, f in FLAT.branches.items() if c != "truth"}}
@@ -381,7 +381,7 @@ def test_test_files_that_were_pretraining_events_are_refused(toy_dir, tiny_model
     seen = tmp_path / "seen"  # a model that records sig_2 entries 100-200 as pretraining
     load_pretrained(tiny_model).save_pretrained(
         seen, pretraining_events=[describe_file(sig2, "x", 100, 200)])
-    res = runner.invoke(app, ["finetune", "--from", str(seen),
+    res = runner.invoke(app, ["finetune", "--model", str(seen),
                               "--signal", str(toy_dir / "signal" / "sig_0.root"),
                               "--background", str(toy_dir / "background" / "bkg_0.root"),
                               "--test-signal", str(sig2),
@@ -402,13 +402,13 @@ def test_all_events_split_keeps_a_validation_share():
 
 
 def test_scan_own_files_scratch_only(toy_dir, tiny_model, tmp_path):
-    """A scan of scratch runs alone still takes its architecture from the --from model."""
+    """A scan of scratch runs alone still takes its architecture from the --model model."""
     import pandas as pd
 
-    res = runner.invoke(app, ["scan", "--task", "toy", "--from", str(tiny_model),
-                              "--data-train", f"{toy_dir}/*/*_0.root,{toy_dir}/*/*_1.root",
+    res = runner.invoke(app, ["scan", "--task", "toy", "--model", str(tiny_model),
+                              "--mixed", f"{toy_dir}/*/*_0.root,{toy_dir}/*/*_1.root",
                               "--label-branch", "is_signal", "--sizes", "200", "--modes",
-                              "scratch", "--seeds", "1", "--epochs", "1", "--bootstrap", "20",
+                              "scratch", "--seeds", "0", "--epochs", "1", "--bootstrap", "20",
                               "--out", str(tmp_path / "scan")])
     assert res.exit_code == 0, res.output
     frame = pd.read_csv(tmp_path / "scan" / "scan.csv")

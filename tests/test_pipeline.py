@@ -54,7 +54,8 @@ def test_by_name_and_by_files_are_the_same_task(generated_dir, tiny, tmp_path):
         records.append(({k: v for k, v in metrics.items() if k not in TIMING},
                         json.loads((out / "data.json").read_text())))
     assert records[0] == records[1]
-    assert records[0][0]["train_events"] == 100 and records[0][0]["test_events"] == 100  # 25% of 2 x 200
+    assert records[0][0]["train_events"] == 100
+    assert records[0][0]["test_events"] == 100  # 25% of 2 x 200
 
 
 def test_split_of_a_table_and_of_labelled_events_agree(generated_dir):

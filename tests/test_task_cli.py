@@ -35,7 +35,7 @@ def tiny_pretrained(generated_dir, tmp_path_factory):
 
 def test_finetune_cli_writes_metrics_and_roc(generated_dir, tiny_pretrained, tmp_path):
     out = tmp_path / "ft"
-    res = runner.invoke(app, ["finetune", "--task", "ttH_vs_tt", "--from", str(tiny_pretrained),
+    res = runner.invoke(app, ["finetune", "--task", "ttH_vs_tt", "--model", str(tiny_pretrained),
                               "--data", str(generated_dir), "--train-size", "100",
                               "--epochs", "2", "--events-per-process", "200",
                               "--out", str(out)])
@@ -63,7 +63,7 @@ def test_finetune_cli_writes_metrics_and_roc(generated_dir, tiny_pretrained, tmp
 
 def test_finetune_cli_custom_task_and_errors(generated_dir, tiny_pretrained, tmp_path):
     res = runner.invoke(app, ["finetune", "--signal", "ZH", "--background", "Z_jets",
-                              "--from", str(tiny_pretrained), "--data", str(generated_dir),
+                              "--model", str(tiny_pretrained), "--data", str(generated_dir),
                               "--train-size", "100", "--epochs", "1",
                               "--events-per-process", "200", "--out", str(tmp_path / "c")])
     assert res.exit_code == 0, res.output
@@ -88,9 +88,9 @@ def test_task_without_events_of_one_class(generated_dir, tmp_path):
 
 
 def test_scan_one_row_per_run_resumes_and_accounts(generated_dir, tiny_pretrained, tmp_path):
-    args = ["scan", "--task", "ttH_vs_tt", "--from", str(tiny_pretrained),
+    args = ["scan", "--task", "ttH_vs_tt", "--model", str(tiny_pretrained),
             "--data", str(generated_dir), "--sizes", "40,80", "--modes", "scratch,frozen",
-            "--seeds", "2", "--epochs", "1", "--events-per-process", "200",
+            "--seeds", "0,1", "--epochs", "1", "--events-per-process", "200",
             "--out", str(tmp_path)]
     res = runner.invoke(app, args)
     assert res.exit_code == 0, res.output
@@ -100,7 +100,9 @@ def test_scan_one_row_per_run_resumes_and_accounts(generated_dir, tiny_pretraine
     assert set(frame["model"]) == {"none", "pretrained"}
     assert (tmp_path / "learning_curve_ttH_vs_tt.png").stat().st_size > 1000
     before = (tmp_path / "scan.csv").read_text()
-    assert runner.invoke(app, args).exit_code == 0  # resumes: nothing left to run
+    res = runner.invoke(app, args)  # an existing scan directory: --resume, or refused
+    assert res.exit_code == 2 and "--resume" in res.output
+    assert runner.invoke(app, [*args, "--resume"]).exit_code == 0  # nothing left to run
     assert (tmp_path / "scan.csv").read_text() == before
 
 
@@ -130,16 +132,3 @@ def test_scan_rejects_bad_sizes_by_name():
     assert res.exit_code == 2 and "'--sizes': must be integers" in res.output
     res = runner.invoke(app, ["scan", "--task", "ttH_vs_tt", "--sizes", "0,300"])
     assert res.exit_code == 2 and "at least 2" in res.output
-
-
-def test_old_task_data_module_still_imports_with_a_deprecation_warning():
-    import importlib
-    import sys
-
-    import hepfm.taskdata
-
-    sys.modules.pop("hepfm.training.taskdata", None)
-    with pytest.warns(DeprecationWarning, match="moved to hepfm.taskdata"):
-        old = importlib.import_module("hepfm.training.taskdata")
-    assert old.load_task_events is hepfm.taskdata.load_task_events
-    assert old.split_task is hepfm.taskdata.split_task

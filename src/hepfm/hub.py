@@ -46,7 +46,7 @@ def parse_models(spec: str | Sequence[str] | Mapping[str, str | None] | None
                  ) -> dict[str, str | None]:
     """Labelled models of a comparison: ``NAME_OR_DIR`` (label ``pretrained``),
     ``label=DIR,label=DIR``, a list of such items or a mapping; None is the default model.
-    Every model is checked to exist (:func:`resolve_model_dir`)."""
+    Every model is checked to be a model directory (its ``config.yaml`` is read)."""
     if spec is None:
         return {"pretrained": None}
     if isinstance(spec, Mapping):
@@ -63,7 +63,7 @@ def parse_models(spec: str | Sequence[str] | Mapping[str, str | None] | None
         if label in models:
             raise ArgumentError(f"--model: the label '{label}' is given twice")
         if source is not None:
-            resolve_model_dir(str(source).strip())
+            read_config(resolve_model_dir(str(source).strip()))
         models[label] = None if source is None else str(source).strip()
     if not models:
         raise ArgumentError("--model: no model given")
