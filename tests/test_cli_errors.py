@@ -65,7 +65,7 @@ BAD = [
      "'--model': unknown pretrained model 'no-such-model'"),
     (["scan", "--task", "ttH_vs_tt", "--seeds", "-1"], "'--seeds': must be at least 0"),
     (["scan", "--task", "ttH_vs_tt", "--model", "a=hepfm-small,a=hepfm-base"],
-     "'--model': the label 'a' is given twice"),
+     "'--model'", "the label 'a' is given twice"),
     (["scan", "--task", "ttH_vs_tt", "--modes", "scratch,fulll"],
      "'--modes': 'fulll' is not one of bdt, scratch, full, frozen or linear"),
     (["scan", "--task", "ttH_vs_tt", "--out", str(A_FILE / "scan")], "'--out'"),

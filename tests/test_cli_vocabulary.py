@@ -17,7 +17,6 @@ from typer.testing import CliRunner
 
 import hepfm.analysis.cka_report
 import hepfm.inference
-import hepfm.taskdata
 import hepfm.training.pretrain
 import hepfm.training.task_run
 from hepfm import cli
@@ -214,7 +213,6 @@ def recorded(monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
 
     monkeypatch.setattr(hepfm.training.pretrain, "pretrain", recorder("pretrain"))
     monkeypatch.setattr(hepfm.training.task_run, "finetune_task", recorder("finetune"))
-    monkeypatch.setattr(hepfm.taskdata, "task_data", lambda *a, **k: None)
     monkeypatch.setattr(hepfm.training.task_run, "scan_tasks", recorder("scan"))
     monkeypatch.setattr(hepfm.analysis.cka_report, "cka_report", recorder("cka"))
     monkeypatch.setattr(hepfm.inference, "predict_files", recorder("predict"))

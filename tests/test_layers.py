@@ -115,9 +115,19 @@ def test_no_arrow_up(lower, upper):
 
 
 #: The layers of docs/architecture.md, top first.
-LAYERS = ("hepfm.cli", "hepfm.training", "hepfm.analysis", "hepfm.taskdata", "hepfm.samples",
-          "hepfm.provenance", "hepfm.objectives", "hepfm.hub", "hepfm.models", "hepfm.generate",
-          "hepfm.data")
+LAYERS = ("hepfm.cli", "hepfm.exporting", "hepfm.inference", "hepfm.training",
+          "hepfm.analysis", "hepfm.taskdata", "hepfm.samples", "hepfm.provenance",
+          "hepfm.objectives", "hepfm.hub", "hepfm.models", "hepfm.generate", "hepfm.data",
+          "hepfm.tasks", "hepfm.processes", "hepfm.pretrained", "hepfm.devices",
+          "hepfm.defaults", "hepfm.atomic", "hepfm.errors")
+
+
+def test_every_module_has_a_layer():
+    """A new module must be placed in the documented layers (here and in the docs)."""
+    def placed(module: str) -> bool:
+        return module == "hepfm" or any(_in(module, p) for p in LAYERS)
+
+    assert [m for m in _modules() if not placed(m)] == []
 
 
 def test_layers_in_the_documented_order():
