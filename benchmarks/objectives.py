@@ -66,17 +66,17 @@ def pretrain_all(data: str, out: Path, objectives: tuple[str, ...], events: int,
 
 
 def scan_all(out: Path, data: str, objectives: tuple[str, ...], reference: bool) -> None:
-    from hepfm.tasks import get_task
+    from hepfm.taskdata import TaskData
     from hepfm.training.task_run import scan_tasks
 
-    tasks = [get_task(t) for t in TASKS]
+    tasks = [TaskData.from_task(t, data) for t in TASKS]
     models = {o: str(_run(out, o)) for o in objectives}
     if reference:
         scan_tasks(tasks, models, list(REFERENCE_SIZES), ["bdt", "scratch"], SEEDS,
-                   out / "scan", data)
+                   out / "scan", resume=True)
     else:
         scan_tasks(tasks, models, list(TRAIN_SIZES), ["bdt", "scratch", "full", "frozen"],
-                   SEEDS, out / "scan", data)
+                   SEEDS, out / "scan", resume=True)
 
 
 def runs_table(out: Path) -> pd.DataFrame:

@@ -59,27 +59,27 @@ def pretrain_all(data: str, out: Path, sizes: tuple[int, ...], widths: tuple[int
 
 
 def scan_all(out: Path, data: str, sizes: tuple[int, ...], widths: tuple[int, ...]) -> None:
-    from hepfm.tasks import get_task
+    from hepfm.taskdata import TaskData
     from hepfm.training.task_run import scan_tasks
 
-    tasks = [get_task(t) for t in TASKS]
+    tasks = [TaskData.from_task(t, data) for t in TASKS]
     for width in widths:  # one scan per width: its scratch runs have its architecture
         models = {f"n{size}": str(out / f"pre-{_label(width, size)}") for size in sizes}
         scan_tasks(tasks, models, list(TRAIN_SIZES), ["bdt", "scratch", "full"], 3,
-                   out / f"scan-w{width}", data)
+                   out / f"scan-w{width}", resume=True)
 
 
 def scan_candidates(out: Path, data: str, widths: tuple[int, ...], size: int) -> None:
     """The models pretrained on `size` events per process beside the shipped hepfm-small,
     fine-tuned (``full``) on the same tasks, sizes and seeds: the paired comparison that
     decides which model ships."""
-    from hepfm.tasks import get_task
+    from hepfm.taskdata import TaskData
     from hepfm.training.task_run import scan_tasks
 
     models = {"hepfm-small": "hepfm-small"}
     models.update({_label(w, size): str(out / f"pre-{_label(w, size)}") for w in widths})
-    scan_tasks([get_task(t) for t in TASKS], models, list(TRAIN_SIZES), ["full"], 3,
-               out / "scan-ship", data)
+    scan_tasks([TaskData.from_task(t, data) for t in TASKS], models, list(TRAIN_SIZES),
+               ["full"], 3, out / "scan-ship", resume=True)
 
 
 def _events(run: Path) -> int:

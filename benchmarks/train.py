@@ -358,7 +358,7 @@ def flops_per_event(model: FoundationModel, batch: Any) -> float:
 
 def compiled_rate(model: FoundationModel, table: EventTable, batch_size: int, repeats: int
                   ) -> dict[str, float]:
-    """hepfm with ``torch.compile(backbone.run, dynamic=True)``: compile time and ev/s.
+    """hepfm with ``torch.compile(backbone.forward, dynamic=True)``: compile time and ev/s.
 
     Uses the ``torch`` scatter backend (torch_scatter's kernels are opaque to the compiler).
     """
@@ -366,7 +366,7 @@ def compiled_rate(model: FoundationModel, table: EventTable, batch_size: int, re
     # a fresh inductor cache, so that the compile time is that of a first run
     os.environ["TORCHINDUCTOR_CACHE_DIR"] = tempfile.mkdtemp(prefix="hepfm-inductor-")
     twin = copy.deepcopy(model).train()
-    twin.backbone.run = torch.compile(twin.backbone.run, dynamic=True)
+    twin.backbone.forward = torch.compile(twin.backbone.forward, dynamic=True)
     opt = torch.optim.AdamW(twin.parameters(), lr=1e-3)
     cpu = torch.device("cpu")
 
@@ -569,7 +569,7 @@ def main() -> None:
     if compiled is not None:
         eager = next(r for dev, _, _, b, r in rows if dev == "cpu" and b == max(args.batch_size))
         eager = {"hepfm": eager["train"]["hepfm/torch"]["best"]}
-        lines += ["", f"hepfm with `torch.compile(backbone.run, dynamic=True)` (inductor, gcc; "
+        lines += ["", f"hepfm with `torch.compile(backbone.forward, dynamic=True)` (inductor, gcc; "
                   f"`torch` scatter backend), CPU, batch {max(args.batch_size)}: compile "
                   "(empty inductor cache) "
                   f"{compiled['compile_s']:.0f} s (first 3 batches), first full epoch "
