@@ -560,7 +560,9 @@ def pretrain(
 ) -> None:
     """Pretrain the foundation model (multiclass, multilabel and/or MPM) with Lightning."""
     from hepfm.training.pretrain import pretrain as run_pretrain
+    from hepfm.training.quiet import quiet_chatter
 
+    quiet_chatter(not verbose)
     mpm = {k: v for k, v in (("fraction", mask_fraction), ("codebook_size", codebook_size))
            if v is not None}
     run_pretrain(processes=processes, objective=objective, data_dir=data, out_dir=out,
@@ -640,8 +642,10 @@ def finetune(
 ) -> None:
     """Fine-tune a pretrained model on a task; print AUC, accuracy and rejections."""
     from hepfm.taskdata import task_data
+    from hepfm.training.quiet import quiet_chatter
     from hepfm.training.task_run import finetune_task
 
+    quiet_chatter(not verbose)
     inputs = task_data(task, **_sources(**locals()), events_per_process=events_per_process,
                        generate=gen)
     r = finetune_task(inputs, model, mode, train_size, epochs, seed, out, force=force,
@@ -716,8 +720,10 @@ def scan(
         return
     from hepfm.taskdata import task_data
     from hepfm.tasks import task_names
+    from hepfm.training.quiet import quiet_chatter
     from hepfm.training.task_run import scan_tasks
 
+    quiet_chatter(not verbose)
     size_list = [int(n) for n in sizes.split(",")]
     sources = _sources(**locals())
     names = [task] if any(sources[k] for k in sources if k != "data") else task_names(task)
