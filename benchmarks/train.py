@@ -164,7 +164,7 @@ def measure(model: FoundationModel, make_loader: Callable[[], Iterable], device:
     return rates
 
 
-#: the native path before issue 18, kept here only to time it: ``scatter_reduce_`` without
+#: the earlier native path, kept here only to time it: ``scatter_reduce_`` without
 #: self, whose backward for sum and mean is far slower on CPU than ``index_add_``'s
 EARLIER = "scatter_reduce"
 
@@ -436,7 +436,7 @@ def main() -> None:
                     help="also time hepfm with torch.compile of the backbone (CPU)")
     ap.add_argument("--backends", nargs="+", choices=["torch", "torch_scatter", EARLIER],
                     help="hepfm aggregation backends to time (default: all installed); "
-                    f"'{EARLIER}' is the native path before issue 18, for comparison")
+                    f"'{EARLIER}' is the earlier native path, for comparison")
     ap.add_argument("--out", default=str(RESULTS))
     args = ap.parse_args()
 

@@ -1,4 +1,4 @@
-"""Reading never lets a value through that the model cannot take (issue 15 item 5).
+"""Reading never lets a value through that the model cannot take.
 
 Values are checked as float32 (the model's dtype) and on what the features compute from them;
 negative pT and MET are bad input; a read-only sample directory still loads (cache elsewhere).

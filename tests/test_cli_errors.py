@@ -1,4 +1,4 @@
-"""The CLI checks every value before it loads or generates anything (issue 15 item 6).
+"""The CLI checks every value before it loads or generates anything.
 
 Each bad value is one line ``error: ...`` naming the option, exit status 2, no traceback;
 an unexpected exception (a bug) is one line and status 1, with the traceback under --debug.
