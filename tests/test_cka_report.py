@@ -79,7 +79,7 @@ def setup(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def test_pair_mode_writes_matrix_and_plots(setup: dict[str, Path]) -> None:
     out = setup["root"] / "out_pair"
     result = CliRunner().invoke(app, [
-        "cka", "--a", str(setup["run0"]), "--b", str(setup["run1"]), "--task", "ttH_vs_tt",
+        "cka", "--model", str(setup["run0"]), "--model", str(setup["run1"]), "--task", "ttH_vs_tt",
         "--data", str(setup["data"]), "--events", "50", "--out", str(out)])
     assert result.exit_code == 0, result.output
     matrix = pd.read_csv(out / "cka.csv", index_col=0)
@@ -92,7 +92,8 @@ def test_pair_mode_writes_matrix_and_plots(setup: dict[str, Path]) -> None:
     # a model against itself on the same events: exactly 1 on the diagonal
     same = setup["root"] / "out_same"
     result = CliRunner().invoke(app, [
-        "cka", "--a", str(setup["run0"]), "--b", str(setup["run0"]), "--processes", "tt,ttH",
+        "cka", "--model", str(setup["run0"]), "--model", str(setup["run0"]),
+        "--processes", "tt,ttH",
         "--data", str(setup["data"]), "--events", "40", "--kernel", "rbf", "--out", str(same)])
     assert result.exit_code == 0, result.output
     diag = pd.read_csv(same / "cka_diagonal.csv", index_col=0).iloc[:, 0]
@@ -128,12 +129,19 @@ def test_group_summary_statistics(tmp_path: Path) -> None:
 
 def test_cli_errors(setup: dict[str, Path]) -> None:
     runner = CliRunner()
-    result = runner.invoke(app, ["cka", "--a", str(setup["run0"]), "--task", "ttH_vs_tt"])
-    assert result.exit_code == 2 and "--a and --b" in result.output
-    result = runner.invoke(app, ["cka", "--a", str(setup["run0"]), "--b", str(setup["run1"]),
+    result = runner.invoke(app, ["cka", "--model", str(setup["run0"]), "--task", "ttH_vs_tt"])
+    assert result.exit_code == 2 and "give two models" in result.output
+    before = sorted((setup["root"] / "out_pair").iterdir())  # written by the pair-mode test
+    result = runner.invoke(app, ["cka", "--model", str(setup["run0"]), "--model",
+                                 str(setup["run1"]), "--out", str(setup["root"] / "out_pair")])
+    assert result.exit_code == 2 and "--force" in result.output
+    assert sorted((setup["root"] / "out_pair").iterdir()) == before
+    result = runner.invoke(app, ["cka", "--model", str(setup["run0"]),
+                                 "--model", str(setup["run1"]),
                                  "--task", "ttH_vs_tt", "--kernel", "cosine"])
     assert result.exit_code == 2 and "linear or rbf" in result.output
-    result = runner.invoke(app, ["cka", "--a", str(setup["run0"]), "--b", str(setup["run1"]),
+    result = runner.invoke(app, ["cka", "--model", str(setup["run0"]),
+                                 "--model", str(setup["run1"]),
                                  "--task", "nope", "--data", str(setup["data"])])
     assert result.exit_code == 2 and "unknown task" in result.output
     with pytest.raises(HepfmError, match="either"):

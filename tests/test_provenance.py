@@ -88,7 +88,7 @@ def test_finetune_refuses_pretraining_events_and_runs_on_disjoint_ones(samples, 
     assert {r["process"] for r in recorded} == {"ttH", "tt"}
 
     runner = CliRunner()
-    args = ["finetune", "--task", "ttH_vs_tt", "--from", str(run), "--train-size", "60",
+    args = ["finetune", "--task", "ttH_vs_tt", "--model", str(run), "--train-size", "60",
             "--epochs", "1", "--events-per-process", "200"]
     res = runner.invoke(app, [*args, "--data", str(samples["same"]), "--out",
                               str(tmp_path / "leak")])

@@ -34,9 +34,9 @@ def tiny_model(generated_dir, tmp_path_factory):
 
 
 def _args(data, model, out, epochs=1, modes="bdt,scratch,frozen"):
-    return ["scan", "--task", "ttH_vs_tt", "--from", f"01={model}", "--data", str(data),
-            "--sizes", "60", "--modes", modes, "--seeds", "1", "--epochs", str(epochs),
-            "--events-per-process", "200", "--out", str(out)]
+    return ["scan", "--task", "ttH_vs_tt", "--model", f"01={model}", "--data", str(data),
+            "--sizes", "60", "--modes", modes, "--seeds", "0", "--epochs", str(epochs),
+            "--events-per-process", "200", "--out", str(out), "--resume"]
 
 
 @pytest.fixture(scope="module")
@@ -131,8 +131,12 @@ def test_concurrent_writers_keep_every_row(tmp_path):
     assert not list(tmp_path.rglob("*.tmp"))
 
 
-def test_legacy_scan_csv_is_moved_aside_not_overwritten(tmp_path):
-    (tmp_path / "scan.csv").write_text("task,model,mode,train_size,seed,auc\nt,m,full,1,0,0.7\n")
-    ScanStore(tmp_path).prepare()
-    assert (tmp_path / "scan-legacy.csv").read_text().endswith("0.7\n")
-    assert not (tmp_path / "scan.csv").exists()
+def test_scan_into_a_directory_with_files_needs_resume(tmp_path):
+    from hepfm.errors import OutputExistsError
+    from hepfm.training.task_run import scan_tasks
+
+    mine = "task,model,mode,train_size,seed,auc\nt,m,full,1,0,0.7\n"
+    (tmp_path / "scan.csv").write_text(mine)
+    with pytest.raises(OutputExistsError, match="--resume"):
+        scan_tasks(["ttH_vs_tt"], None, [60], ["bdt"], [0], tmp_path)
+    assert (tmp_path / "scan.csv").read_text() == mine
