@@ -59,7 +59,7 @@ class BTagRule:
         if self.kind == "bits":
             return f"bit {self.bit}{name}"
         if self.kind == "score":
-            return f"score > {self.cut:g}{name}"
+            return f"score > {self.cut:.10g}{name}"
         return "flag"
 
     def record(self) -> dict[str, Any]:

@@ -204,9 +204,9 @@ def _check_btag(values: np.ndarray, counts: np.ndarray, ctx: _Ctx) -> None:
     if ctx.bm.btag.kind == "flag":
         hint += "; if a bit mask, --btag bitN"
     raise InputDataError(
-        f"{ctx.where(ctx.bm.branch('jet', 'btag'))}: value {values[k]!r} at entry {entry} is "
-        f"{what}, but branch map '{ctx.bm.name}' reads it as '{ctx.bm.btag.describe()}'; "
-        f"{hint}")
+        f"{ctx.where(ctx.bm.branch('jet', 'btag'))}: value {values[k].item()!r} at entry "
+        f"{entry} is {what}, but branch map '{ctx.bm.name}' reads it as "
+        f"'{ctx.bm.btag.describe()}'; {hint}")
 
 
 def _met(arrays: ak.Array, ctx: _Ctx) -> dict[str, np.ndarray]:
