@@ -370,7 +370,8 @@ def test_branch_map_from_yaml(tmp_path):
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(spec))
     with pytest.raises(InputDataError, match="collection 'jet' needs fields"):
         load_branch_map(str(tmp_path / "bad.yaml"))
-    with pytest.raises(InputDataError, match="neither delphes nor flat nor a YAML file"):
+    with pytest.raises(InputDataError,
+                       match="neither delphes, flat, nanoaod, atlas-opendata nor a YAML"):
         load_branch_map("delphse")
 
 

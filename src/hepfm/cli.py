@@ -595,8 +595,25 @@ DATA_TEST = typer.Option(None, help="Test files of mixed events, labelled by --l
 LABEL_BRANCH = typer.Option(None, help="Branch holding 1 (signal) or 0 (background) per event.")
 WEIGHT_BRANCH = typer.Option(None, help="Branch of event weights: used in the training loss "
                              "(rescaled per class) and in the test AUC and ROC.")
-BRANCH_MAP = typer.Option(None, help="Branch names of your files: delphes (default), flat, "
-                          "or a YAML file (see README).")
+BRANCH_MAP = typer.Option(None, help="Branch names and units of your files: delphes "
+                          "(default), flat, nanoaod, atlas-opendata, or a YAML file (see "
+                          "README).")
+BTAG = typer.Option(None, help="b-tag working point, instead of the branch map's: a score "
+                    "cut (0.2783), a working point the map names (nanoaod: loose, medium, "
+                    "tight; atlas-opendata: 85, 77, 70, 60), bitN (bit N of a bit mask) or "
+                    "flag.")
+
+
+def _with_btag(inputs: Any, btag: str | None) -> Any:
+    """`inputs` (your own files) read at the b-tag working point `btag`."""
+    if btag is None:
+        return inputs
+    if inputs is None:
+        raise ArgumentError("--btag applies to your own files (with --branch-map); the "
+                            "built-in samples have one b-tag flag")
+    from dataclasses import replace
+
+    return replace(inputs, branch_map=inputs.branch_map.with_btag(btag))
 
 
 def _user_inputs(signal: str | None, background: str | None, **own: str | None) -> Any:
@@ -626,6 +643,7 @@ def finetune(
     label_branch: str = LABEL_BRANCH,
     weight_branch: str = WEIGHT_BRANCH,
     branch_map: str = BRANCH_MAP,
+    btag: str = BTAG,
     source: str = typer.Option(None, "--from", help="Shipped model name or run directory "
                                f"[{DEFAULT_MODEL}].", callback=checked_by(_model)),
     mode: str = typer.Option("full", help="scratch, full, frozen or linear.",
@@ -657,6 +675,7 @@ def finetune(
                           test_background=test_background, mixed=data_train,
                           test_mixed=data_test, label_branch=label_branch,
                           weight_branch=weight_branch, branch_map=branch_map)
+    inputs = _with_btag(inputs, btag)
     if inputs is not None:
         from hepfm.training.user_run import finetune_files
 
@@ -695,6 +714,7 @@ def scan(
     label_branch: str = LABEL_BRANCH,
     weight_branch: str = WEIGHT_BRANCH,
     branch_map: str = BRANCH_MAP,
+    btag: str = BTAG,
     sizes: str = typer.Option("1000,3000,10000", help="Training sizes.",
                               callback=_sizes),
     modes: str = typer.Option("scratch,full,frozen", help="Modes to compare: bdt (boosted "
@@ -740,6 +760,7 @@ def scan(
                           test_background=test_background, mixed=data_train,
                           test_mixed=data_test, label_branch=label_branch,
                           weight_branch=weight_branch, branch_map=branch_map)
+    inputs = _with_btag(inputs, btag)
     spec = tasks_ or task
     if not spec and not (signal or background or inputs):
         raise typer.BadParameter("give --task NAME or --tasks all")
@@ -777,6 +798,7 @@ def predict(
                             "the inputs' folder structure."),
     head: str = typer.Option(None, help="Head to score [the task head]."),
     branch_map: str = BRANCH_MAP,
+    btag: str = BTAG,
     fmt: str = typer.Option("root", "--format", help="root (a friend tree 'hepfm') or "
                             "parquet.", callback=one_of(("root", "parquet"))),
     step_size: int = typer.Option(PREDICT_DEFAULTS["step_size"], help="Entries read per "
@@ -798,7 +820,7 @@ def predict(
         import torch
 
         torch.set_num_threads(threads)
-    outs = predict_files(model, files, out, head, load_branch_map(branch_map), fmt=fmt,
+    outs = predict_files(model, files, out, head, load_branch_map(branch_map, btag), fmt=fmt,
                          step_size=step_size, batch_size=batch_size, force=force,
                          device=resolve_device(device))
     for f, o in zip(files, outs, strict=True):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -25,6 +26,7 @@ from tqdm.auto import tqdm
 from hepfm import __version__
 from hepfm.atomic import atomic_path
 from hepfm.data.branches import DELPHES, BranchMap
+from hepfm.data.btag import btag_mismatch
 from hepfm.data.features import DEFAULT_SELECTION, Selection
 from hepfm.data.reading import iterate_tables, open_file
 from hepfm.data.table import EventTable
@@ -155,9 +157,13 @@ def predict_files(model_dir: str | os.PathLike, files: Sequence[str], out_dir: s
         raise HepfmError(f"output exists: '{existing[0]}' ({len(existing)} in all); "
                          "pass --force to replace, or choose another --out")
     totals = [open_file(f, branch_map, allow_empty=True).num_entries for f in files]
+    differs = btag_mismatch(((model.run_config or {}).get("inputs") or {}).get("btag"),
+                            branch_map.btag)
+    if differs:
+        warnings.warn(f"model '{model_dir}': {differs} (--btag)", stacklevel=2)
     info = {"model": str(resolve_model_dir(model_dir).resolve()), "head": head,
             "hepfm_version": __version__, "task": (model.run_config or {}).get("task"),
-            "tree": branch_map.tree, "branch_map": branch_map.name}
+            "tree": branch_map.tree, **branch_map.record()}
     with tqdm(total=sum(totals), unit="ev", unit_scale=True, disable=not progress,
               desc="hepfm predict") as bar:
         for path, out in zip(files, outs, strict=True):

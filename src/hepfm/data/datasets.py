@@ -190,7 +190,7 @@ def load_events(
     cache_path = None
     if cache_dir is not None:
         key = _cache_key(sources, labels, events_per_process=events_per_process,
-                         branch_map=[branch_map.name, branch_map.tree, branch_map.branches],
+                         branch_map=branch_map.to_dict(),
                          selection=selection.to_dict(), on_invalid=on_invalid,
                          entry_ranges=None if entry_ranges is None else dict(entry_ranges))
         cache_path = Path(cache_dir) / f"events-{key}.npz"

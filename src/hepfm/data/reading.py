@@ -21,7 +21,8 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from hepfm.data.branches import DELPHES, BranchMap
+from hepfm.data import units
+from hepfm.data.branches import DELPHES, ENERGY_FIELDS, JET_ENERGY, BranchMap
 from hepfm.data.features import (
     BJET,
     DEFAULT_SELECTION,
@@ -48,7 +49,7 @@ _F32_MAX = float(np.finfo(np.float32).max)
 #: the summed energy of two objects.
 E_MAX = float(np.sqrt(np.finfo(np.float32).max)) / 2
 #: Fields that cannot be negative.
-_NON_NEGATIVE = {"pt", "met"}
+_NON_NEGATIVE = {"pt", "met", JET_ENERGY}
 
 
 @dataclass
@@ -94,15 +95,17 @@ def open_file(path: str | os.PathLike, branch_map: BranchMap = DELPHES,
     present |= set(tree.keys(recursive=True))
     collections = []
     for coll, flds in branch_map.branches.items():
-        missing = [b for b in flds.values() if b not in present]
+        names = branch_map.collection_branches(coll)
+        missing = [b for b in names if b not in present]
         if not missing:
             collections.append(coll)
-        elif coll in branch_map.optional and len(missing) == len(flds):
+        elif coll in branch_map.optional and len(missing) == len(names):
             continue
         else:
+            what = next((k for k, v in flds.items() if v == missing[0]), "type")
             raise InputDataError(
                 f"'{path}', tree '{branch_map.tree}': missing branch '{missing[0]}' "
-                f"({coll} '{next(k for k, v in flds.items() if v == missing[0])}', "
+                f"({coll} '{what}', "
                 f"branch map '{branch_map.name}'). Branches in the tree: "
                 f"{_listing(sorted(tree.keys(recursive=True, full_paths=False)))}")
     n = int(tree.num_entries)
@@ -136,8 +139,12 @@ class _Ctx:
 
 
 def _collection(arrays: ak.Array, ctx: _Ctx, coll: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Flat arrays of every field of `coll` and their common counts (checked)."""
-    flds = ctx.bm.branches[coll]
+    """Flat arrays of every field of `coll` and their common counts (checked); for a
+    collection split from a combined one, only its objects."""
+    flds = dict(ctx.bm.branches[coll])
+    split = ctx.bm.split.get(coll)
+    if split is not None:
+        flds["type"] = split[0]
     out: dict[str, np.ndarray] = {}
     counts = None
     first = None
@@ -157,7 +164,49 @@ def _collection(arrays: ak.Array, ctx: _Ctx, coll: str) -> tuple[dict[str, np.nd
                 f"{counts[ev]} values")
         out[f] = flat
     assert counts is not None
-    return out, counts.astype(np.int64, copy=False)
+    counts = counts.astype(np.int64, copy=False)
+    if split is not None:
+        keep = np.abs(out.pop("type")) == split[1]
+        event = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+        counts = np.bincount(event[keep], minlength=len(counts)).astype(np.int64)
+        out = {f: a[keep] for f, a in out.items()}
+    return out, counts
+
+
+def _to_gev(colls: dict[str, tuple[dict[str, np.ndarray], np.ndarray]],
+            met: dict[str, np.ndarray], factor: float) -> None:
+    """Energies, momenta and masses of `colls` and `met` from the map's unit to GeV."""
+    if factor == 1.0:
+        return
+    for flds, _ in colls.values():
+        for f in ENERGY_FIELDS & set(flds):
+            flds[f] = flds[f].astype(np.float64) * factor
+    met["met"] = met["met"].astype(np.float64) * factor
+
+
+def _mass_from_energy(flds: dict[str, np.ndarray]) -> np.ndarray:
+    """Jet masses from energies: sqrt(max(E^2 - (pT cosh eta)^2, 0)), in float64."""
+    p = flds["pt"].astype(np.float64) * np.cosh(flds["eta"].astype(np.float64))
+    e = flds[JET_ENERGY].astype(np.float64)
+    return np.sqrt(np.maximum((e - p) * (e + p), 0.0))
+
+
+def _check_btag(values: np.ndarray, counts: np.ndarray, ctx: _Ctx) -> None:
+    """Raise when the b-tag values are not of the kind the map declares."""
+    bad, what = ctx.bm.btag.problem(values)
+    if not bad.any():
+        return
+    k = int(np.flatnonzero(bad)[0])
+    entry = ctx.entry_start + int(np.searchsorted(np.cumsum(counts), k, side="right"))
+    hint = ("if it is a score, give a working point (--btag NUMBER"
+            + (f" or one of {', '.join(ctx.bm.btag.working_points)}"
+               if ctx.bm.btag.working_points else "") + ")")
+    if ctx.bm.btag.kind == "flag":
+        hint += "; if a bit mask, --btag bitN"
+    raise InputDataError(
+        f"{ctx.where(ctx.bm.branch('jet', 'btag'))}: value {values[k].item()!r} at entry "
+        f"{entry} is {what}, but branch map '{ctx.bm.name}' reads it as "
+        f"'{ctx.bm.btag.describe()}'; {hint}")
 
 
 def _met(arrays: ak.Array, ctx: _Ctx) -> dict[str, np.ndarray]:
@@ -309,17 +358,24 @@ def arrays_to_table(
     """
     ctx = _Ctx(source, branch_map, entry_start)
     if collections is None:
-        collections = [c for c, f in branch_map.branches.items()
-                       if all(b in arrays.fields for b in f.values())]
+        collections = [c for c in branch_map.branches
+                       if all(b in arrays.fields for b in branch_map.collection_branches(c))]
     n = len(arrays)
     colls = {c: _collection(arrays, ctx, c) for c in OBJECT_COLLECTIONS if c in collections}
     met = _met(arrays, ctx)
+    _to_gev(colls, met, units.scale(branch_map.energy_unit))
     bad, where = _invalid_events(n, colls, met, ctx)
     if bad.any():
         return _without_bad_events(arrays, bad, where, on_invalid, ctx, selection=selection,
                                    collections=collections, label=label, process=process,
                                    processes=processes)
 
+    if "jet" in colls:
+        jets, jet_counts = colls["jet"]
+        _check_btag(jets["btag"], jet_counts, ctx)
+        if JET_ENERGY in jets:
+            jets["mass"] = _mass_from_energy(jets)
+            del jets[JET_ENERGY]
     # selection per collection
     sel = {c: _select(flds, counts, c, selection) for c, (flds, counts) in colls.items()}
     total = np.ones(n, dtype=np.int64)  # the MET node
@@ -348,7 +404,7 @@ def arrays_to_table(
         phi[dest] = flds["phi"]
         if coll == "jet":
             mass[dest] = flds["mass"]
-            isb = flds["btag"] >= selection.btag_threshold
+            isb = branch_map.btag.tagged(flds["btag"])
             btag[dest] = isb
             ntype[dest] = np.where(isb, BJET, JET)
         else:
@@ -379,6 +435,20 @@ def arrays_to_table(
                                    collections=collections, label=label, process=process,
                                    processes=processes)
     return table, 0
+
+
+def _check_units(arrays: ak.Array, branch_map: BranchMap, path: str) -> bool:
+    """Warn when the jet pT of a chunk look like another unit than the map's; True once
+    there were jets to look at."""
+    branch = branch_map.branch("jet", "pt")
+    pt = np.asarray(ak.flatten(arrays[branch], axis=None), dtype=np.float64)
+    pt = pt[np.isfinite(pt)]
+    if not len(pt):
+        return False
+    units.check_jet_pt(pt * units.scale(branch_map.energy_unit), branch_map.energy_unit,
+                       f"'{path}', tree '{branch_map.tree}', branch '{branch}' (branch map "
+                       f"'{branch_map.name}')")
+    return True
 
 
 def _without_bad_events(arrays: ak.Array, bad: np.ndarray, where: list[str],
@@ -434,6 +504,7 @@ def iterate_tables(
         dropped = 0
         it = info.tree.iterate(names, step_size=step_size, entry_start=start,
                                entry_stop=stop, library="ak")
+        checked_units = "jet" not in info.collections
         while True:
             try:
                 arrays = next(it)
@@ -445,6 +516,8 @@ def iterate_tables(
                 raise InputDataError(
                     f"'{path}', tree '{branch_map.tree}': cannot read entries from {pos} on "
                     f"(truncated or corrupt file?): {type(e).__name__}: {e}") from None
+            if not checked_units:
+                checked_units = _check_units(arrays, branch_map, path)
             table, nd = arrays_to_table(
                 arrays, branch_map, selection, collections=info.collections, label=label,
                 process=process, processes=processes, on_invalid=on_invalid, source=path,

@@ -10,6 +10,7 @@ metrics (AUC, ROC, accuracy, rejections) the raw weights; ``auc_unweighted`` is 
 from __future__ import annotations
 
 import json
+import warnings
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,8 @@ import pandas as pd
 from hepfm.analysis.metrics import binary_metrics
 from hepfm.analysis.plots import plot_roc
 from hepfm.atomic import write_text
+from hepfm.data.branches import BranchMap
+from hepfm.data.btag import btag_mismatch
 from hepfm.training.finetune import (
     FinetuneConfig,
     FinetuneResult,
@@ -58,6 +61,14 @@ def check_not_pretrained_on(model: Any, source: str | None, parts: list[Labelled
     return check_disjoint(seen, records, str(source or DEFAULT_MODEL), allow_overlap)
 
 
+def warn_if_read_otherwise(model: Any, branch_map: BranchMap, source: str | None) -> None:
+    """Warn when `model` records another b-tagging rule than `branch_map` reads with."""
+    recorded = ((getattr(model, "run_config", None) or {}).get("inputs") or {}).get("btag")
+    differs = btag_mismatch(recorded, branch_map.btag)
+    if differs:
+        warnings.warn(f"model '{source or DEFAULT_MODEL}': {differs} (--btag)", stacklevel=2)
+
+
 def _train(pretrained: Any, splits: UserSplits, mode: str, seed: int, config: FinetuneConfig
            ) -> tuple[FinetuneResult, dict[str, float], pd.DataFrame]:
     """Fine-tune on the splits (weighted when they carry weights) and score the test set."""
@@ -82,6 +93,7 @@ def finetune_files(inputs: UserInputs, name: str = "custom", source: str | None 
 
     The test and validation events must not be events the model was pretrained on."""
     pretrained = resolve_model(source)
+    warn_if_read_otherwise(pretrained, inputs.branch_map, source)
     events, test = inputs.load()
     splits = split_user_events(events, test, train_size, seed)
     overlap = check_not_pretrained_on(pretrained, source, [splits.test, splits.val],
@@ -93,13 +105,14 @@ def finetune_files(inputs: UserInputs, name: str = "custom", source: str | None 
     out_dir.mkdir(parents=True, exist_ok=True)
     res.model.save_pretrained(out_dir, task=name, mode=mode, source=str(source),
                               train_size=len(splits.train), seed=seed,
-                              inputs={"branch_map": inputs.branch_map.name,
+                              inputs={**inputs.branch_map.record(),
                                       "label_branch": inputs.label_branch,
                                       "weight_branch": inputs.weight_branch})
     summary = {"task": name, "mode": mode, "from": source or DEFAULT_MODEL,
                "train_events": len(splits.train), "val_events": len(splits.val),
                "test_events": len(splits.test), "explicit_test_set": test is not None,
-               "weighted": splits.test.weight is not None, **metrics,
+               "weighted": splits.test.weight is not None,
+               "inputs": inputs.branch_map.record(), **metrics,
                "train_seconds": res.train_seconds, "epochs_to_best": res.best_epoch,
                "epochs_run": res.epochs_run, "seed": seed, "history": res.history,
                **({"pretraining_overlap": overlap} if overlap else {})}
@@ -123,6 +136,8 @@ def scan_files(inputs: UserInputs, models: dict[str, str | None], sizes: list[in
     training uses the weights rescaled per class and the test metrics the raw weights. Networks
     train on `device` (a Lightning accelerator)."""
     loaded = scan_models(models, modes)
+    for label, model in loaded.items():
+        warn_if_read_otherwise(model, inputs.branch_map, models[label])
     events, test = inputs.load()
     if any(m not in MODEL_FREE_MODES for m in modes):  # pretrained weights are used
         for label, model in loaded.items():  # test and validation come from these events
@@ -142,7 +157,7 @@ def scan_files(inputs: UserInputs, models: dict[str, str | None], sizes: list[in
     files = sorted({f["path"] for ev in parts for f in ev.provenance()})
     frame = scan_splits(name, split, data_key, loaded, sizes, modes, seeds, out,
                         FinetuneConfig(epochs=epochs, accelerator=device), progress,
-                        info={"data": files})
+                        info={"data": files, "inputs": inputs.branch_map.record()})
     out_dir = Path(out)
     summarise_with_costs(out_dir, models, bool(loaded), n_boot, fallback=frame)
     return out_dir

@@ -24,7 +24,7 @@ from hepfm.data.branches import BRANCH_MAPS, BranchMap
 from hepfm.data.features import DEFAULT_SELECTION, Selection
 from hepfm.data.reading import open_file, read_table
 from hepfm.data.table import EventTable
-from hepfm.errors import InputDataError
+from hepfm.errors import HepfmError, InputDataError
 from hepfm.taskdata import split_indices
 
 #: Process names of the classes of a user task (``EventTable.processes``; process == y).
@@ -68,35 +68,27 @@ def expand_files(spec: str | Sequence[str], option: str = "input") -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def load_branch_map(spec: str | BranchMap | None) -> BranchMap:
-    """``delphes``, ``flat`` or a YAML file ``{name, tree, branches: {jet: {pt: ...}, ...}}``
-    (collections and fields as in :data:`hepfm.data.branches.COLLECTION_FIELDS`)."""
+def load_branch_map(spec: str | BranchMap | None, btag: str | None = None) -> BranchMap:
+    """A built-in map by name (:data:`~hepfm.data.branches.BRANCH_MAPS`) or a YAML file
+    (:meth:`~hepfm.data.branches.BranchMap.from_dict`), with the b-tag working point `btag`
+    (the ``--btag`` option) when given."""
     if spec is None:
-        return BRANCH_MAPS["delphes"]
+        spec = BRANCH_MAPS["delphes"]
     if isinstance(spec, BranchMap):
-        return spec
+        return spec.with_btag(btag)
     if spec in BRANCH_MAPS:
-        return BRANCH_MAPS[spec]
+        return BRANCH_MAPS[spec].with_btag(btag)
     if not os.path.isfile(spec):
-        raise InputDataError(f"--branch-map: '{spec}' is neither {' nor '.join(BRANCH_MAPS)} "
+        raise InputDataError(f"--branch-map: '{spec}' is neither {', '.join(BRANCH_MAPS)} "
                              "nor a YAML file")
     try:
         d = yaml.safe_load(Path(spec).read_text())
-        bm = BranchMap(str(d.get("name", Path(spec).stem)), str(d["tree"]),
-                       {str(c): {str(f): str(b) for f, b in fl.items()}
-                        for c, fl in d["branches"].items()})
-    except (yaml.YAMLError, KeyError, AttributeError, TypeError) as err:
+        bm = BranchMap.from_dict({"name": Path(spec).stem, **d})
+    except (yaml.YAMLError, KeyError, AttributeError, TypeError, ValueError) as err:
+        detail = str(err) if isinstance(err, HepfmError) else f"{type(err).__name__}: {err}"
         raise InputDataError(f"--branch-map: '{spec}' is not a branch map (YAML with 'tree' "
-                             f"and 'branches': {type(err).__name__}: {err})") from None
-    from hepfm.data.branches import COLLECTION_FIELDS
-
-    for coll, fl in bm.branches.items():
-        want = COLLECTION_FIELDS.get(coll)
-        if want is None or set(fl) != set(want):
-            raise InputDataError(
-                f"--branch-map: '{spec}': collection '{coll}' needs fields {list(want or ())}"
-                f" (collections: {', '.join(COLLECTION_FIELDS)}), got {list(fl)}")
-    return bm
+                             f"and 'branches'; {detail})") from None
+    return bm.with_btag(btag)
 
 
 @dataclass
@@ -245,7 +237,8 @@ class UserInputs:
                      mixed: str | None = None, test_signal: str | None = None,
                      test_background: str | None = None, test_mixed: str | None = None,
                      label_branch: str | None = None, weight_branch: str | None = None,
-                     branch_map: str | BranchMap | None = None) -> UserInputs:
+                     branch_map: str | BranchMap | None = None,
+                     btag: str | None = None) -> UserInputs:
         """From command-line strings (comma-separated files, globs, directories)."""
         def pair(sig: str | None, bkg: str | None, mix: str | None, opts: tuple[str, ...]
                  ) -> tuple[list[str], list[str], list[str]]:
@@ -268,7 +261,7 @@ class UserInputs:
         ts, tb, tm = pair(test_signal, test_background, test_mixed,
                           ("--test-signal", "--test-background", "--data-test"))
         return cls(s, b, m, ts, tb, tm, label_branch, weight_branch,
-                   load_branch_map(branch_map))
+                   load_branch_map(branch_map, btag))
 
     def _read(self, sig: list[str], bkg: list[str], mix: list[str]) -> LabelledEvents:
         kw = dict(branch_map=self.branch_map, weight_branch=self.weight_branch)
