@@ -139,8 +139,8 @@ class FoundationModel(nn.Module):
         directory = resolve_model_dir(name_or_dir)
         config = model_dir.read_config(directory)
         model = cls(model_dir.model_config(config, directory))
-        sha256 = model_dir.verify_weights(directory, config)
         model_dir.load_weights(model, directory / model_dir.WEIGHTS_NAME)  # names a mismatch
+        sha256 = model_dir.verify_weights(directory, config)
         model.run_config = config
         model.identity = model_dir.model_identity(config, name_or_dir, sha256)
         if str(device) == "auto":
