@@ -272,6 +272,7 @@ def test_predict_writes_one_score_per_entry_in_order(toy_dir, task_model, tmp_pa
             info = json.loads(str(g["hepfm_info"]))
         assert info["input"] == str(Path(f).resolve()) and info["hepfm_version"]
         assert info["model"] == str(task_model.resolve()) and info["head"] == "task"
+        assert info["model_identity"]["weights_sha256"] == model.identity["weights_sha256"]
         if n:
             want = predict_proba(model, read_table(f), "task")
             np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)

@@ -341,24 +341,27 @@ def tasks() -> None:
 
 @app.command()
 def models() -> None:
-    """List the shipped pretrained models: architecture, pretraining data, test scores."""
-    from hepfm.pretrained import describe_models
+    """List the shipped pretrained models: version, weights, architecture, pretraining data,
+    test scores."""
+    from hepfm.pretrained import SHORT_SHA, describe_models
 
     def num(value: Any, fmt: str) -> str:
         return "" if value is None else format(value, fmt)
 
-    table = Table("name", "objective", "width x blocks", "pretraining events",
-                  "test accuracy", "test macro AUC", "MB")
+    table = Table("name\nobjective", "version", "SHA-256", "width", "pretraining\nevents",
+                  "test\nacc.", "test\nAUC")
     for m in describe_models():
         per = m["events_per_process"]
-        events = (f"{m['processes']} x {num(per, ',')}" if per else "all") + (
-            f" ({num(m['train_events'], ',')} in training)" if m["train_events"] else "")
-        table.add_row(m["name"] + (" (default)" if m["default"] else ""), m["objective"],
+        events = f"{m['processes']} x {num(per, ',')}" if per else "all"
+        table.add_row(m["name"] + ("*" if m["default"] else "") + f"\n{m['objective']}",
+                      m["version"],
+                      (m["weights_sha256"] or "")[:SHORT_SHA],
                       f"{m['width']} x {m['blocks']}", events, num(m["accuracy"], ".3f"),
-                      num(m["macro_auc"], ".3f"), num(m["megabytes"], ".1f"))
+                      num(m["macro_auc"], ".3f"))
     console.print(table)
-    console.print("scores on the model's own test split (12-process classification); load "
-                  "one with hepfm.load_pretrained(name) or --from NAME", highlight=False)
+    console.print("* the default. Scores on the model's own test split (12-process "
+                  "classification, macro AUC). Load one with hepfm.load_pretrained(name) or "
+                  "--from NAME; pin the exact weights with NAME@VERSION.", highlight=False)
 
 
 def _detector(value: str) -> None:
@@ -786,6 +789,7 @@ def scan(
                              device=resolve_device(device))
     console.print(f"wrote scan.csv, summary.csv, learning curves and compute.csv in {out_dir}")
     console.print((out_dir / "compute.txt").read_text())
+    console.print((out_dir / "label_efficiency.txt").read_text(), highlight=False)
 
 
 @app.command(context_settings={"allow_extra_args": True})

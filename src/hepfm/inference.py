@@ -6,7 +6,9 @@ into graphs and scored, and the scores appended to the output tree. Events that 
 selection leaves without objects are scored on their MET node alone. The output is written to
 a temporary file and renamed into place when complete; an existing output is never replaced
 unless ``force=True``. Its metadata (``hepfm_info``: a JSON string object in the ROOT file,
-the schema metadata in parquet) names the model, the hepfm version and the input file.
+the schema metadata in parquet) names the model (its directory, ``model_identity``: name,
+version and weights SHA-256, and ``base_model``: those of the pretrained model it was
+fine-tuned from), the hepfm version and the input file.
 """
 
 from __future__ import annotations
@@ -162,6 +164,8 @@ def predict_files(model_dir: str | os.PathLike, files: Sequence[str], out_dir: s
     if differs:
         warnings.warn(f"model '{model_dir}': {differs} (--btag)", stacklevel=2)
     info = {"model": str(resolve_model_dir(model_dir).resolve()), "head": head,
+            "model_identity": model.identity,
+            "base_model": (model.run_config or {}).get("base_model"),
             "hepfm_version": __version__, "task": (model.run_config or {}).get("task"),
             "tree": branch_map.tree, **branch_map.record()}
     with tqdm(total=sum(totals), unit="ev", unit_scale=True, disable=not progress,

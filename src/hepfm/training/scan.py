@@ -15,7 +15,9 @@ like ``scratch``) and stores each finished run in a :class:`ScanStore`:
 
 ``compute_accounting`` reads the rows and answers: how much training time does fine-tuning
 need to match the best from-scratch AUC, and after how many tasks does the one-off
-pretraining cost pay for itself?
+pretraining cost pay for itself? ``label_efficiencies`` answers how many scratch training
+events each fine-tuned curve's AUC at each size is worth
+(:mod:`hepfm.analysis.label_efficiency`).
 """
 
 from __future__ import annotations
@@ -35,6 +37,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from hepfm.analysis.baseline import FEATURE_VERSION, BDTBaseline
+from hepfm.analysis.label_efficiency import label_efficiency
 from hepfm.analysis.metrics import (
     CONFIDENCE,
     binary_metrics,
@@ -488,6 +491,43 @@ def differences(frame: pd.DataFrame, boot: pd.DataFrame | None = None,
                                        f"diff_hi{tag}", "diff_test_std", "frac_not_above_0"])
 
 
+def label_efficiencies(frame: pd.DataFrame, boot: pd.DataFrame | None = None,
+                       confidence: float = CONFIDENCE) -> pd.DataFrame:
+    """Per task, fine-tuned curve and size: the scratch training events its mean AUC matches
+    on the scratch learning curve (:func:`~hepfm.analysis.label_efficiency.label_efficiency`),
+    with the interval from the paired test-set bootstrap resamples in `boot` (when every run
+    involved has them, on one test set) and a sentence saying it."""
+    tag = round(100 * confidence)
+    columns = ["task", "curve", "train_size", "auc_mean", "scratch_equivalent",
+               f"scratch_equivalent_lo{tag}", f"scratch_equivalent_hi{tag}", "statement"]
+    f = frame.assign(curve=curve_label(frame))
+    rows = []
+    for task, t in f.groupby("task", sort=True):
+        scratch = t[t["curve"] == "scratch"]
+        if scratch.empty:
+            continue
+        by_size = {int(n): g for n, g in scratch.groupby("train_size", sort=True)}
+        sizes = list(by_size)
+        curve = [g["auc"].mean() for g in by_size.values()]
+        for (name, size), g in t[~t["curve"].isin(MODEL_FREE_MODES)].groupby(
+                ["curve", "train_size"], sort=True):
+            runs = [g, *by_size.values()]
+            same = "test_id" in t and len(set().union(*(set(r["test_id"]) for r in runs))) == 1
+            boots = [_boot_mean(boot, list(r["run_id"])) if same else None for r in runs]
+            ok = all(b is not None for b in boots)
+            eff = label_efficiency(sizes, curve, float(g["auc"].mean()),
+                                   np.stack(boots[1:], axis=1) if ok else None,
+                                   boots[0] if ok else None, confidence)
+            rows.append({"task": task, "curve": name, "train_size": int(size),
+                         "auc_mean": float(g["auc"].mean()), "scratch_equivalent": eff.size,
+                         f"scratch_equivalent_lo{tag}": eff.lo,
+                         f"scratch_equivalent_hi{tag}": eff.hi,
+                         "statement": f"{task}: {name} at {int(size):,} training events "
+                                      f"matches scratch at {eff.describe()}"
+                                      + (f" ({tag}% interval)" if eff.lo == eff.lo else "")})
+    return pd.DataFrame(rows, columns=columns)
+
+
 def compute_accounting(frame: pd.DataFrame, pretrain_seconds: float | Mapping[str, float]
                        ) -> tuple[pd.DataFrame, dict[str, int | None]]:
     """Training time for scratch to reach its best mean AUC and for each fine-tuned curve
@@ -560,10 +600,10 @@ def summarise_scan(directory: str | os.PathLike[str], frame: pd.DataFrame | None
                    pretrain_seconds: float | Mapping[str, float] | None = None,
                    n_boot: int = 1000, seed: int = 0,
                    fallback: pd.DataFrame | None = None) -> Path:
-    """Write ``summary.csv``, ``differences.csv``, ``learning_curve_<task>.png``,
-    ``compute.csv`` and ``compute.txt`` of a scan directory from its stored runs and test
-    scores alone (or from the rows `frame`), with `n_boot` seeded bootstrap resamples of
-    the test events for every interval.
+    """Write ``summary.csv``, ``differences.csv``, ``label_efficiency.csv`` and ``.txt``,
+    ``learning_curve_<task>.png``, ``compute.csv`` and ``compute.txt`` of a scan directory
+    from its stored runs and test scores alone (or from the rows `frame`), with `n_boot`
+    seeded bootstrap resamples of the test events for every interval.
 
     `pretrain_seconds` defaults to the per-model times in ``pretrain_seconds.json``. With
     `fallback` rows, a directory that mixes runs of different settings is summarised from
@@ -586,6 +626,10 @@ def summarise_scan(directory: str | os.PathLike[str], frame: pd.DataFrame | None
     summary = summarise(frame, boot)
     write_text(directory / "summary.csv", summary.to_csv(index=False))
     write_text(directory / "differences.csv", differences(frame, boot).to_csv(index=False))
+    efficiency = label_efficiencies(frame, boot)
+    write_text(directory / "label_efficiency.csv", efficiency.to_csv(index=False))
+    write_text(directory / "label_efficiency.txt",
+               "".join(f"{line}\n" for line in efficiency["statement"]))
     for name, t in summary.groupby("task"):
         plot_learning_summary(t, directory / f"learning_curve_{name}.png", title=str(name))
     if pretrain_seconds is None:

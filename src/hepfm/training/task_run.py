@@ -3,7 +3,8 @@
 A fine-tuning run directory holds ``config.yaml`` + ``model.safetensors`` (the fine-tuned
 model with its ``task`` head, loadable with ``hepfm.load_pretrained``), ``metrics.json``,
 ``roc.csv`` and ``roc.png``. A scan directory holds ``scan.csv`` (one row per run),
-``summary.csv``, ``learning_curve_<task>.png`` and ``compute.csv``.
+``summary.csv``, ``label_efficiency.csv``, ``learning_curve_<task>.png``, ``compute.csv`` and
+``models.json`` (name, version and weights SHA-256 of each pretrained model label).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from hepfm.atomic import write_text
 from hepfm.errors import HepfmError, UnknownNameError
 from hepfm.hub import available_models, load_pretrained, resolve_model_dir
 from hepfm.models.foundation import FoundationModel
+from hepfm.models.model_dir import identity_of
 from hepfm.pretrained import DEFAULT_MODEL
 from hepfm.samples import ensure_task_samples
 from hepfm.taskdata import (
@@ -80,8 +82,10 @@ def finetune_task(task: Task, source: str | None = None, mode: str = "full",
     out_dir = Path(out or Path("runs") / f"finetune-{task.name}-{mode}-{seed}")
     out_dir.mkdir(parents=True, exist_ok=True)
     res.model.save_pretrained(out_dir, task=task.name, mode=mode, source=str(source),
-                              train_size=len(splits.train), seed=seed)
+                              train_size=len(splits.train), seed=seed,
+                              base_model=pretrained.identity)
     summary = {"task": task.name, "mode": mode, "from": source or DEFAULT_MODEL,
+               "from_model": pretrained.identity,
                "train_events": len(splits.train), "val_events": len(splits.val),
                "test_events": len(splits.test), **metrics,
                "train_seconds": res.train_seconds, "epochs_to_best": res.best_epoch,
@@ -139,16 +143,27 @@ def summarise_with_costs(out_dir: Path, models: dict[str, str | None], used_mode
                          fallback: pd.DataFrame | None = None) -> None:
     """Summarise the scan directory (:func:`~hepfm.training.scan.summarise_scan`) with the
     pretraining time of each model (`pretrain_seconds`, else what its directory records;
-    kept in ``pretrain_seconds.json`` for ``--summarise-only`` when `used_models`)."""
+    kept in ``pretrain_seconds.json`` for ``--summarise-only`` when `used_models`, as the
+    models' identities are in ``models.json``)."""
     costs: float | dict[str, float] = pretrain_seconds if pretrain_seconds is not None else {
         label: _pretrain_seconds(src) or float("nan") for label, src in models.items()}
     if isinstance(costs, dict) and used_models:
         path = out_dir / "pretrain_seconds.json"
         known = json.loads(path.read_text()) if path.is_file() else {}
         write_text(path, json.dumps({**known, **costs}, indent=1))
+    if used_models:
+        record_models(out_dir, models)
     # the whole directory (other scans may have added tasks), or the `fallback` rows if it
     # holds runs with other settings
     summarise_scan(out_dir, None, costs, n_boot=n_boot, fallback=fallback)
+
+
+def record_models(out_dir: Path, models: dict[str, str | None]) -> None:
+    """Add the name, version and weights SHA-256 of each model label to ``models.json``."""
+    path = out_dir / "models.json"
+    known = json.loads(path.read_text()) if path.is_file() else {}
+    known.update({label: identity_of(src or DEFAULT_MODEL) for label, src in models.items()})
+    write_text(path, json.dumps(known, indent=1))
 
 
 def _pretrain_seconds(source: str | None) -> float | None:

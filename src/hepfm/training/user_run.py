@@ -105,10 +105,12 @@ def finetune_files(inputs: UserInputs, name: str = "custom", source: str | None 
     out_dir.mkdir(parents=True, exist_ok=True)
     res.model.save_pretrained(out_dir, task=name, mode=mode, source=str(source),
                               train_size=len(splits.train), seed=seed,
+                              base_model=pretrained.identity,
                               inputs={**inputs.branch_map.record(),
                                       "label_branch": inputs.label_branch,
                                       "weight_branch": inputs.weight_branch})
     summary = {"task": name, "mode": mode, "from": source or DEFAULT_MODEL,
+               "from_model": pretrained.identity,
                "train_events": len(splits.train), "val_events": len(splits.val),
                "test_events": len(splits.test), "explicit_test_set": test is not None,
                "weighted": splits.test.weight is not None,
