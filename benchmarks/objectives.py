@@ -68,7 +68,7 @@ def pretrain_all(data: str, out: Path, objectives: tuple[str, ...], events: int,
 
 
 def scan_all(out: Path, data: str, objectives: tuple[str, ...], tasks: tuple[str, ...],
-             step: str) -> None:
+             part: str) -> None:
     """One part of the scan: ``models`` (full and frozen of `objectives`), ``baselines``
     (scratch and BDT at the compared sizes) or ``reference`` (scratch at 3,000 and 10,000
     events). Parts may run at once in several processes: they share the scan directory."""
@@ -79,7 +79,7 @@ def scan_all(out: Path, data: str, objectives: tuple[str, ...], tasks: tuple[str
     models = {o: str(_run(out, o)) for o in objectives}
     sizes, modes = {"models": (TRAIN_SIZES, ["full", "frozen"]),
                     "baselines": (TRAIN_SIZES, ["bdt", "scratch"]),
-                    "reference": (REFERENCE_SIZES, ["scratch"])}[step]
+                    "reference": (REFERENCE_SIZES, ["scratch"])}[part]
     scan_tasks(task_list, models, list(sizes), modes, SEEDS, out / "scan", data)
 
 
@@ -200,7 +200,7 @@ def main() -> None:
     p.add_argument("--events-per-process", type=int, default=EVENTS_PER_PROCESS)
     p.add_argument("--threads", type=int, default=1)
     s = sub.add_parser("scan")
-    s.add_argument("step", choices=("models", "baselines", "reference"))
+    s.add_argument("part", choices=("models", "baselines", "reference"))
     s.add_argument("--data", required=True, help="task sample directory (task seed stream)")
     s.add_argument("--out", type=Path, default=Path("runs/objectives"))
     s.add_argument("--only", default=",".join(OBJECTIVES),
@@ -215,7 +215,7 @@ def main() -> None:
                      args.threads)
     elif args.step == "scan":
         scan_all(args.out, args.data, tuple(args.only.split(",")),
-                 tuple(args.tasks.split(",")), args.step)
+                 tuple(args.tasks.split(",")), args.part)
     else:
         print(report(args.out, args.results).to_string(index=False))
 
