@@ -19,6 +19,7 @@ from the task seed stream (no model saw them). Scratch and the BDT also run at 3
     python benchmarks/objectives.py pretrain --data samples/pretrain --out runs/objectives
     python benchmarks/objectives.py scan baselines --data samples/tasks --only multiclass
     python benchmarks/objectives.py scan models --data samples/tasks
+    python benchmarks/objectives.py scan models --data samples/tasks --only "" --shipped hepfm-base
     python benchmarks/objectives.py scan reference --data samples/tasks --only multiclass
     python benchmarks/objectives.py report runs/objectives
 
@@ -68,15 +69,16 @@ def pretrain_all(data: str, out: Path, objectives: tuple[str, ...], events: int,
 
 
 def scan_all(out: Path, data: str, objectives: tuple[str, ...], tasks: tuple[str, ...],
-             part: str) -> None:
-    """One part of the scan: ``models`` (full and frozen of `objectives`), ``baselines``
-    (scratch and BDT at the compared sizes) or ``reference`` (scratch at 3,000 and 10,000
-    events). Parts may run at once in several processes: they share the scan directory."""
+             part: str, shipped: tuple[str, ...] = ()) -> None:
+    """One part of the scan: ``models`` (full and frozen of `objectives`, and of the
+    `shipped` models by name), ``baselines`` (scratch and BDT at the compared sizes) or
+    ``reference`` (scratch at 3,000 and 10,000 events). Parts may run at once in several
+    processes: they share the scan directory."""
     from hepfm.tasks import get_task
     from hepfm.training.task_run import scan_tasks
 
     task_list = [get_task(t) for t in tasks]
-    models = {o: str(_run(out, o)) for o in objectives}
+    models = {o: str(_run(out, o)) for o in objectives} | {name: name for name in shipped}
     sizes, modes = {"models": (TRAIN_SIZES, ["full", "frozen"]),
                     "baselines": (TRAIN_SIZES, ["bdt", "scratch"]),
                     "reference": (REFERENCE_SIZES, ["scratch"])}[part]
@@ -206,6 +208,7 @@ def main() -> None:
     s.add_argument("--only", default=",".join(OBJECTIVES),
                    help="objectives whose models to fine-tune (baselines: the architecture)")
     s.add_argument("--tasks", default=",".join(TASKS))
+    s.add_argument("--shipped", default="", help="shipped models to fine-tune beside them")
     r = sub.add_parser("report")
     r.add_argument("out", type=Path)
     r.add_argument("--results", type=Path, default=Path("benchmarks/results/objectives"))
@@ -215,7 +218,8 @@ def main() -> None:
                      args.threads)
     elif args.step == "scan":
         scan_all(args.out, args.data, tuple(args.only.split(",")),
-                 tuple(args.tasks.split(",")), args.part)
+                 tuple(args.tasks.split(",")), args.part,
+                 tuple(n for n in args.shipped.split(",") if n))
     else:
         print(report(args.out, args.results).to_string(index=False))
 
