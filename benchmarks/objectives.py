@@ -217,7 +217,7 @@ def main() -> None:
         pretrain_all(args.data, args.out, tuple(args.only.split(",")), args.events_per_process,
                      args.threads)
     elif args.step == "scan":
-        scan_all(args.out, args.data, tuple(args.only.split(",")),
+        scan_all(args.out, args.data, tuple(o for o in args.only.split(",") if o),
                  tuple(args.tasks.split(",")), args.part,
                  tuple(n for n in args.shipped.split(",") if n))
     else:
