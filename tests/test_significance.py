@@ -116,3 +116,16 @@ def test_report_weighted_and_unweighted():
         significance_report(y, s, None, Yields.from_weights(), n_boot=0)
     plain = significance_report(y, s, n_boot=0)
     assert plain["signal_yield"] == 100.0 and "z_asimov_unweighted" not in plain
+
+
+def test_yields_from_options():
+    from hepfm.analysis.significance import yields_from_options
+
+    assert yields_from_options() is None
+    assert yields_from_options("50,2000") == Yields(50, 2000)
+    assert yields_from_options("weights").weighted
+    assert yields_from_options(luminosity=140, xsec="0.5,20") == Yields(70, 2800)
+    for kw, match in (({"yields": "50"}, "two numbers"), ({"luminosity": 1.0}, "together"),
+                      ({"yields": "1,2", "xsec": "1,2"}, "not both")):
+        with pytest.raises(ArgumentError, match=match):
+            yields_from_options(**kw)

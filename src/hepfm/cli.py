@@ -609,6 +609,35 @@ def _user_inputs(signal: str | None, background: str | None, **own: str | None) 
     return UserInputs.from_options(signal, background, **own)
 
 
+YIELDS = typer.Option(None, help="Expected signal,background events before the score cut for "
+                      "the significance [100,10000]; 'weights': the sums of the test "
+                      "events' weights.")
+LUMINOSITY = typer.Option(None, help="Integrated luminosity (fb^-1) for the yields, with "
+                          "--xsec.", callback=at_least(0))
+XSEC = typer.Option(None, help="Cross-sections SIG,BKG (fb) of the selected events, with "
+                    "--luminosity.")
+VARIATION = typer.Option(None, help="Also evaluate on systematically varied test events: "
+                         "jes_up, jes_down, jer, les_up, les_down, btag_up, btag_down (NAME or "
+                         "NAME:SIZE; comma-separated or repeated).")
+
+
+def _variations(values: list[str] | None) -> list[Any]:
+    """Variations of --variation (comma-separated or repeated), checked."""
+    from hepfm.data.variations import parse_variation
+
+    return [parse_variation(v) for value in values or [] for v in value.split(",") if v]
+
+
+def _print_trust(r: dict[str, Any], table: Any) -> None:
+    """Significance and calibration rows of a fine-tuning result, then its variations."""
+    for key in ("z_asimov", "z_binned", "sic", "z_asimov_unweighted", "z_binned_unweighted",
+                "sic_unweighted", "brier", "temperature"):
+        if key in r and r[key] == r[key]:
+            interval = (f" [{r[f'{key}_lo68']:.4g}, {r[f'{key}_hi68']:.4g}] (68% bootstrap)"
+                        if f"{key}_lo68" in r else "")
+            table.add_row(key, f"{r[key]:.4g}{interval}")
+
+
 @app.command()
 def finetune(
     task: str = typer.Option(None, help="Task name (see 'hepfm tasks'); with your own files, "
@@ -644,10 +673,21 @@ def finetune(
     allow_overlap: bool = typer.Option(False, help="Go on when the task's events were "
                                        "pretraining events of the model (the overlap is "
                                        "written into metrics.json)."),
+    yields: str = YIELDS,
+    luminosity: float = LUMINOSITY,
+    xsec: str = XSEC,
+    calibrate: bool = typer.Option(False, "--calibrate", help="Temperature-scale the scores "
+                                   "on the validation events (saved in the model)."),
+    variation: list[str] = VARIATION,
     device: str = DEVICE,
 ) -> None:
-    """Fine-tune a pretrained model on a task; print AUC, accuracy and rejections."""
+    """Fine-tune a pretrained model on a task; print AUC, significance, calibration and
+    systematic shifts."""
+    from hepfm.analysis.significance import yields_from_options
     from hepfm.training.task_run import DEFAULT_TRAIN_SIZE, finetune_task
+
+    trust = {"yields": yields_from_options(yields, luminosity, xsec), "calibrate": calibrate,
+             "variations": _variations(variation)}
 
     inputs = _user_inputs(signal, background, test_signal=test_signal,
                           test_background=test_background, mixed=data_train,
@@ -657,12 +697,13 @@ def finetune(
         from hepfm.training.user_run import finetune_files
 
         r = finetune_files(inputs, task or "custom", source, mode, train_size, epochs, seed,
-                           out, allow_overlap=allow_overlap, device=resolve_device(device))
+                           out, allow_overlap=allow_overlap, device=resolve_device(device),
+                           **trust)
     else:
         r = finetune_task(_task(task, signal, background), source, mode,
                           train_size or DEFAULT_TRAIN_SIZE, epochs, seed, out, data,
                           events_per_process, gen, allow_overlap=allow_overlap,
-                          device=resolve_device(device))
+                          device=resolve_device(device), **trust)
     title = "weighted, " if r.get("weighted") else ""
     table = Table("metric", "value", title=f"{r['task']} ({title}{r['mode']}, "
                   f"{r['train_events']} training events, {r['test_events']} test events)")
@@ -671,10 +712,22 @@ def finetune(
             interval = (f" [{r[f'{key}_lo68']:.4g}, {r[f'{key}_hi68']:.4g}] (68% bootstrap)"
                         if f"{key}_lo68" in r else "")
             table.add_row(key, f"{r[key]:.4g}{interval}")
+    _print_trust(r, table)
     table.add_row("train seconds", f"{r['train_seconds']:.1f}")
     table.add_row("epochs to best val loss", str(r["epochs_to_best"]))
     console.print(table)
-    console.print(f"model, metrics.json, roc.csv and roc.png in {r['out_dir']}")
+    console.print(f"significance for {r['signal_yield']:.4g} signal and "
+                  f"{r['background_yield']:.4g} background events before the cut")
+    if r.get("variations"):
+        shifts = Table("variation", "AUC shift", "z_asimov shift", "sic shift",
+                       title="shift from nominal, test events (68% paired bootstrap)")
+        for name, v in r["variations"].items():
+            shifts.add_row(name, *(f"{v[f'{k}_shift']:+.4f} [{v[f'{k}_shift_lo68']:+.4f}, "
+                                   f"{v[f'{k}_shift_hi68']:+.4f}]"
+                                   for k in ("auc", "z_asimov", "sic")))
+        console.print(shifts)
+    console.print(f"model, metrics.json, roc.csv, roc.png and reliability.png in "
+                  f"{r['out_dir']}")
 
 
 @app.command()
@@ -782,6 +835,9 @@ def predict(
     force: bool = typer.Option(False, "--force", help="Replace existing outputs."),
     threads: int = typer.Option(None, help="torch threads [torch's default].",
                                 callback=at_least(1)),
+    variation: str = typer.Option(None, help="Score systematically varied events (jes_up, "
+                                  "jes_down, jer, les_up, les_down, btag_up, btag_down; NAME "
+                                  "or NAME:SIZE): outputs <input>_hepfm_<name>.root."),
     device: str = DEVICE,
 ) -> None:
     """Score every event of ROOT files; write the scores as friend trees next to the data."""
@@ -796,7 +852,8 @@ def predict(
         torch.set_num_threads(threads)
     outs = predict_files(model, files, out, head, load_branch_map(branch_map), fmt=fmt,
                          step_size=step_size, batch_size=batch_size, force=force,
-                         device=resolve_device(device))
+                         device=resolve_device(device),
+                         variation=_variations([variation])[0] if variation else None)
     for f, o in zip(files, outs, strict=True):
         console.print(f"{f} -> {o}", highlight=False)
     if fmt == "root":

@@ -230,3 +230,30 @@ def significance_report(y_true: ArrayLike, scores: ArrayLike,
     out = {**significance_metrics(y, scores, w, fixed, **kw),
            **significance_metrics(y, scores, None, fixed, suffix="_unweighted", **kw)}
     return {**out, "signal_yield": S, "background_yield": B}
+
+
+def yields_from_options(yields: str | None = None, luminosity: float | None = None,
+                        xsec: str | None = None) -> Yields | None:
+    """The yields of ``--yields S,B`` (or ``weights``), or of ``--luminosity`` (fb^-1) with
+    ``--xsec SIG,BKG`` (fb); None when none is given (the defaults)."""
+    if yields is not None and (luminosity is not None or xsec is not None):
+        raise ArgumentError("--yields: give the yields, or --luminosity with --xsec, not both")
+    if yields is not None:
+        if yields.strip() == "weights":
+            return Yields.from_weights()
+        return Yields(*_pair(yields, "--yields"))
+    if (luminosity is None) != (xsec is None):
+        raise ArgumentError("--luminosity and --xsec SIG,BKG go together")
+    if luminosity is None or xsec is None:
+        return None
+    return Yields.from_cross_sections(luminosity, *_pair(xsec, "--xsec"))
+
+
+def _pair(text: str, option: str) -> tuple[float, float]:
+    parts = text.split(",")
+    try:
+        a, b = (float(p) for p in parts)
+    except ValueError:
+        raise ArgumentError(f"{option}: expected two numbers SIGNAL,BACKGROUND, got "
+                            f"'{text}'") from None
+    return a, b

@@ -9,13 +9,16 @@ model with its ``task`` head, loadable with ``hepfm.load_pretrained``), ``metric
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from hepfm.analysis.plots import plot_roc
+from hepfm.analysis.significance import Yields
 from hepfm.atomic import write_text
+from hepfm.data.variations import Variation, parse_variation
 from hepfm.errors import HepfmError, UnknownNameError
 from hepfm.hub import available_models, load_pretrained, resolve_model_dir
 from hepfm.models.foundation import FoundationModel
@@ -28,7 +31,8 @@ from hepfm.taskdata import (
     split_task,
 )
 from hepfm.tasks import Task
-from hepfm.training.finetune import FinetuneConfig, evaluate, finetune, prepare_model
+from hepfm.training.assess import assess
+from hepfm.training.finetune import FinetuneConfig, finetune, prepare_model
 from hepfm.training.scan import MODEL_FREE_MODES, SCAN_MODES, run_scan, summarise_scan
 
 DEFAULT_TRAIN_SIZE = 2000
@@ -56,9 +60,14 @@ def finetune_task(task: Task, source: str | None = None, mode: str = "full",
                   out: str | Path | None = None, data: str | Path | None = None,
                   events_per_process: int = DEFAULT_EVENTS_PER_PROCESS,
                   generate: bool = False, progress: bool = True,
-                  allow_overlap: bool = False, device: str = "auto") -> dict[str, Any]:
+                  allow_overlap: bool = False, device: str = "auto",
+                  yields: Yields | None = None, calibrate: bool = False,
+                  variations: Sequence[str | Variation] = ()) -> dict[str, Any]:
     """Fine-tune on one task, evaluate on its fixed test set, write the run directory.
     Training runs on `device` (a Lightning accelerator: auto, cpu, cuda, gpu or mps).
+    The evaluation (:func:`~hepfm.training.assess.assess`) adds significance for `yields`,
+    calibration (temperature scaling on the validation events with `calibrate`) and the
+    shifts on each of `variations` (names of :mod:`hepfm.data.variations`).
 
     The task's events must not be events the model was pretrained on
     (:func:`hepfm.provenance.check_disjoint`); with `allow_overlap` the overlap is recorded
@@ -76,9 +85,16 @@ def finetune_task(task: Task, source: str | None = None, mode: str = "full",
     res = finetune(model, splits.train, splits.val, "task",
                    FinetuneConfig(mode=mode, epochs=epochs, seed=seed, progress_bar=progress,
                                   accelerator=device))
-    metrics, roc = evaluate(res.model, splits.test, "task")
+    chosen = [parse_variation(v) for v in variations]
+    varied = {v.label: split_task(load_task_events(task, path, events_per_process,
+                                                   cache_dir=path / ".cache", variation=v),
+                                  train_size, seed).test for v in chosen}
+    result = assess(res.model, "task", splits.test, val=splits.val, yields=yields,
+                    calibrate_on_val=calibrate, varied=varied)
+    metrics, roc = result.metrics, result.roc
     out_dir = Path(out or Path("runs") / f"finetune-{task.name}-{mode}-{seed}")
     out_dir.mkdir(parents=True, exist_ok=True)
+    result.write(out_dir, task.name)
     res.model.save_pretrained(out_dir, task=task.name, mode=mode, source=str(source),
                               train_size=len(splits.train), seed=seed)
     summary = {"task": task.name, "mode": mode, "from": source or DEFAULT_MODEL,
@@ -86,7 +102,8 @@ def finetune_task(task: Task, source: str | None = None, mode: str = "full",
                "test_events": len(splits.test), **metrics,
                "train_seconds": res.train_seconds, "epochs_to_best": res.best_epoch,
                "epochs_run": res.epochs_run, "seed": seed, "history": res.history,
-               "data": str(path), "pretraining_overlap": overlap}
+               "data": str(path), "pretraining_overlap": overlap,
+               "variation_settings": {v.label: v.to_dict() for v in chosen}}
     write_text(out_dir / "metrics.json", json.dumps(_json_safe(summary), indent=2))
     write_text(out_dir / "roc.csv", roc.to_csv(index=False))
     plot_roc({f"{mode} (AUC {metrics['auc']:.3f})": roc}, out_dir / "roc.png", title=task.name)
