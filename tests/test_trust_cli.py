@@ -100,3 +100,40 @@ def test_predict_with_a_variation(generated_dir, finetuned, tmp_path):
     res = runner.invoke(app, ["predict", "--model", str(model_dir), "--data", str(data),
                               "--out", str(tmp_path), "--variation", "jes_sideways"])
     assert res.exit_code == 2 and "jes_up" in res.output
+
+
+def test_scan_reports_significance_and_variation_shifts(generated_dir, tiny_pretrained,
+                                                        tmp_path):
+    from hepfm.analysis.metrics import rank_auc
+    from hepfm.training.scan import load_scan
+
+    args = ["scan", "--task", "ttH_vs_tt", "--from", str(tiny_pretrained),
+            "--data", str(generated_dir), "--sizes", "60", "--modes", "bdt,frozen",
+            "--seeds", "2", "--epochs", "1", "--events-per-process", "200",
+            "--out", str(tmp_path), "--bootstrap", "200", "--variation", "jes_down"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "z_asimov" in res.output and "jes_down" in res.output
+    summary = pd.read_csv(tmp_path / "summary.csv")
+    for col in ("z_asimov_mean", "z_asimov_lo68", "z_binned_mean", "sic_mean", "sic_hi68"):
+        assert summary[col].notna().all(), col
+    assert (summary["z_asimov_lo68"] <= summary["z_asimov_hi68"]).all()
+    frame = load_scan(tmp_path)
+    shifts = pd.read_csv(tmp_path / "variations.csv")
+    assert set(shifts["curve"]) == {"bdt", "frozen"} and set(shifts["variation"]) == {
+        "jes_down"}
+    # the mean AUC shift of the BDT, by hand from the stored scores of its two seeds
+    with np.load(next((tmp_path / "scores" / "ttH_vs_tt").glob("test-*.npz"))) as t:
+        y = t["y"]
+    ids = frame.loc[frame["mode"] == "bdt", "run_id"]
+    d = [rank_auc(y, np.load(tmp_path / "scores" / "ttH_vs_tt" / f"{r}@jes_down.npy"))
+         - rank_auc(y, np.load(tmp_path / "scores" / "ttH_vs_tt" / f"{r}.npy")) for r in ids]
+    row = shifts[shifts["curve"] == "bdt"].iloc[0]
+    assert row["auc_shift_mean"] == pytest.approx(np.mean(d), abs=1e-9)
+    assert row["auc_shift_lo68"] <= row["auc_shift_hi68"]
+    # asking for one more variation trains the runs again (their models are not stored)
+    before = {p.name for p in (tmp_path / "scores" / "ttH_vs_tt").iterdir()}
+    res = runner.invoke(app, [*args[:-1], "jes_down,les_up"])
+    assert res.exit_code == 0, res.output
+    after = {p.name for p in (tmp_path / "scores" / "ttH_vs_tt").iterdir()}
+    assert {f"{r}@les_up.npy" for r in frame["run_id"]} == after - before

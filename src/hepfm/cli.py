@@ -774,16 +774,29 @@ def scan(
     bootstrap: int = typer.Option(TASK_DEFAULTS["bootstrap"], help="Resamples of the test "
                                   "events for the 68% intervals of summary.csv and "
                                   "differences.csv (0: none).", callback=at_least(0)),
+    yields: str = YIELDS,
+    luminosity: float = LUMINOSITY,
+    xsec: str = XSEC,
+    variation: list[str] = typer.Option(None, help="Also score every trained model on "
+                                        "systematically varied test events (NAME or "
+                                        "NAME:SIZE, comma-separated or repeated; see "
+                                        "'hepfm finetune --help'): variations.csv holds the "
+                                        "AUC and significance shifts."),
     device: str = DEVICE,
 ) -> None:
-    """Learning curves: AUC against training size for each mode, with seed spread."""
+    """Learning curves: AUC and significance against training size for each mode, with seed
+    spread and test-bootstrap intervals; shifts under systematic variations."""
+    from hepfm.analysis.significance import yields_from_options
     from hepfm.tasks import TASKS, get_task
     from hepfm.training.scan import summarise_scan
     from hepfm.training.task_run import scan_tasks
 
+    chosen_yields = yields_from_options(yields, luminosity, xsec)
+    variations = _variations(variation)
     if summarise_only:
-        out_dir = summarise_scan(out, n_boot=bootstrap)
+        out_dir = summarise_scan(out, n_boot=bootstrap, yields=chosen_yields)
         console.print(f"wrote summary.csv, learning curves and compute.csv in {out_dir}")
+        _print_scan_summary(out_dir)
         return
     inputs = _user_inputs(signal, background, test_signal=test_signal,
                           test_background=test_background, mixed=data_train,
@@ -804,16 +817,53 @@ def scan(
 
         out_dir = scan_files(inputs, models, size_list, mode_list, seeds, out,
                              task or "custom", epochs, allow_overlap=allow_overlap,
-                             n_boot=bootstrap, device=resolve_device(device))
+                             n_boot=bootstrap, device=resolve_device(device),
+                             yields=chosen_yields, variations=variations)
     else:
         chosen = [_task(task, signal, background)] if signal or background else \
             [get_task(n) for n in names]
         out_dir = scan_tasks(chosen, models, size_list, mode_list, seeds, out,
                              data, epochs, events_per_process, gen,
                              allow_overlap=allow_overlap, n_boot=bootstrap,
-                             device=resolve_device(device))
+                             device=resolve_device(device), yields=chosen_yields,
+                             variations=variations)
     console.print(f"wrote scan.csv, summary.csv, learning curves and compute.csv in {out_dir}")
+    _print_scan_summary(out_dir)
     console.print((out_dir / "compute.txt").read_text())
+
+
+def _print_scan_summary(out_dir: Any) -> None:
+    """AUC and Asimov significance per curve and size (summary.csv), and the systematic
+    shifts (variations.csv) when there are any."""
+    import pandas as pd
+
+    def cell(row: Any, name: str, fmt: str) -> str:
+        value = row.get(name, float("nan"))
+        lo, hi = row.get(f"{name.removesuffix('_mean')}_lo68"), \
+            row.get(f"{name.removesuffix('_mean')}_hi68")
+        if value != value:
+            return "-"
+        return f"{value:{fmt}}" + (f" [{lo:{fmt}}, {hi:{fmt}}]" if lo == lo and hi == hi
+                                   and lo is not None else "")
+
+    summary = pd.read_csv(out_dir / "summary.csv")
+    table = Table("task", "curve", "size", "AUC [68%]", "z_asimov [68%]", "SIC [68%]",
+                  title="test events: mean over seeds, test-bootstrap intervals")
+    for _, r in summary.iterrows():
+        table.add_row(str(r["task"]), str(r["curve"]), str(r["train_size"]),
+                      cell(r, "auc_mean", ".4f"), cell(r, "z_asimov_mean", ".3f"),
+                      cell(r, "sic_mean", ".3f"))
+    console.print(table)
+    path = out_dir / "variations.csv"
+    if path.is_file():
+        shifts = pd.read_csv(path)
+        table = Table("task", "curve", "size", "variation", "AUC shift [68%]",
+                      "z_asimov shift [68%]", title="shift from nominal (paired bootstrap)")
+        for _, r in shifts.iterrows():
+            table.add_row(str(r["task"]), str(r["curve"]), str(r["train_size"]),
+                          str(r["variation"]), cell(r, "auc_shift_mean", "+.4f"),
+                          cell(r, "z_asimov_shift_mean", "+.3f"))
+        console.print(table)
 
 
 @app.command(context_settings={"allow_extra_args": True})

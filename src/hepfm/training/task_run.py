@@ -115,11 +115,16 @@ def scan_tasks(tasks: list[Task], models: dict[str, str | None], sizes: list[int
                modes: list[str], seeds: int, out: str | Path, data: str | Path | None = None,
                epochs: int = 30, events_per_process: int | None = None,
                generate: bool = False, pretrain_seconds: float | None = None,
-               allow_overlap: bool = False, n_boot: int = 1000, device: str = "auto") -> Path:
+               allow_overlap: bool = False, n_boot: int = 1000, device: str = "auto",
+               yields: Yields | None = None, variations: Sequence[str | Variation] = ()
+               ) -> Path:
     """Learning curves for every task (modes of :data:`~hepfm.training.scan.SCAN_MODES`);
     stores every run in `out` (see :mod:`hepfm.training.scan`), then writes the summary,
-    plots and compute tables of the directory (with `n_boot` test-set resamples). Networks
-    train on `device` (as in :func:`finetune_task`)."""
+    plots and compute tables of the directory (with `n_boot` test-set resamples; the
+    significance for `yields`; ``variations.csv``: the shifts on each of `variations`, every
+    trained model scored on the varied test events). Networks train on `device` (as in
+    :func:`finetune_task`)."""
+    chosen = [parse_variation(v) for v in variations]
     for m in modes:
         if m not in SCAN_MODES:
             raise UnknownNameError("scan mode", m, list(SCAN_MODES))
@@ -137,9 +142,9 @@ def scan_tasks(tasks: list[Task], models: dict[str, str | None], sizes: list[int
                               allow_overlap)
         frames.append(run_scan(task, path, loaded, sizes, modes, seeds, out_dir,
                                FinetuneConfig(epochs=epochs, accelerator=device),
-                               events_per_process))
+                               events_per_process, variations=chosen))
     summarise_with_costs(out_dir, models, bool(loaded), n_boot, pretrain_seconds,
-                         fallback=pd.concat(frames, ignore_index=True))
+                         fallback=pd.concat(frames, ignore_index=True), yields=yields)
     return out_dir
 
 
@@ -153,7 +158,8 @@ def scan_models(models: dict[str, str | None], modes: list[str]) -> dict[str, Fo
 
 def summarise_with_costs(out_dir: Path, models: dict[str, str | None], used_models: bool,
                          n_boot: int, pretrain_seconds: float | None = None,
-                         fallback: pd.DataFrame | None = None) -> None:
+                         fallback: pd.DataFrame | None = None,
+                         yields: Yields | None = None) -> None:
     """Summarise the scan directory (:func:`~hepfm.training.scan.summarise_scan`) with the
     pretraining time of each model (`pretrain_seconds`, else what its directory records;
     kept in ``pretrain_seconds.json`` for ``--summarise-only`` when `used_models`)."""
@@ -165,7 +171,7 @@ def summarise_with_costs(out_dir: Path, models: dict[str, str | None], used_mode
         write_text(path, json.dumps({**known, **costs}, indent=1))
     # the whole directory (other scans may have added tasks), or the `fallback` rows if it
     # holds runs with other settings
-    summarise_scan(out_dir, None, costs, n_boot=n_boot, fallback=fallback)
+    summarise_scan(out_dir, None, costs, n_boot=n_boot, fallback=fallback, yields=yields)
 
 
 def _pretrain_seconds(source: str | None) -> float | None:

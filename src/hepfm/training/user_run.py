@@ -131,13 +131,15 @@ def finetune_files(inputs: UserInputs, name: str = "custom", source: str | None 
 def scan_files(inputs: UserInputs, models: dict[str, str | None], sizes: list[int],
                modes: list[str], seeds: int, out: str | Path, name: str = "custom",
                epochs: int = 30, progress: bool = True, allow_overlap: bool = False,
-               n_boot: int = 1000, device: str = "auto") -> Path:
+               n_boot: int = 1000, device: str = "auto", yields: Yields | None = None,
+               variations: Sequence[str | Variation] = ()) -> Path:
     """Learning curves on the user's files, as ``hepfm scan`` makes them for built-in tasks
     (:func:`hepfm.training.scan.scan_splits`: the BDT baseline, one stored run per file,
     resumable, bootstrap intervals of the test events in ``summary.csv`` and
     ``differences.csv``). Splits are those of :func:`finetune_files`; with a weight branch,
     training uses the weights rescaled per class and the test metrics the raw weights. Networks
-    train on `device` (a Lightning accelerator)."""
+    train on `device` (a Lightning accelerator). Significance for `yields`; every trained
+    model is also scored on the test events read with each of `variations`."""
     loaded = scan_models(models, modes)
     events, test = inputs.load()
     if any(m not in MODEL_FREE_MODES for m in modes):  # pretrained weights are used
@@ -146,9 +148,16 @@ def scan_files(inputs: UserInputs, models: dict[str, str | None], sizes: list[in
                                     [events] + ([test] if test is not None else []),
                                     allow_overlap)
 
-    def split(size: int, seed: int) -> tuple[LabelledEvents, LabelledEvents, LabelledEvents]:
-        s = split_user_events(events, test, size, seed)
-        return s.train, s.val, s.test
+    def splitter(events: LabelledEvents, test: LabelledEvents | None) -> Any:
+        def split(size: int, seed: int
+                  ) -> tuple[LabelledEvents, LabelledEvents, LabelledEvents]:
+            s = split_user_events(events, test, size, seed)
+            return s.train, s.val, s.test
+        return split
+
+    split = splitter(events, test)
+    varied = {v.label: splitter(*replace(inputs, variation=v).load())
+              for v in map(parse_variation, variations)}
 
     parts = [ev for ev in (events, test) if ev is not None]
     data_key = {"data_id": digest([table_identity(ev.table) for ev in parts] + [
@@ -158,7 +167,7 @@ def scan_files(inputs: UserInputs, models: dict[str, str | None], sizes: list[in
     files = sorted({f["path"] for ev in parts for f in ev.provenance()})
     frame = scan_splits(name, split, data_key, loaded, sizes, modes, seeds, out,
                         FinetuneConfig(epochs=epochs, accelerator=device), progress,
-                        info={"data": files})
+                        info={"data": files}, variations=varied)
     out_dir = Path(out)
-    summarise_with_costs(out_dir, models, bool(loaded), n_boot, fallback=frame)
+    summarise_with_costs(out_dir, models, bool(loaded), n_boot, fallback=frame, yields=yields)
     return out_dir
