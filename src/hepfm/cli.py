@@ -629,7 +629,7 @@ def _variations(values: list[str] | None) -> list[Any]:
 
 
 def _print_trust(r: dict[str, Any], table: Any) -> None:
-    """Significance and calibration rows of a fine-tuning result, then its variations."""
+    """Add the significance and calibration rows of a fine-tuning result `r` to `table`."""
     for key in ("z_asimov", "z_binned", "sic", "z_asimov_unweighted", "z_binned_unweighted",
                 "sic_unweighted", "brier", "temperature"):
         if key in r and r[key] == r[key]:
@@ -716,8 +716,9 @@ def finetune(
     table.add_row("train seconds", f"{r['train_seconds']:.1f}")
     table.add_row("epochs to best val loss", str(r["epochs_to_best"]))
     console.print(table)
-    console.print(f"significance for {r['signal_yield']:.4g} signal and "
-                  f"{r['background_yield']:.4g} background events before the cut")
+    if "signal_yield" in r:
+        console.print(f"significance for {r['signal_yield']:.4g} signal and "
+                      f"{r['background_yield']:.4g} background events before the cut")
     if r.get("variations"):
         shifts = Table("variation", "AUC shift", "z_asimov shift", "sic shift",
                        title="shift from nominal, test events (68% paired bootstrap)")

@@ -619,11 +619,12 @@ def summarise_scan(directory: str | os.PathLike[str], frame: pd.DataFrame | None
     boot = bootstrap_runs(frame, ScanStore(directory), n_boot, seed) if n_boot else None
     summary = summarise(frame, boot)
     store = ScanStore(directory)
-    sig = significance_summary(frame, store, yields, n_boot, seed)
+    curves = frame.assign(curve=curve_label(frame))
+    sig = significance_summary(curves, store, yields, n_boot, seed)
     if len(sig):
         summary = summary.merge(sig, on=["task", "curve", "train_size"], how="left")
     write_text(directory / "summary.csv", summary.to_csv(index=False))
-    shifts = variation_summary(frame, store, yields, n_boot, seed)
+    shifts = variation_summary(curves, store, yields, n_boot, seed)
     if len(shifts):
         write_text(directory / "variations.csv", shifts.to_csv(index=False))
     write_text(directory / "differences.csv", differences(frame, boot).to_csv(index=False))

@@ -67,12 +67,11 @@ def _interval(values: np.ndarray | None, prefix: str) -> dict[str, float]:
 def significance_summary(frame: pd.DataFrame, store: Any, yields: Yields | None = None,
                          n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Columns ``z_asimov_mean``, ``z_asimov_lo68``, ``z_asimov_hi68`` (and the same for
-    ``z_binned`` and ``sic``) per task, curve (:func:`~hepfm.training.scan.curve_label`)
-    and training size, from the stored scores of the runs of `frame`."""
-    from hepfm.training.scan import curve_label
-
+    ``z_binned`` and ``sic``) per task, curve and training size, from the stored scores of
+    the runs of `frame` (scan rows with a ``curve`` column:
+    :func:`~hepfm.training.scan.curve_label`)."""
     yields = yields or Yields()
-    f = frame.assign(curve=curve_label(frame))
+    f = frame
     rows = []
     for (task, curve, size), g in f.groupby(["task", "curve", "train_size"], sort=True):
         row: dict[str, Any] = {"task": task, "curve": curve, "train_size": size}
@@ -100,11 +99,10 @@ def variation_summary(frame: pd.DataFrame, store: Any, yields: Yields | None = N
                       n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
     """Per task, curve, size and variation: the mean over seeds of the AUC and significance
     shifts (varied minus nominal, ``auc_shift_mean`` ...) with paired 68% bootstrap
-    intervals of that mean (``auc_shift_lo68`` ...); empty without varied scores."""
-    from hepfm.training.scan import curve_label
-
+    intervals of that mean (``auc_shift_lo68`` ...); empty without varied scores. `frame`
+    as for :func:`significance_summary`."""
     yields = yields or Yields()
-    f = frame.assign(curve=curve_label(frame))
+    f = frame
     rows = []
     for (task, curve, size), g in f.groupby(["task", "curve", "train_size"], sort=True):
         if g["test_id"].nunique() != 1:
