@@ -11,15 +11,15 @@ import uproot
 
 # event = {"jets": [(pt, eta, phi, mass, btag)], "electrons": [(pt, eta, phi, charge)],
 #          "muons": [...], "photons": [(pt, eta, phi)], "met": (met, phi),
-#          "truth": [(pid, pt, eta, phi)]}
+#          "truth": [(pid, pt, eta, phi[, m1])]}  (m1: index of the mother entry, -1 if left out)
 _COLS = {
     "Jet": ("jets", ("PT", "Eta", "Phi", "Mass", "BTag")),
     "Electron": ("electrons", ("PT", "Eta", "Phi", "Charge")),
     "Muon": ("muons", ("PT", "Eta", "Phi", "Charge")),
     "Photon": ("photons", ("PT", "Eta", "Phi")),
-    "Truth": ("truth", ("PID", "PT", "Eta", "Phi")),
+    "Truth": ("truth", ("PID", "PT", "Eta", "Phi", "M1")),
 }
-_INT = {"BTag", "Charge", "PID"}
+_INT = {"BTag", "Charge", "PID", "M1"}
 
 
 def delphes_arrays(events: list[dict[str, Any]], truth: bool = True) -> dict[str, ak.Array]:
@@ -33,7 +33,8 @@ def delphes_arrays(events: list[dict[str, Any]], truth: bool = True) -> dict[str
         d = {}
         for k, f in enumerate(fields):
             dt = np.int32 if f in _INT else np.float32
-            vals = np.array([r[k] for r in rows], dtype=dt) if rows else np.zeros(0, dt)
+            vals = (np.array([r[k] if k < len(r) else -1 for r in rows], dtype=dt) if rows
+                    else np.zeros(0, dt))
             d[f] = ak.unflatten(vals, np.array(counts, dtype=np.int64))
         out[coll] = ak.zip(d)
     met = np.array([e.get("met", (0.0, 0.0)) for e in events], dtype=np.float32).reshape(-1, 2)

@@ -127,3 +127,73 @@ def test_cp_task_keeps_only_four_lepton_events(generated_dir: Path):
             ["Electron_size", "Muon_size"])
         n_file += int(np.sum(a["Electron_size"] + a["Muon_size"] >= 4))
     assert len(table) == n_file  # the generator's acceptance is the reading selection's
+
+
+# ---------------------------------------------------------------- detector version 2
+
+
+def _table(particles: list[tuple[int, float, float, float]]):
+    """A one-event ParticleTable of final-state particles (pdg, pt, eta, phi), all visible."""
+    from hepfm.generate.objects import ParticleTable
+
+    pdg, pt, eta, phi = (np.array(c) for c in zip(*particles, strict=True))
+    n = len(pdg)
+    px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
+    return ParticleTable(1, np.array([0, n]), np.zeros(n, dtype=np.int64), pdg,
+                         np.ones(n, dtype=int), np.zeros(n, dtype=np.int64),
+                         np.zeros(n, dtype=np.int64), np.zeros(n, dtype=np.int64), px, py, pz,
+                         pt * np.cosh(eta), pt, eta, phi, np.ones(n, dtype=bool))
+
+
+def test_isolation_leaves_out_electrons_and_muons():
+    from hepfm.generate.objects import relative_isolation
+
+    # two muons 0.1 apart and a pion and a photon inside both cones
+    table = _table([(13, 50.0, 0.0, 0.0), (-13, 40.0, 0.1, 0.0), (211, 2.0, 0.05, 0.1),
+                    (22, 1.0, 0.05, -0.1), (11, 30.0, 0.0, 0.2)])
+    iso = relative_isolation(table, np.array([0, 1]), DetectorConfig())
+    # the card's EFlowFilter: only the pion and the photon count (the muon and electron not)
+    np.testing.assert_allclose(iso, [3.0 / 50.0, 3.0 / 40.0])
+
+
+def test_close_lepton_pair_is_reconstructed_isolated():
+    from hepfm.generate.objects import reconstruct_leptons_photons
+
+    table = _table([(13, 50.0, 0.0, 0.0), (-13, 40.0, 0.1, 0.0)])
+    cfg = DetectorConfig(muon_eff_barrel=1.0, muon_track_eff_barrel=1.0)
+    muons = reconstruct_leptons_photons(table, cfg, np.random.default_rng(0)).collections["Muon"]
+    assert ak.num(muons).tolist() == [2]  # before version 2 each spoiled the other's isolation
+
+
+def test_tracking_efficiency_follows_the_card():
+    cfg = DetectorConfig()
+    eta = np.array([0.0, 1.4, 1.6, 2.4, 2.6])
+    e_low = cfg.tracking_efficiency(11, np.full(5, 50.0), eta)
+    e_high = cfg.tracking_efficiency(11, np.full(5, 150.0), eta)
+    mu = cfg.tracking_efficiency(13, np.full(5, 50.0), eta)
+    np.testing.assert_allclose(e_low, [0.95, 0.95, 0.83, 0.83, 0.0])
+    np.testing.assert_allclose(e_high, [0.99, 0.99, 0.90, 0.90, 0.0])
+    np.testing.assert_allclose(mu, [0.99, 0.99, 0.98, 0.98, 0.0])
+
+
+def test_no_muon_beyond_the_tracker():
+    from hepfm.generate.objects import reconstruct_leptons_photons
+
+    # a muon at |eta| 2.6 is inside MuonEfficiency's 2.7 but has no track (card)
+    table = _table([(13, 50.0, 2.6, 0.0), (13, 50.0, -2.0, 2.0)])
+    cfg = DetectorConfig(muon_eff_endcap=1.0, muon_track_eff_endcap=1.0)
+    muons = reconstruct_leptons_photons(table, cfg, np.random.default_rng(0)).collections["Muon"]
+    np.testing.assert_allclose(ak.to_numpy(ak.flatten(muons.Eta)), [-2.0])
+
+
+def test_generated_files_record_the_detector_version(generated_dir: Path):
+    from hepfm.generate.detector import DETECTOR_VERSION
+    from hepfm.generate.writer import read_metadata
+
+    meta = read_metadata(generated_dir / "VBF_H.root")
+    assert meta["detector_version"] == DETECTOR_VERSION == 2
+    assert meta["shower"] == "simple"
+    assert "SpaceShower:dipoleRecoil = on" in meta["pythia_settings"]
+    assert not any(s.startswith("PartonShowers:model") for s in meta["pythia_settings"])
+    muon_eta = uproot.open(generated_dir / "ZH.root")["Delphes"]["Muon.Eta"].array()
+    assert float(ak.max(abs(ak.flatten(muon_eta)))) < 2.5

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import awkward as ak
 import numpy as np
@@ -88,14 +89,52 @@ def test_node_and_global_features(tmp_path):
     assert b.u.numpy()[0] == pytest.approx([math.log1p(40), math.log1p(150), 2, 1, 2], rel=1e-6)
 
 
-def test_multilabels_known_numbers():
-    pid = ak.Array([[6, -6, 5], [24, 13], [], [36, 25, 15], [23, 11]])
-    pt = ak.Array([[150.0, 90.0, 40.0], [450.0, 30.0], [], [250.0, 10.0, 5.0], [99.9, 1.0]])
-    y = multilabels(pid, pt)
-    assert y.shape == (5, len(MULTILABELS)) and y.dtype == np.float32
+def test_multilabels_from_hand_built_truth_records():
+    # (pid, pt, m1) per entry; m1 is the index of the mother entry in the same event
+    events = [
+        # ttH, H -> bb, t -> W+ b with W+ -> mu+ nu, tbar -> W- bbar with W- -> quarks
+        [(25, 150, -1), (6, 220, -1), (-6, 90, -1), (5, 60, 0), (-5, 50, 0), (24, 80, 1),
+         (5, 70, 1), (-24, 40, 2), (-5, 30, 2), (-13, 40, 5)],
+        # ZH, H -> gamma gamma, Z -> ee
+        [(25, 90, -1), (23, 95, -1), (22, 60, 0), (22, 40, 0), (11, 50, 1), (-11, 45, 1)],
+        # QCD: nothing in the record
+        [],
+        # ggF H -> WW -> tau nu, quarks
+        [(25, 30, -1), (24, 40, 0), (-24, 20, 0), (-15, 25, 1)],
+        # single top (s-channel): t -> W b, W -> e nu, plus the hard-scatter bbar
+        [(6, 410, -1), (-5, 60, -1), (24, 300, 0), (5, 100, 0), (-11, 200, 2)],
+        # Z + jet, Z -> tau tau; and a Higgs with no daughter in the record (H -> gg)
+        [(23, 120, -1), (15, 60, 0), (-15, 60, 0), (25, 10, -1)],
+    ]
+    pid, pt, m1 = (ak.Array([[e[k] for e in ev] for ev in events]) for k in range(3))
+    y = multilabels(pid, pt, m1)
+    assert y.shape == (6, len(MULTILABELS)) and y.dtype == np.float32
     on = [{MULTILABELS[k] for k in np.flatnonzero(r)} for r in y]
-    assert on[0] == {"has_top", "has_b", "lead_res_pt_100_200"}
-    assert on[1] == {"has_W", "has_muon", "lead_res_pt_400_inf"}
-    assert on[2] == set()
-    assert on[3] == {"has_higgs", "has_tau", "lead_res_pt_200_400"}
-    assert on[4] == {"has_Z", "has_electron", "lead_res_pt_0_100"}
+    assert on[0] == {"has_top", "has_W", "has_higgs", "higgs_to_bb", "hadronic_tops_1",
+                     "W_to_mu", "W_to_quarks", "hard_b_4plus", "lead_res_pt_200_400"}
+    assert on[1] == {"has_Z", "has_higgs", "higgs_to_gammagamma", "Z_to_ee", "hard_b_0",
+                     "lead_res_pt_0_100"}
+    assert on[2] == {"hard_b_0"}
+    assert on[3] == {"has_W", "has_higgs", "higgs_to_WW", "W_to_tau", "W_to_quarks",
+                     "hard_b_0", "lead_res_pt_0_100"}
+    assert on[4] == {"has_top", "has_W", "hadronic_tops_0", "W_to_e", "hard_b_2",
+                     "lead_res_pt_400_inf"}
+    assert on[5] == {"has_Z", "has_higgs", "higgs_to_other", "Z_to_tautau", "hard_b_0",
+                     "lead_res_pt_100_200"}
+    # one-hot groups: exactly one b count per event, at most one Higgs mode per Higgs
+    hard_b = [MULTILABELS.index(n) for n in MULTILABELS if n.startswith("hard_b_")]
+    assert (y[:, hard_b].sum(axis=1) == 1).all()
+
+
+def test_multilabels_read_from_generated_files(generated_dir: Path):
+    tt = read_table(generated_dir / "tt.root").y_multi
+    col = {n: k for k, n in enumerate(MULTILABELS)}
+    tops = tt[:, [col["hadronic_tops_0"], col["hadronic_tops_1"], col["hadronic_tops_2"]]]
+    assert (tops.sum(axis=1) == 1).all()
+    frac = tops.mean(axis=0)  # tt: (1 - 0.67)^2, 2 x 0.67 x 0.33, 0.67^2 (W -> quarks 67 %)
+    np.testing.assert_allclose(frac, [0.11, 0.44, 0.45], atol=0.1)
+    zh = read_table(generated_dir / "ZH.root").y_multi
+    assert zh[:, col["higgs_to_bb"]].mean() > 0.4  # H -> bb is 58 %
+    assert (zh[:, [col["Z_to_ee"], col["Z_to_mumu"], col["Z_to_tautau"]]].sum(axis=1) >= 1).all()
+
+

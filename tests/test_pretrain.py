@@ -97,3 +97,22 @@ def test_bf16_mixed_precision_trains(generated_dir: Path, tmp_path: Path, object
     params = list(model.parameters())
     assert all(p.dtype == torch.float32 and bool(p.isfinite().all()) for p in params)
     assert result.metrics["test"]
+
+
+@pytest.mark.parametrize("objective", ["multiclass", "multilabel", "both", "mpm",
+                                       "mpm+multiclass"])
+def test_every_compared_objective_trains_and_reloads(generated_dir: Path, tmp_path: Path,
+                                                     objective: str) -> None:
+    """The five objectives of benchmarks/objectives.py: a few steps each, the model reloads
+    with the heads the objective trained, and the multilabel head has the truth targets."""
+    from hepfm.data.labels import MULTILABELS
+
+    run = tmp_path / "run"
+    pretrain("ttH,tt,ZH", objective, generated_dir, run, events_per_process=60, epochs=1,
+             batch_size=64, device="cpu", seed=2, model_config=TINY, progress=False,
+             verbose=False)
+    model = load_pretrained(run)
+    assert model.run_config["objective"] == objective
+    assert tuple(model.config.labels) == MULTILABELS
+    assert ("mpm" in model.run_config) == ("mpm" in objective)
+    assert all(bool(p.isfinite().all()) for p in model.parameters())

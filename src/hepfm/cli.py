@@ -25,6 +25,7 @@ from rich.table import Table
 from typer.core import TyperGroup
 
 from hepfm.errors import EXTRAS, ArgumentError, HepfmError, MissingExtraError, missing_extra
+from hepfm.generate.pythia import DEFAULT_SHOWER, SHOWERS, check_shower
 from hepfm.pretrained import DEFAULT_MODEL
 from hepfm.tasks import Task
 from hepfm.training.pretrain import DEFAULTS as PRETRAIN_DEFAULTS
@@ -381,6 +382,9 @@ def generate(
     workers: int = typer.Option(1, help="Worker processes running in parallel.",
                                 callback=at_least(1)),
     mpi: bool = typer.Option(True, "--mpi/--no-mpi", help="Multi-parton interactions."),
+    shower: str = typer.Option(DEFAULT_SHOWER, help="Pythia's parton shower: "
+                               + ", ".join(SHOWERS) + " (a setting of the sample).",
+                               callback=checked_by(check_shower)),
     chunk_size: int = typer.Option(GENERATE_DEFAULTS["chunk_size"], help="Events per chunk "
                                    "(one seed per chunk).", callback=at_least(1)),
     first_chunk: int = typer.Option(0, help="Index of the first chunk: samples of one seed "
@@ -416,7 +420,7 @@ def generate(
                              chunk_size=chunk_size, first_chunk=first_chunk,
                              detector=load_detector(detector) if detector else None,
                              part_chunks=part_chunks, shard=shard, executor=executor,
-                             scheduler=scheduler, force=force)
+                             scheduler=scheduler, force=force, shower=shower)
     for path in paths:
         console.print(f"{path}")
 

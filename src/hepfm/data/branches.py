@@ -16,7 +16,7 @@ COLLECTION_FIELDS: dict[str, tuple[str, ...]] = {
     "muon": ("pt", "eta", "phi", "charge"),
     "photon": ("pt", "eta", "phi"),
     "met": ("met", "phi"),
-    "truth": ("pid", "pt", "eta", "phi"),
+    "truth": ("pid", "pt", "eta", "phi", "m1"),
 }
 
 
@@ -39,7 +39,7 @@ class BranchMap:
 
 def _delphes_names() -> dict[str, dict[str, str]]:
     upper = {"pt": "PT", "eta": "Eta", "phi": "Phi", "mass": "Mass", "btag": "BTag",
-             "charge": "Charge", "met": "MET", "pid": "PID"}
+             "charge": "Charge", "met": "MET", "pid": "PID", "m1": "M1"}
     prefix = {"jet": "Jet", "electron": "Electron", "muon": "Muon", "photon": "Photon",
               "met": "MissingET", "truth": "Truth"}
     return {c: {f: f"{prefix[c]}.{upper[f]}" for f in fs} for c, fs in COLLECTION_FIELDS.items()}
@@ -57,7 +57,8 @@ FLAT = BranchMap(
         "muon": {"pt": "mu_pt", "eta": "mu_eta", "phi": "mu_phi", "charge": "mu_charge"},
         "photon": {"pt": "ph_pt", "eta": "ph_eta", "phi": "ph_phi"},
         "met": {"met": "met_met", "phi": "met_phi"},
-        "truth": {"pid": "truth_pid", "pt": "truth_pt", "eta": "truth_eta", "phi": "truth_phi"},
+        "truth": {"pid": "truth_pid", "pt": "truth_pt", "eta": "truth_eta", "phi": "truth_phi",
+                  "m1": "truth_m1"},
     },
 )
 

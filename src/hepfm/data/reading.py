@@ -374,7 +374,7 @@ def arrays_to_table(
     y_multi = None
     if "truth" in collections:
         tb = branch_map.branches["truth"]
-        y_multi = multilabels(arrays[tb["pid"]], arrays[tb["pt"]])
+        y_multi = multilabels(arrays[tb["pid"]], arrays[tb["pt"]], arrays[tb["m1"]])
     table = EventTable(
         offsets=offsets, pt=pt, eta=eta, phi=phi, mass=mass, charge=charge, btag=btag,
         node_type=ntype, y=np.full(n, label, np.int64), process=np.full(n, process, np.int16),

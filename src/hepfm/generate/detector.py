@@ -10,14 +10,22 @@ parameter                     default             source
 calo_eta_max                  4.9                 card: calorimeter towers to |eta| 4.9
 electron_pt_min / eta_max     10 GeV / 2.5        card: ElectronEfficiency
 electron_eff_barrel / endcap  0.95 / 0.85         card: |eta| <= 1.5 / 1.5-2.5
-muon_pt_min / eta_max         10 GeV / 2.7        card: MuonEfficiency
+muon_pt_min / eta_max         10 GeV / 2.7        card: MuonEfficiency (the tracker ends
+                                                  at 2.5, so no muon beyond it survives)
 muon_eff_barrel / endcap      0.95 / 0.85         card: |eta| <= 1.5 / 1.5-2.7
+tracker_eta_max               2.5                 card: tracking efficiencies are 0 beyond
+electron_track_eff_{barrel,   0.95 / 0.99,        card: ElectronTrackingEfficiency, |eta|
+endcap}_{low,high}            0.83 / 0.90         <= 1.5 / 1.5-2.5, pT <= / > 100 GeV
+electron_track_pt_split       100 GeV             card: ElectronTrackingEfficiency
+muon_track_eff_barrel/endcap  0.99 / 0.98         card: MuonTrackingEfficiency (pT > 1 GeV)
 photon_pt_min / eta_max       10 GeV / 2.5        card: PhotonEfficiency
 photon_eff_barrel / endcap    0.95 / 0.85         card: |eta| <= 1.5 / 1.5-2.5
 barrel_eta                    1.5                 card: barrel/endcap boundary of e, mu, gamma
 em_stochastic / constant      0.10 / 0.007        ATLAS EM calo: 10%/sqrt(E) (+) 0.7%
 muon_resolution_a / _b        0.02 / 1e-4 per GeV ATLAS combined: 2% low pT, ~10% at 1 TeV
-iso_cone / iso_pt_min         0.3 / 0.5 GeV       Delta R = 0.3 cone; card: PTMin 0.5
+iso_cone / iso_pt_min         0.3 / 0.5 GeV       Delta R = 0.3 cone; card: PTMin 0.5; the
+                                                  isolation sum leaves out electrons and
+                                                  muons (card: EFlowFilter)
 *_iso_max (e, mu, gamma)      0.15 / 0.15 / 0.15  relative isolation sum pT / pT (CMS-like)
 jet_r                         0.4                 anti-kt R = 0.4 (ATLAS and CMS), FastJet
 jet_pt_min / jet_eta_max      25 GeV / 4.5        jets out to the forward calorimeter (card
@@ -40,6 +48,11 @@ met_soft_resolution           0.5 sqrt(GeV)       ATLAS-like sigma(MET_x,y) = 0.
                                                   ET) of the soft (unclustered) energy
 ============================  ==================  ============================================
 
+An electron or muon is kept with probability (tracking efficiency) x (identification
+efficiency), as the card chains its Efficiency modules. ``DETECTOR_VERSION`` numbers the
+detector's behaviour; it is written into every generated file, so samples of different
+versions never mix.
+
 Jet flavour comes from ghost-matched weakly decaying B hadrons (b), else charm hadrons (c),
 else light; outside ``btag_eta_max`` no jet is tagged. (+) means added in quadrature.
 
@@ -58,6 +71,11 @@ from typing import Any
 import numpy as np
 import yaml
 
+#: Version of the detector's behaviour (bumped whenever the response changes). Version 2:
+#: electrons and muons no longer count in the isolation sums, and the card's electron and
+#: muon tracking efficiencies (zero beyond |eta| 2.5) are applied.
+DETECTOR_VERSION = 2
+
 
 @dataclass(frozen=True)
 class DetectorConfig:
@@ -72,6 +90,14 @@ class DetectorConfig:
     muon_eta_max: float = 2.7
     muon_eff_barrel: float = 0.95
     muon_eff_endcap: float = 0.85
+    tracker_eta_max: float = 2.5
+    electron_track_eff_barrel_low: float = 0.95
+    electron_track_eff_barrel_high: float = 0.99
+    electron_track_eff_endcap_low: float = 0.83
+    electron_track_eff_endcap_high: float = 0.90
+    electron_track_pt_split: float = 100.0
+    muon_track_eff_barrel: float = 0.99
+    muon_track_eff_endcap: float = 0.98
     photon_pt_min: float = 10.0
     photon_eta_max: float = 2.5
     photon_eff_barrel: float = 0.95
@@ -141,6 +167,23 @@ class DetectorConfig:
     def lepton_efficiency(self, barrel: float, endcap: float, eta: np.ndarray) -> np.ndarray:
         """Barrel or endcap identification efficiency by |eta| (boundary ``barrel_eta``)."""
         return np.where(np.abs(eta) <= self.barrel_eta, barrel, endcap)
+
+    def tracking_efficiency(self, pdg: int, pt: np.ndarray, eta: np.ndarray) -> np.ndarray:
+        """The card's tracking efficiency of electrons (11) or muons (13) above 1 GeV: by
+        barrel/endcap (``barrel_eta``), for electrons also by pT, zero outside the tracker."""
+        barrel = np.abs(eta) <= self.barrel_eta
+        if pdg == 11:
+            high = pt > self.electron_track_pt_split
+            eff = np.where(barrel,
+                           np.where(high, self.electron_track_eff_barrel_high,
+                                    self.electron_track_eff_barrel_low),
+                           np.where(high, self.electron_track_eff_endcap_high,
+                                    self.electron_track_eff_endcap_low))
+        elif pdg == 13:
+            eff = np.where(barrel, self.muon_track_eff_barrel, self.muon_track_eff_endcap)
+        else:
+            raise ValueError(f"tracking efficiency is defined for 11 and 13, not {pdg}")
+        return np.where(np.abs(eta) <= self.tracker_eta_max, eff, 0.0)
 
     @classmethod
     def from_dict(cls, values: dict[str, Any]) -> DetectorConfig:

@@ -58,6 +58,7 @@ class ParticleTable:
     event: np.ndarray
     id: np.ndarray
     status: np.ndarray
+    mother1: np.ndarray
     daughter1: np.ndarray
     daughter2: np.ndarray
     px: np.ndarray
@@ -71,28 +72,36 @@ class ParticleTable:
 
     @classmethod
     def from_pythia(cls, prt: ak.Array, config: DetectorConfig) -> ParticleTable:
-        """Flatten Pythia's ``prt`` records; daughter indices become global row indices."""
+        """Flatten Pythia's ``prt`` records; mother and daughter indices become global row
+        indices."""
         counts = ak.to_numpy(ak.num(prt, axis=1)).astype(np.int64)
         offsets = np.concatenate([[0], np.cumsum(counts)])
         event = np.repeat(np.arange(len(counts)), counts)
         flat = ak.flatten(prt, axis=1)
-        col = {name: ak.to_numpy(flat[name]) for name in ("id", "status", "daughter1", "daughter2")}
+        col = {name: ak.to_numpy(flat[name])
+               for name in ("id", "status", "mother1", "daughter1", "daughter2")}
         px, py, pz, e = (ak.to_numpy(flat.p[c]) for c in ("px", "py", "pz", "e"))
         pt, eta, phi = pt_eta_phi(px, py, pz)
         final = col["status"] > 0
         visible = (final & ~np.isin(np.abs(col["id"]), INVISIBLE_IDS) & (pt > 0)
                    & (np.abs(eta) < config.calo_eta_max))
-        d1, d2 = (col[k].astype(np.int64) + offsets[event] for k in ("daughter1", "daughter2"))
-        return cls(len(counts), offsets, event, col["id"], col["status"], d1, d2,
+        m1, d1, d2 = (col[k].astype(np.int64) + offsets[event]
+                      for k in ("mother1", "daughter1", "daughter2"))
+        return cls(len(counts), offsets, event, col["id"], col["status"], m1, d1, d2,
                    px, py, pz, e, pt, eta, phi, visible)
 
 
 def relative_isolation(table: ParticleTable, rows: np.ndarray, config: DetectorConfig
                        ) -> np.ndarray:
-    """Sum pT of visible particles (pT > iso_pt_min) within iso_cone of each row, over its pT."""
+    """Sum pT of visible particles (pT > iso_pt_min) within iso_cone of each row, over its pT.
+
+    Electrons and muons are left out of the sum, as the card's ``EFlowFilter`` removes them
+    from the isolation input: two close leptons do not spoil each other's isolation.
+    """
     if len(rows) == 0:
         return np.zeros(0)
-    others = np.nonzero(table.visible & (table.pt > config.iso_pt_min))[0]
+    others = np.nonzero(table.visible & (table.pt > config.iso_pt_min)
+                        & ~np.isin(np.abs(table.id), (11, 13)))[0]
     t = table
     cand = jagged(t.event[rows], t.n_events, eta=t.eta[rows], phi=t.phi[rows], row=rows)
     part = jagged(t.event[others], t.n_events, eta=t.eta[others], phi=t.phi[others],
@@ -117,7 +126,11 @@ class SelectedObjects:
 
 def reconstruct_leptons_photons(table: ParticleTable, config: DetectorConfig,
                                 rng: np.random.Generator) -> SelectedObjects:
-    """Electrons, muons and photons: acceptance, isolation, efficiency, resolution."""
+    """Electrons, muons and photons: acceptance, isolation, efficiency, resolution.
+
+    Electrons and muons need a track: their efficiency is the tracking efficiency times the
+    identification efficiency (zero beyond ``tracker_eta_max``).
+    """
     t, n = table, table.n_events
     spec = {
         "Electron": (11, config.electron_pt_min, config.electron_eta_max,
@@ -135,6 +148,8 @@ def reconstruct_leptons_photons(table: ParticleTable, config: DetectorConfig,
         cand = np.nonzero(t.visible & (np.abs(t.id) == pdg) & (t.pt > pt_min)
                           & (np.abs(t.eta) < eta_max))[0]
         eff_eta = config.lepton_efficiency(*eff, t.eta[cand])
+        if pdg != 22:
+            eff_eta = eff_eta * config.tracking_efficiency(pdg, t.pt[cand], t.eta[cand])
         keep = (relative_isolation(t, cand, config) < iso_max) & (rng.random(len(cand)) < eff_eta)
         rows = cand[keep]
         pt = t.pt[rows]

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 import awkward as ak
 import numpy as np
 
+from hepfm.errors import UnknownNameError
 from hepfm.processes import Process
 
 #: Pythia's seeds are 1 ... 900 000 000.
 PYTHIA_SEED_MAX = 900_000_000
-#: Label ids below this get disjoint blocks of Pythia seeds (the catalog uses 0-11 and 100-101).
+#: Label ids below this get disjoint blocks of Pythia seeds (the catalog uses 0-11 and 101-104).
 MAX_LABEL_ID = 128
 _SEEDS_PER_LABEL = PYTHIA_SEED_MAX // MAX_LABEL_ID
 
@@ -52,21 +53,42 @@ def chunk_seeds(seed: int, label_id: int, chunk: int) -> ChunkSeeds:
     return ChunkSeeds(pythia_seed, np.random.SeedSequence(seed, spawn_key=(label_id, chunk)))
 
 
-def pythia_settings(process: Process, pythia_seed: int | None = None, mpi: bool = True
-                    ) -> list[str]:
-    """All Pythia settings for `process`: the catalog's, MPI on/off and the seed."""
+#: Pythia 8's own parton showers by name (``PartonShowers:model``); "simple" is the default.
+#: Dire, once model 3, is no longer part of Pythia 8.317 (the setting's range is 1-2).
+SHOWERS: dict[str, int] = {"simple": 1, "vincia": 2}
+DEFAULT_SHOWER = "simple"
+
+
+def check_shower(shower: str) -> str:
+    """`shower` if it names one of :data:`SHOWERS`; a clear error otherwise."""
+    if shower not in SHOWERS:
+        raise UnknownNameError("parton shower", shower, list(SHOWERS))
+    return shower
+
+
+def pythia_settings(process: Process, pythia_seed: int | None = None, mpi: bool = True,
+                    shower: str = DEFAULT_SHOWER) -> list[str]:
+    """All Pythia settings for `process`: the catalog's, MPI on/off, the shower and the seed.
+
+    The default shower adds no setting, so default-shower samples keep the settings (and so
+    the event-stream identity, :mod:`hepfm.provenance`) they always had; another shower is
+    ``PartonShowers:model = N`` and makes another stream.
+    """
     settings = [*process.pythia_settings(), f"PartonLevel:MPI = {'on' if mpi else 'off'}"]
+    if check_shower(shower) != DEFAULT_SHOWER:
+        settings.append(f"PartonShowers:model = {SHOWERS[shower]}")
     if pythia_seed is not None:
         settings += ["Random:setSeed = on", f"Random:seed = {pythia_seed}"]
     return settings
 
 
-def make_pythia(process: Process, pythia_seed: int, mpi: bool = True):
+def make_pythia(process: Process, pythia_seed: int, mpi: bool = True,
+                shower: str = DEFAULT_SHOWER):
     """An initialised ``pythia8mc.Pythia`` for `process` (about 0.2-0.6 s)."""
     import pythia8mc
 
     pythia = pythia8mc.Pythia("", False)
-    for line in pythia_settings(process, pythia_seed, mpi):
+    for line in pythia_settings(process, pythia_seed, mpi, shower):
         if not pythia.readString(line):
             raise RuntimeError(f"Pythia rejected the setting '{line}' of process {process.name}")
     if not pythia.init():
@@ -74,14 +96,14 @@ def make_pythia(process: Process, pythia_seed: int, mpi: bool = True):
     return pythia
 
 
-def generate_events(process: Process, n_events: int, pythia_seed: int, mpi: bool = True
-                    ) -> ak.Array:
+def generate_events(process: Process, n_events: int, pythia_seed: int, mpi: bool = True,
+                    shower: str = DEFAULT_SHOWER) -> ak.Array:
     """`n_events` events of `process` as Pythia's awkward particle records (``prt`` per event).
 
     Uses ``Pythia.nextBatch``; events Pythia fails on are skipped and replaced, so exactly
     `n_events` come back.
     """
-    pythia = make_pythia(process, pythia_seed, mpi)
+    pythia = make_pythia(process, pythia_seed, mpi, shower)
     batches, have = [], 0
     for _ in range(100):
         if have >= n_events:

@@ -25,7 +25,7 @@ import awkward as ak
 
 from hepfm.errors import HepfmError
 from hepfm.generate.check import write_summary
-from hepfm.generate.detector import DetectorConfig
+from hepfm.generate.detector import DETECTOR_VERSION, DetectorConfig
 from hepfm.generate.executors import check_executor, results
 from hepfm.generate.objects import ParticleTable
 from hepfm.generate.parts import (
@@ -42,7 +42,13 @@ from hepfm.generate.parts import (
     shard_parts,
     sweep_stale_temps,
 )
-from hepfm.generate.pythia import chunk_seeds, generate_events, pythia_settings
+from hepfm.generate.pythia import (
+    DEFAULT_SHOWER,
+    check_shower,
+    chunk_seeds,
+    generate_events,
+    pythia_settings,
+)
 from hepfm.generate.reconstruct import reconstruct
 from hepfm.generate.truth import truth_record
 from hepfm.generate.writer import SampleWriter, read_metadata
@@ -81,6 +87,7 @@ class ChunkTask:
     mpi: bool
     detector: DetectorConfig
     part: PartRef | None = None
+    shower: str = DEFAULT_SHOWER
 
 
 @dataclass
@@ -104,7 +111,7 @@ def _part_done(task: ChunkTask) -> bool:
     if found is None:
         return False
     expected = file_metadata(task.process, ref.n_events, task.seed, task.mpi, ref.chunk_size,
-                             task.detector, ref.first_chunk)
+                             task.detector, ref.first_chunk, shower=task.shower)
     return not settings_diff(found, expected) and not placement_diff(found, expected)
 
 
@@ -116,7 +123,7 @@ def run_chunk(task: ChunkTask) -> ChunkResult:
     process = get_process(task.process)
     seeds = chunk_seeds(task.seed, process.label_id, task.chunk)
     t0 = time.perf_counter()
-    prt = generate_events(process, task.n_events, seeds.pythia, task.mpi)
+    prt = generate_events(process, task.n_events, seeds.pythia, task.mpi, task.shower)
     timings = {"pythia": time.perf_counter() - t0}
     t1 = time.perf_counter()
     table = ParticleTable.from_pythia(prt, task.detector)  # once: detector and truth use it
@@ -136,12 +143,14 @@ def _package_version(name: str) -> str:
 
 
 def file_metadata(process: str, events: int, seed: int, mpi: bool, chunk_size: int,
-                  detector: DetectorConfig, first_chunk: int = 0) -> dict[str, Any]:
+                  detector: DetectorConfig, first_chunk: int = 0, *,
+                  shower: str = DEFAULT_SHOWER) -> dict[str, Any]:
     """The metadata a sample file carries (and must match to be reused).
 
     ``first_chunk`` and ``n_chunks`` say which chunks of the (process, seed) stream the file
-    holds: with ``seed``, ``chunk_size`` and ``mpi`` they identify its events exactly
-    (:mod:`hepfm.provenance`).
+    holds: with ``seed``, ``chunk_size`` and the Pythia settings (MPI, shower) they identify
+    its events exactly (:mod:`hepfm.provenance`). ``shower`` and ``detector_version`` are
+    settings: a sample never mixes showers or detector versions.
     """
     from hepfm import __version__
 
@@ -150,9 +159,10 @@ def file_metadata(process: str, events: int, seed: int, mpi: bool, chunk_size: i
         "process": p.name, "label_id": p.label_id, "n_events": events, "seed": seed,
         "mpi": mpi, "chunk_size": chunk_size, "first_chunk": first_chunk,
         "n_chunks": math.ceil(events / chunk_size),
-        "pythia_settings": pythia_settings(p, None, mpi),
+        "shower": shower, "pythia_settings": pythia_settings(p, None, mpi, shower),
         "seed_scheme": "hepfm.generate.pythia.chunk_seeds(seed, label_id, chunk)",
-        "detector": detector.to_dict(), "layout": "delphes",
+        "detector_version": DETECTOR_VERSION, "detector": detector.to_dict(),
+        "layout": "delphes",
         "hepfm_version": __version__, "pythia_version": _package_version("pythia8mc"),
         "fastjet_version": _package_version("fastjet"),
     }
@@ -186,7 +196,8 @@ def generate_samples(processes: str | Iterable[str], events: int, out_dir: str |
                      detector: DetectorConfig | None = None, progress: bool = True,
                      first_chunk: int = 0, *, part_chunks: int = PART_CHUNKS,
                      shard: str | tuple[int, int] | None = None, executor: str = "local",
-                     scheduler: str | None = None, force: bool = False) -> list[Path]:
+                     scheduler: str | None = None, force: bool = False,
+                     shower: str = DEFAULT_SHOWER) -> list[Path]:
     """Generate `events` events of each process into part files in `out_dir`.
 
     `processes` is ``"all"``, ``"ttH,tt"`` or a list of names. A sample of at most
@@ -198,8 +209,11 @@ def generate_samples(processes: str | Iterable[str], events: int, out_dir: str |
     disjoint events. `executor` ``"dask"`` runs the chunks on the Dask cluster at `scheduler`
     (or a ``LocalCluster`` of `workers` processes). Files hepfm did not write, or wrote with
     other settings, are a :class:`~hepfm.generate.parts.SampleConflictError` unless `force`.
+    `shower` is Pythia's parton shower (``simple``, ``vincia`` or ``dire``), a setting of the
+    sample like the detector.
     """
     names = resolve_processes(processes)
+    check_shower(shower)
     _validate(events, seed, workers, chunk_size, first_chunk, part_chunks)
     shard_kn = parse_shard(shard)
     check_executor(executor, scheduler)
@@ -210,7 +224,8 @@ def generate_samples(processes: str | Iterable[str], events: int, out_dir: str |
     plans = [plan_sample(n, events, out, chunk_size, first_chunk, part_chunks) for n in names]
     plan_of = {p.path: plan for plan in plans for p in plan.parts}
     expected = {p.path: file_metadata(p.process, p.n_events, seed, mpi, chunk_size, detector,
-                                      p.first_chunk) for plan in plans for p in plan.parts}
+                                      p.first_chunk, shower=shower)
+                for plan in plans for p in plan.parts}
     mine = shard_parts(plans, shard_kn)
     todo, conflicts = _resolve_existing(plans, mine, expected, force)
     if conflicts:
@@ -218,7 +233,8 @@ def generate_samples(processes: str | Iterable[str], events: int, out_dir: str |
         raise conflict_error(path, reason, len(conflicts) - 1)
     tasks = [ChunkTask(p.process, c, min(chunk_size, events - (c - first_chunk) * chunk_size),
                        seed, mpi, detector, PartRef(str(p.path), p.first_chunk, p.n_events,
-                                                    chunk_size, not p.path.exists()))
+                                                    chunk_size, not p.path.exists()),
+                       shower)
              for p in todo for c in range(p.first_chunk, p.first_chunk + p.n_chunks)]
     if tasks:
         _write_parts(tasks, todo, {p.path: {**expected[p.path], "sample": plan_of[p.path].record()}

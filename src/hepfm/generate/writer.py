@@ -38,7 +38,7 @@ SCHEMA: dict[str, dict[str, type]] = {
     "Muon": {"PT": F32, "Eta": F32, "Phi": F32, "Charge": I32},
     "Photon": {"PT": F32, "Eta": F32, "Phi": F32},
     "MissingET": {"MET": F32, "Phi": F32},
-    "Truth": {"PID": I32, "PT": F32, "Eta": F32, "Phi": F32},
+    "Truth": {"PID": I32, "PT": F32, "Eta": F32, "Phi": F32, "M1": I32},
 }
 
 

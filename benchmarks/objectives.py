@@ -1,0 +1,218 @@
+"""Pretraining objectives compared at one budget: which objective transfers best?
+
+One network (the default architecture), one set of pretraining events (the first N events
+per process of one sample, default 12 x 40k), one recipe (10 epochs, early stopping on the
+validation loss, seed 0), five objectives:
+
+- ``multiclass``: which of the 12 processes;
+- ``multilabel``: the truth targets of ``hepfm.data.labels`` (Higgs decay mode, hadronic
+  tops, W/Z decays, b quarks, leading resonance pT; most vary event by event);
+- ``both``: multiclass + multilabel;
+- ``mpm``: masked particle modeling alone (self-supervised, no labels);
+- ``mpm+multiclass``.
+
+Each model is fine-tuned (``full`` and ``frozen``) on three tasks at 300 and 1,000 training
+events with three seeds, beside the same network from scratch and the BDT, on task samples
+from the task seed stream (no model saw them). Scratch and the BDT also run at 3,000 and
+10,000 events: the label efficiency of each model reads off that curve.
+
+    python benchmarks/objectives.py pretrain --data samples/pretrain --out runs/objectives
+    python benchmarks/objectives.py scan --data samples/tasks --out runs/objectives
+    python benchmarks/objectives.py report runs/objectives
+
+Every step resumes: finished pretrainings (``metrics.json`` present) and stored scan runs are
+kept, so several processes can share the work (``pretrain --only mpm``). ``report`` writes
+``benchmarks/results/objectives/``: ``runs.csv`` (objective, task, size, mode, seed, AUC and
+its 68 % test-bootstrap interval), ``summary.csv`` (mean over seeds, with the paired
+difference to scratch and to ``multiclass``), ``pretraining.csv`` (cost of each objective on
+this host), ``objectives.png`` and ``host.txt``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+OBJECTIVES = ("multiclass", "multilabel", "both", "mpm", "mpm+multiclass")
+EVENTS_PER_PROCESS = 40000
+TASKS = ("ttH_vs_tt", "ZH_vs_Z_jets", "Zprime_vs_tt")
+TRAIN_SIZES = (300, 1000)
+REFERENCE_SIZES = (3000, 10000)  # scratch and BDT only: the curve label efficiency reads
+SEEDS = 3
+EPOCHS = 10
+
+
+def _run(out: Path, objective: str) -> Path:
+    return out / f"pre-{objective.replace('+', '-')}"
+
+
+def pretrain_all(data: str, out: Path, objectives: tuple[str, ...], events: int,
+                 threads: int) -> None:
+    from hepfm.training.pretrain import pretrain
+
+    for objective in objectives:
+        run = _run(out, objective)
+        if (run / "metrics.json").is_file():  # written last: the run is complete
+            print(f"{run}: done")
+            continue
+        resume = (run / "checkpoints" / "last.ckpt").is_file()
+        pretrain("all", objective, data, run, events_per_process=events, epochs=EPOCHS,
+                 seed=0, device="cpu", threads=threads, resume=resume, progress=False)
+
+
+def scan_all(out: Path, data: str, objectives: tuple[str, ...], reference: bool) -> None:
+    from hepfm.tasks import get_task
+    from hepfm.training.task_run import scan_tasks
+
+    tasks = [get_task(t) for t in TASKS]
+    models = {o: str(_run(out, o)) for o in objectives}
+    if reference:
+        scan_tasks(tasks, models, list(REFERENCE_SIZES), ["bdt", "scratch"], SEEDS,
+                   out / "scan", data)
+    else:
+        scan_tasks(tasks, models, list(TRAIN_SIZES), ["bdt", "scratch", "full", "frozen"],
+                   SEEDS, out / "scan", data)
+
+
+def runs_table(out: Path) -> pd.DataFrame:
+    """One row per run: objective (or scratch/bdt), task, size, mode, seed, AUC and its
+    68 % test-bootstrap interval."""
+    from hepfm.analysis.metrics import percentile_interval
+    from hepfm.training.scan import ScanStore, bootstrap_runs, load_scan
+
+    frame = load_scan(out / "scan")
+    boot = bootstrap_runs(frame, ScanStore(out / "scan"), 1000, 0)
+    rows = []
+    for r in frame.itertuples(index=False):
+        lo, hi = (percentile_interval(boot[r.run_id].to_numpy(), 0.68)
+                  if r.run_id in boot else (np.nan, np.nan))
+        rows.append({"objective": r.model if r.mode in ("full", "frozen") else r.mode,
+                     "task": r.task, "train_size": r.train_size, "mode": r.mode,
+                     "seed": r.seed, "auc": r.auc, "auc_lo68": lo, "auc_hi68": hi})
+    return pd.DataFrame(rows).sort_values(["task", "train_size", "mode", "objective", "seed"])
+
+
+def summary_table(out: Path) -> pd.DataFrame:
+    """Mean AUC over seeds per (task, size, curve), with the paired test-bootstrap
+    difference to scratch and to the multiclass model in the same mode."""
+    from hepfm.training.scan import ScanStore, bootstrap_runs, differences, load_scan, summarise
+
+    frame = load_scan(out / "scan")
+    boot = bootstrap_runs(frame, ScanStore(out / "scan"), 1000, 0)
+    summary = summarise(frame, boot)
+    refs = ("scratch", "full (multiclass)", "frozen (multiclass)")
+    diffs = differences(frame, boot, references=refs)
+    cols = ["diff_mean", "diff_lo68", "diff_hi68"]
+    for ref, tag in (("scratch", "vs_scratch"), (None, "vs_multiclass")):
+        if ref is None:  # each mode against multiclass in the same mode
+            d = diffs[diffs["reference"] == diffs["curve"].str.split(" ").str[0]
+                      + " (multiclass)"]
+        else:
+            d = diffs[diffs["reference"] == ref]
+        d = d[["task", "train_size", "curve", *cols]].rename(
+            columns={c: f"{tag}_{c.removeprefix('diff_')}" for c in cols})
+        summary = summary.merge(d, on=["task", "train_size", "curve"], how="left")
+    return summary.sort_values(["task", "train_size", "curve"])
+
+
+def pretraining_table(out: Path) -> pd.DataFrame:
+    rows = []
+    for objective in OBJECTIVES:
+        metrics = _run(out, objective) / "metrics.json"
+        if not metrics.is_file():
+            continue
+        m = json.loads(metrics.read_text())
+        epochs = int(pd.read_csv(metrics.parent / "metrics.csv")["epoch"].max()) + 1
+        test = m.get("test", {})
+        rows.append({"objective": objective, "pretrain_events": m["events"]["train"],
+                     "epochs": epochs, "best_epoch": m.get("best_epoch"),
+                     "seconds": round(m["train_time_s"]),
+                     "events_per_second": round(m["events"]["train"] * epochs
+                                                / m["train_time_s"]),
+                     "test_accuracy": test.get("accuracy"),
+                     "test_macro_auc": test.get("macro_auc")})
+    return pd.DataFrame(rows)
+
+
+def report(out: Path, results: Path) -> pd.DataFrame:
+    results.mkdir(parents=True, exist_ok=True)
+    runs_table(out).to_csv(results / "runs.csv", index=False, float_format="%.4f")
+    summary = summary_table(out)
+    summary.to_csv(results / "summary.csv", index=False, float_format="%.4f")
+    pretraining_table(out).to_csv(results / "pretraining.csv", index=False,
+                                  float_format="%.4f")
+    _plot(summary, results / "objectives.png")
+    (results / "host.txt").write_text(f"{platform.processor() or platform.machine()}, "
+                                      f"{platform.platform()}\n")
+    return summary
+
+
+def _plot(summary: pd.DataFrame, path: Path) -> None:
+    """Per task and size: the gain over scratch of each objective, full and frozen."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tuned = summary[summary["curve"].str.contains(r"\(")].copy()
+    tuned["mode"] = tuned["curve"].str.split(" ").str[0]
+    tuned["objective"] = tuned["curve"].str.extract(r"\((.*)\)")[0]
+    panels = list(tuned.groupby(["task", "train_size"], sort=True))
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.8), sharey=True,
+                             squeeze=False)
+    x = np.arange(len(OBJECTIVES))
+    for ax, ((task, size), g) in zip(axes[0], panels, strict=True):
+        for k, mode in enumerate(("full", "frozen")):
+            m = g[g["mode"] == mode].set_index("objective").reindex(OBJECTIVES)
+            mean = m["vs_scratch_mean"].to_numpy()
+            err = [mean - m["vs_scratch_lo68"].to_numpy(), m["vs_scratch_hi68"].to_numpy() - mean]
+            ax.errorbar(x + (k - 0.5) * 0.25, mean, yerr=err, fmt="o", capsize=3, label=mode)
+        bdt = summary[(summary["task"] == task) & (summary["train_size"] == size)
+                      & (summary["curve"] == "bdt")]["vs_scratch_mean"]
+        if len(bdt):
+            ax.axhline(float(bdt.iloc[0]), color="k", ls="--", lw=1, label="BDT")
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xticks(x, OBJECTIVES, rotation=45, ha="right", fontsize=8)
+        ax.set_title(f"{task}, {size} events", fontsize=9)
+    axes[0, 0].set_ylabel("AUC minus scratch (paired, 68 % bootstrap)")
+    axes[0, 0].legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="step", required=True)
+    p = sub.add_parser("pretrain")
+    p.add_argument("--data", required=True, help="pretraining sample directory")
+    p.add_argument("--out", type=Path, default=Path("runs/objectives"))
+    p.add_argument("--only", default=",".join(OBJECTIVES))
+    p.add_argument("--events-per-process", type=int, default=EVENTS_PER_PROCESS)
+    p.add_argument("--threads", type=int, default=1)
+    s = sub.add_parser("scan")
+    s.add_argument("--data", required=True, help="task sample directory (task seed stream)")
+    s.add_argument("--out", type=Path, default=Path("runs/objectives"))
+    s.add_argument("--only", default=",".join(OBJECTIVES))
+    s.add_argument("--reference", action="store_true",
+                   help="the scratch and BDT runs at 3,000 and 10,000 events")
+    r = sub.add_parser("report")
+    r.add_argument("out", type=Path)
+    r.add_argument("--results", type=Path, default=Path("benchmarks/results/objectives"))
+    args = parser.parse_args()
+    if args.step == "pretrain":
+        pretrain_all(args.data, args.out, tuple(args.only.split(",")), args.events_per_process,
+                     args.threads)
+    elif args.step == "scan":
+        scan_all(args.out, args.data, tuple(args.only.split(",")), args.reference)
+    else:
+        print(report(args.out, args.results).to_string(index=False))
+
+
+if __name__ == "__main__":
+    main()
