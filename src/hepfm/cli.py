@@ -633,6 +633,35 @@ def _user_inputs(signal: str | None, background: str | None, **own: str | None) 
     return UserInputs.from_options(signal, background, **own)
 
 
+YIELDS = typer.Option(None, help="Expected signal,background events before the score cut for "
+                      "the significance [100,10000]; 'weights': the sums of the test "
+                      "events' weights.")
+LUMINOSITY = typer.Option(None, help="Integrated luminosity (fb^-1) for the yields, with "
+                          "--xsec.", callback=at_least(0))
+XSEC = typer.Option(None, help="Cross-sections SIG,BKG (fb) of the selected events, with "
+                    "--luminosity.")
+VARIATION = typer.Option(None, help="Also evaluate on systematically varied test events: "
+                         "jes_up, jes_down, jer, les_up, les_down, btag_up, btag_down (NAME or "
+                         "NAME:SIZE; comma-separated or repeated).")
+
+
+def _variations(values: list[str] | None) -> list[Any]:
+    """Variations of --variation (comma-separated or repeated), checked."""
+    from hepfm.data.variations import parse_variation
+
+    return [parse_variation(v) for value in values or [] for v in value.split(",") if v]
+
+
+def _print_trust(r: dict[str, Any], table: Any) -> None:
+    """Add the significance and calibration rows of a fine-tuning result `r` to `table`."""
+    for key in ("z_asimov", "z_binned", "sic", "z_asimov_unweighted", "z_binned_unweighted",
+                "sic_unweighted", "brier", "temperature"):
+        if key in r and r[key] == r[key]:
+            interval = (f" [{r[f'{key}_lo68']:.4g}, {r[f'{key}_hi68']:.4g}] (68% bootstrap)"
+                        if f"{key}_lo68" in r else "")
+            table.add_row(key, f"{r[key]:.4g}{interval}")
+
+
 @app.command()
 def finetune(
     task: str = typer.Option(None, help="Task name (see 'hepfm tasks'); with your own files, "
@@ -669,10 +698,21 @@ def finetune(
     allow_overlap: bool = typer.Option(False, help="Go on when the task's events were "
                                        "pretraining events of the model (the overlap is "
                                        "written into metrics.json)."),
+    yields: str = YIELDS,
+    luminosity: float = LUMINOSITY,
+    xsec: str = XSEC,
+    calibrate: bool = typer.Option(False, "--calibrate", help="Temperature-scale the scores "
+                                   "on the validation events (saved in the model)."),
+    variation: list[str] = VARIATION,
     device: str = DEVICE,
 ) -> None:
-    """Fine-tune a pretrained model on a task; print AUC, accuracy and rejections."""
+    """Fine-tune a pretrained model on a task; print AUC, significance, calibration and
+    systematic shifts."""
+    from hepfm.analysis.significance import yields_from_options
     from hepfm.training.task_run import DEFAULT_TRAIN_SIZE, finetune_task
+
+    trust = {"yields": yields_from_options(yields, luminosity, xsec), "calibrate": calibrate,
+             "variations": _variations(variation)}
 
     inputs = _user_inputs(signal, background, test_signal=test_signal,
                           test_background=test_background, mixed=data_train,
@@ -683,12 +723,13 @@ def finetune(
         from hepfm.training.user_run import finetune_files
 
         r = finetune_files(inputs, task or "custom", source, mode, train_size, epochs, seed,
-                           out, allow_overlap=allow_overlap, device=resolve_device(device))
+                           out, allow_overlap=allow_overlap, device=resolve_device(device),
+                           **trust)
     else:
         r = finetune_task(_task(task, signal, background), source, mode,
                           train_size or DEFAULT_TRAIN_SIZE, epochs, seed, out, data,
                           events_per_process, gen, allow_overlap=allow_overlap,
-                          device=resolve_device(device))
+                          device=resolve_device(device), **trust)
     title = "weighted, " if r.get("weighted") else ""
     table = Table("metric", "value", title=f"{r['task']} ({title}{r['mode']}, "
                   f"{r['train_events']} training events, {r['test_events']} test events)")
@@ -697,10 +738,23 @@ def finetune(
             interval = (f" [{r[f'{key}_lo68']:.4g}, {r[f'{key}_hi68']:.4g}] (68% bootstrap)"
                         if f"{key}_lo68" in r else "")
             table.add_row(key, f"{r[key]:.4g}{interval}")
+    _print_trust(r, table)
     table.add_row("train seconds", f"{r['train_seconds']:.1f}")
     table.add_row("epochs to best val loss", str(r["epochs_to_best"]))
     console.print(table)
-    console.print(f"model, metrics.json, roc.csv and roc.png in {r['out_dir']}")
+    if "signal_yield" in r:
+        console.print(f"significance for {r['signal_yield']:.4g} signal and "
+                      f"{r['background_yield']:.4g} background events before the cut")
+    if r.get("variations"):
+        shifts = Table("variation", "AUC shift", "z_asimov shift", "sic shift",
+                       title="shift from nominal, test events (68% paired bootstrap)")
+        for name, v in r["variations"].items():
+            shifts.add_row(name, *(f"{v[f'{k}_shift']:+.4f} [{v[f'{k}_shift_lo68']:+.4f}, "
+                                   f"{v[f'{k}_shift_hi68']:+.4f}]"
+                                   for k in ("auc", "z_asimov", "sic")))
+        console.print(shifts)
+    console.print(f"model, metrics.json, roc.csv, roc.png and reliability.png in "
+                  f"{r['out_dir']}")
 
 
 @app.command()
@@ -748,16 +802,29 @@ def scan(
     bootstrap: int = typer.Option(TASK_DEFAULTS["bootstrap"], help="Resamples of the test "
                                   "events for the 68% intervals of summary.csv and "
                                   "differences.csv (0: none).", callback=at_least(0)),
+    yields: str = YIELDS,
+    luminosity: float = LUMINOSITY,
+    xsec: str = XSEC,
+    variation: list[str] = typer.Option(None, help="Also score every trained model on "
+                                        "systematically varied test events (NAME or "
+                                        "NAME:SIZE, comma-separated or repeated; see "
+                                        "'hepfm finetune --help'): variations.csv holds the "
+                                        "AUC and significance shifts."),
     device: str = DEVICE,
 ) -> None:
-    """Learning curves: AUC against training size for each mode, with seed spread."""
+    """Learning curves: AUC and significance against training size for each mode, with seed
+    spread and test-bootstrap intervals; shifts under systematic variations."""
+    from hepfm.analysis.significance import yields_from_options
     from hepfm.tasks import TASKS, get_task
     from hepfm.training.scan import summarise_scan
     from hepfm.training.task_run import scan_tasks
 
+    chosen_yields = yields_from_options(yields, luminosity, xsec)
+    variations = _variations(variation)
     if summarise_only:
-        out_dir = summarise_scan(out, n_boot=bootstrap)
+        out_dir = summarise_scan(out, n_boot=bootstrap, yields=chosen_yields)
         console.print(f"wrote summary.csv, learning curves and compute.csv in {out_dir}")
+        _print_scan_summary(out_dir)
         return
     inputs = _user_inputs(signal, background, test_signal=test_signal,
                           test_background=test_background, mixed=data_train,
@@ -779,17 +846,54 @@ def scan(
 
         out_dir = scan_files(inputs, models, size_list, mode_list, seeds, out,
                              task or "custom", epochs, allow_overlap=allow_overlap,
-                             n_boot=bootstrap, device=resolve_device(device))
+                             n_boot=bootstrap, device=resolve_device(device),
+                             yields=chosen_yields, variations=variations)
     else:
         chosen = [_task(task, signal, background)] if signal or background else \
             [get_task(n) for n in names]
         out_dir = scan_tasks(chosen, models, size_list, mode_list, seeds, out,
                              data, epochs, events_per_process, gen,
                              allow_overlap=allow_overlap, n_boot=bootstrap,
-                             device=resolve_device(device))
+                             device=resolve_device(device), yields=chosen_yields,
+                             variations=variations)
     console.print(f"wrote scan.csv, summary.csv, learning curves and compute.csv in {out_dir}")
+    _print_scan_summary(out_dir)
     console.print((out_dir / "compute.txt").read_text())
     console.print((out_dir / "label_efficiency.txt").read_text(), highlight=False)
+
+
+def _print_scan_summary(out_dir: Any) -> None:
+    """AUC and Asimov significance per curve and size (summary.csv), and the systematic
+    shifts (variations.csv) when there are any."""
+    import pandas as pd
+
+    def cell(row: Any, name: str, fmt: str) -> str:
+        value = row.get(name, float("nan"))
+        lo, hi = row.get(f"{name.removesuffix('_mean')}_lo68"), \
+            row.get(f"{name.removesuffix('_mean')}_hi68")
+        if value != value:
+            return "-"
+        return f"{value:{fmt}}" + (f" [{lo:{fmt}}, {hi:{fmt}}]" if lo == lo and hi == hi
+                                   and lo is not None else "")
+
+    summary = pd.read_csv(out_dir / "summary.csv")
+    table = Table("task", "curve", "size", "AUC [68%]", "z_asimov [68%]", "SIC [68%]",
+                  title="test events: mean over seeds, test-bootstrap intervals")
+    for _, r in summary.iterrows():
+        table.add_row(str(r["task"]), str(r["curve"]), str(r["train_size"]),
+                      cell(r, "auc_mean", ".4f"), cell(r, "z_asimov_mean", ".3f"),
+                      cell(r, "sic_mean", ".3f"))
+    console.print(table)
+    path = out_dir / "variations.csv"
+    if path.is_file():
+        shifts = pd.read_csv(path)
+        table = Table("task", "curve", "size", "variation", "AUC shift [68%]",
+                      "z_asimov shift [68%]", title="shift from nominal (paired bootstrap)")
+        for _, r in shifts.iterrows():
+            table.add_row(str(r["task"]), str(r["curve"]), str(r["train_size"]),
+                          str(r["variation"]), cell(r, "auc_shift_mean", "+.4f"),
+                          cell(r, "z_asimov_shift_mean", "+.3f"))
+        console.print(table)
 
 
 @app.command(context_settings={"allow_extra_args": True})
@@ -812,6 +916,9 @@ def predict(
     force: bool = typer.Option(False, "--force", help="Replace existing outputs."),
     threads: int = typer.Option(None, help="torch threads [torch's default].",
                                 callback=at_least(1)),
+    variation: str = typer.Option(None, help="Score systematically varied events (jes_up, "
+                                  "jes_down, jer, les_up, les_down, btag_up, btag_down; NAME "
+                                  "or NAME:SIZE): outputs <input>_hepfm_<name>.root."),
     device: str = DEVICE,
 ) -> None:
     """Score every event of ROOT files; write the scores as friend trees next to the data."""
@@ -826,7 +933,8 @@ def predict(
         torch.set_num_threads(threads)
     outs = predict_files(model, files, out, head, load_branch_map(branch_map, btag), fmt=fmt,
                          step_size=step_size, batch_size=batch_size, force=force,
-                         device=resolve_device(device))
+                         device=resolve_device(device),
+                         variation=_variations([variation])[0] if variation else None)
     for f, o in zip(files, outs, strict=True):
         console.print(f"{f} -> {o}", highlight=False)
     if fmt == "root":

@@ -32,6 +32,7 @@ from hepfm.data.btag import btag_mismatch
 from hepfm.data.features import DEFAULT_SELECTION, Selection
 from hepfm.data.reading import iterate_tables, open_file
 from hepfm.data.table import EventTable
+from hepfm.data.variations import Variation
 from hepfm.errors import HepfmError
 from hepfm.hub import load_pretrained, resolve_model_dir
 from hepfm.models.foundation import FoundationModel
@@ -118,8 +119,10 @@ class _ParquetWriter:
 def predict_file(model: FoundationModel, path: str, out: Path, head: str, info: dict[str, Any],
                  branch_map: BranchMap = DELPHES, selection: Selection = DEFAULT_SELECTION,
                  fmt: Format = "root", step_size: int = 100_000, batch_size: int = 4096,
-                 force: bool = False, on_chunk: Callable[[int], None] | None = None) -> int:
-    """Score every entry of `path` into `out` chunk by chunk; returns the number of entries."""
+                 force: bool = False, on_chunk: Callable[[int], None] | None = None,
+                 variation: Variation | None = None) -> int:
+    """Score every entry of `path` into `out` chunk by chunk (the events shifted by
+    `variation` as they are read, when given); returns the number of entries."""
     n = open_file(path, branch_map, allow_empty=True).num_entries
     names = output_names(model, head)
     writer_cls = _RootWriter if fmt == "root" else _ParquetWriter
@@ -129,7 +132,8 @@ def predict_file(model: FoundationModel, path: str, out: Path, head: str, info: 
                                          "entries": n, "branches": names})
         try:
             if n:
-                for table in iterate_tables(path, branch_map, selection, step_size=step_size):
+                for table in iterate_tables(path, branch_map, selection, step_size=step_size,
+                                            variation=variation):
                     writer.write(scores(model, table, head, batch_size).astype(np.float32))
                     written += len(table)
                     if on_chunk is not None:
@@ -145,15 +149,20 @@ def predict_files(model_dir: str | os.PathLike, files: Sequence[str], out_dir: s
                   head: str | None = None, branch_map: BranchMap = DELPHES,
                   selection: Selection = DEFAULT_SELECTION, fmt: Format = "root",
                   step_size: int = 100_000, batch_size: int = 4096, force: bool = False,
-                  progress: bool = True, device: str = "cpu") -> list[Path]:
+                  progress: bool = True, device: str = "cpu",
+                  variation: Variation | None = None) -> list[Path]:
     """Scores of the model in `model_dir` for every event of `files`, one output per file
-    (see :func:`output_paths`), computed on the torch `device`; returns the output paths."""
+    (see :func:`output_paths`), computed on the torch `device`; returns the output paths.
+    With a `variation` (:mod:`hepfm.data.variations`) the events are shifted as they are
+    read, the outputs are named ``<stem>_hepfm_<variation name>`` and their metadata
+    records the variation."""
     model = load_pretrained(model_dir, device=device)
     head = head or default_head(model)
     if head not in model.heads:
         raise HepfmError(f"model '{model_dir}' has no head '{head}'; heads: "
                          f"{', '.join(model.heads)}")
-    outs = output_paths(files, out_dir, fmt)
+    outs = output_paths(files, out_dir, fmt,
+                        "_hepfm" if variation is None else f"_hepfm_{variation.name}")
     existing = [str(o) for o in outs if o.exists()]
     if existing and not force:
         raise HepfmError(f"output exists: '{existing[0]}' ({len(existing)} in all); "
@@ -167,14 +176,16 @@ def predict_files(model_dir: str | os.PathLike, files: Sequence[str], out_dir: s
             "model_identity": model.identity,
             "base_model": (model.run_config or {}).get("base_model"),
             "hepfm_version": __version__, "task": (model.run_config or {}).get("task"),
-            "tree": branch_map.tree, **branch_map.record()}
+            "tree": branch_map.tree, **branch_map.record(),
+            "variation": None if variation is None else variation.to_dict()}
     with tqdm(total=sum(totals), unit="ev", unit_scale=True, disable=not progress,
               desc="hepfm predict") as bar:
         for path, out in zip(files, outs, strict=True):
             bar.set_postfix_str(Path(path).name)
             try:
                 predict_file(model, path, out, head, info, branch_map, selection, fmt,
-                             step_size, batch_size, force, on_chunk=bar.update)
+                             step_size, batch_size, force, on_chunk=bar.update,
+                             variation=variation)
             except FileExistsError:
                 raise HepfmError(f"output '{out}' appeared while writing it (another job?); "
                                  "left it alone") from None

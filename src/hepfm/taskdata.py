@@ -23,6 +23,7 @@ import numpy as np
 from hepfm.data import load_events
 from hepfm.data.datasets import resolve_sources
 from hepfm.data.table import EventTable
+from hepfm.data.variations import Variation
 from hepfm.errors import InputDataError
 from hepfm.provenance import check_disjoint, describe_files, pretraining_events
 from hepfm.samples import ensure_task_samples
@@ -48,7 +49,8 @@ def load_task_events(task: Task,
                      data: str | os.PathLike[str] | Mapping[str, Any] | None = None,
                      events_per_process: int | None = None,
                      cache_dir: str | os.PathLike[str] | None = None, *,
-                     generate: bool = False, pretrained: Any = None) -> EventTable:
+                     generate: bool = False, pretrained: Any = None,
+                     variation: Variation | None = None) -> EventTable:
     """All events of the task's processes, label 1 for signal and 0 for background.
 
     `data` is a task sample directory, or ``{process: files}``. Left at None it is
@@ -58,6 +60,9 @@ def load_task_events(task: Task,
     here that happens only with `generate`, else the error names the command to run.
     With `pretrained` (a :class:`~hepfm.FoundationModel`), events it was pretrained on are
     refused (:class:`~hepfm.provenance.DataLeakError`), as ``hepfm finetune`` refuses them.
+    A `variation` (:mod:`hepfm.data.variations`) shifts the events as they are read; the
+    task's event selection (``min_leptons``) stays that of the nominal events, so that the
+    varied table holds the same events in the same order (its splits are the same events).
     """
     if not isinstance(data, Mapping):
         data = ensure_task_samples(task.processes, data,
@@ -65,9 +70,12 @@ def load_task_events(task: Task,
     if pretrained is not None:
         check_task_events(task, data, events_per_process, {"the pretrained model": pretrained})
     table = load_events(data, list(task.processes), events_per_process,
-                        label_of=task.label_of, cache_dir=cache_dir)
+                        label_of=task.label_of, cache_dir=cache_dir, variation=variation)
     if task.min_leptons:
-        table = table.subset(np.flatnonzero(lepton_counts(table) >= task.min_leptons))
+        nominal = table if variation is None else load_events(
+            data, list(task.processes), events_per_process, label_of=task.label_of,
+            cache_dir=cache_dir)
+        table = table.subset(np.flatnonzero(lepton_counts(nominal) >= task.min_leptons))
     for cls, procs in ((1, task.signal), (0, task.background)):
         if not np.any(table.y == cls):
             kind = "signal" if cls else "background"

@@ -37,6 +37,7 @@ from hepfm.data.features import (
 )
 from hepfm.data.labels import MULTILABELS, multilabels
 from hepfm.data.table import EventTable
+from hepfm.data.variations import Variation
 from hepfm.errors import InputDataError
 
 log = logging.getLogger(__name__)
@@ -350,11 +351,14 @@ def arrays_to_table(
     on_invalid: OnInvalid = "raise",
     source: str = "<arrays>",
     entry_start: int = 0,
+    variation: Variation | None = None,
 ) -> tuple[EventTable, int]:
     """One chunk of branch arrays (fields named as in `branch_map`) -> (EventTable, n_dropped).
 
     `collections` are those present (default: all of the map's collections found in
     `arrays`). Missing photons mean no photon nodes; missing truth means ``y_multi=None``.
+    A `variation` (:mod:`hepfm.data.variations`) shifts the objects before the selection
+    (and the b-tags after it); its random numbers follow the entry numbers.
     """
     ctx = _Ctx(source, branch_map, entry_start)
     if collections is None:
@@ -368,7 +372,10 @@ def arrays_to_table(
     if bad.any():
         return _without_bad_events(arrays, bad, where, on_invalid, ctx, selection=selection,
                                    collections=collections, label=label, process=process,
-                                   processes=processes)
+                                   processes=processes, variation=variation)
+    entries = entry_start + np.arange(n, dtype=np.int64)
+    if variation is not None:
+        colls, met = variation.apply_objects(colls, met, entries)
 
     if "jet" in colls:
         jets, jet_counts = colls["jet"]
@@ -429,11 +436,13 @@ def arrays_to_table(
         node_type=ntype, y=np.full(n, label, np.int64), process=np.full(n, process, np.int16),
         processes=processes, y_multi=y_multi,
     )
+    if variation is not None:
+        table = variation.apply_table(table, entries)
     bad, where = _overflowing_events(table, ctx)
     if bad.any():
         return _without_bad_events(arrays, bad, where, on_invalid, ctx, selection=selection,
                                    collections=collections, label=label, process=process,
-                                   processes=processes)
+                                   processes=processes, variation=variation)
     return table, 0
 
 
@@ -478,12 +487,14 @@ def iterate_tables(
     process: int = 0,
     processes: tuple[str, ...] = (),
     on_invalid: OnInvalid = "raise",
+    variation: Variation | None = None,
 ) -> Iterator[EventTable]:
     """Yield EventTables of up to `step_size` events from `files`, in order.
 
     `max_events` stops after that many events in total; `entry_ranges` (one (start, stop)
     per file) reads only those entries. Invalid events are dropped with a log message when
-    ``on_invalid="drop"``.
+    ``on_invalid="drop"``. `variation` shifts the events as they are read (see
+    :mod:`hepfm.data.variations`).
     """
     if isinstance(files, (str, os.PathLike)):
         files = [files]
@@ -521,7 +532,7 @@ def iterate_tables(
             table, nd = arrays_to_table(
                 arrays, branch_map, selection, collections=info.collections, label=label,
                 process=process, processes=processes, on_invalid=on_invalid, source=path,
-                entry_start=pos)
+                entry_start=pos, variation=variation)
             pos += len(arrays)
             dropped += nd
             if remaining is not None:

@@ -44,8 +44,10 @@ from hepfm.analysis.metrics import (
     bootstrap_auc,
     percentile_interval,
 )
+from hepfm.analysis.significance import Yields
 from hepfm.atomic import atomic_path, write_text
 from hepfm.data.table import EventTable
+from hepfm.data.variations import Variation
 from hepfm.errors import InputDataError, UnknownNameError
 from hepfm.models.foundation import FoundationModel
 from hepfm.taskdata import TEST_SEED, load_task_events, split_task
@@ -57,6 +59,7 @@ from hepfm.training.finetune import (
     predict_proba,
     prepare_model,
 )
+from hepfm.training.scan_trust import significance_summary, variation_summary, varied_score_path
 
 log = logging.getLogger(__name__)
 
@@ -238,28 +241,39 @@ def run_scan(task: Task, data: str | Path, models: Mapping[str, FoundationModel]
              sizes: Sequence[int], modes: Sequence[str], seeds: int | Sequence[int],
              out: str | Path, config: FinetuneConfig | None = None,
              events_per_process: int | None = None, progress: bool = True,
-             bdt: BDTBaseline | None = None) -> pd.DataFrame:
+             bdt: BDTBaseline | None = None, variations: Sequence[Variation] = ()
+             ) -> pd.DataFrame:
     """Train each model of `models` ({label: model}) in each mode, size and seed on a
     built-in task's events in `data` (splits of :func:`~hepfm.taskdata.split_task`).
 
     `out` is the scan directory (or its ``scan.csv``). ``scratch`` and ``bdt`` run once per
     (size, seed), whatever the number of models (model label ``none``); ``bdt`` uses the
     hyper-parameters of `bdt` (default :class:`BDTBaseline`) with the run seed as random
-    state. Runs stored with the same key are not run again. Returns the rows of these runs
+    state. Runs stored with the same key are not run again. Every trained model is also
+    scored on the test events read with each of `variations`. Returns the rows of these runs
     (``scan.csv`` holds every run of the directory).
     """
-    table = load_task_events(task, data, events_per_process, cache_dir=Path(data) / ".cache")
+    def read(variation: Variation | None = None) -> EventTable:
+        return load_task_events(task, data, events_per_process,
+                                cache_dir=Path(data) / ".cache", variation=variation)
 
-    def split(size: int, seed: int) -> tuple[EventTable, EventTable, EventTable]:
-        s = split_task(table, size, seed, _SPLIT["test_fraction"], _SPLIT["val_fraction"],
-                       _SPLIT["min_val"])
-        return s.train, s.val, s.test
+    def splitter(table: EventTable
+                 ) -> Callable[[int, int], tuple[EventTable, EventTable, EventTable]]:
+        def split(size: int, seed: int) -> tuple[EventTable, EventTable, EventTable]:
+            s = split_task(table, size, seed, _SPLIT["test_fraction"], _SPLIT["val_fraction"],
+                           _SPLIT["min_val"])
+            return s.train, s.val, s.test
+        return split
+
+    table = read()
+    split = splitter(table)
 
     data_key = {"signal": list(task.signal), "background": list(task.background),
                 "data_id": table_identity(table), "events_per_process": events_per_process,
                 "split": _SPLIT}
     return scan_splits(task.name, split, data_key, models, sizes, modes, seeds, out, config,
-                       progress, bdt, {"data": str(Path(data).resolve())})
+                       progress, bdt, {"data": str(Path(data).resolve())},
+                       {v.label: splitter(read(v)) for v in variations})
 
 
 #: One part of a split: a table, or events with ``.table`` and ``.weight`` (event weights).
@@ -277,11 +291,16 @@ def scan_splits(name: str, split: Callable[[int, int], tuple[Part, Part, Part]],
                 sizes: Sequence[int], modes: Sequence[str], seeds: int | Sequence[int],
                 out: str | Path, config: FinetuneConfig | None = None,
                 progress: bool = True, bdt: BDTBaseline | None = None,
-                info: Mapping[str, Any] | None = None) -> pd.DataFrame:
+                info: Mapping[str, Any] | None = None,
+                variations: Mapping[str, Callable[[int, int], tuple[Part, Part, Part]]]
+                | None = None) -> pd.DataFrame:
     """The scan of :func:`run_scan` on any events: ``split(size, seed)`` gives the training,
     validation and test parts (tables, or events with weights: then training uses the
     weights rescaled per class and the test metrics the raw weights). `data_key` identifies
-    the events and their splitting in every run's key; `info` is stored with every run."""
+    the events and their splitting in every run's key; `info` is stored with every run.
+    `variations` ({label: split of the varied events}) score every trained model on the
+    varied test events too (:mod:`hepfm.training.scan_trust`); a stored run without the
+    scores of a requested variation is trained again."""
     for m in modes:
         if m not in SCAN_MODES:
             raise UnknownNameError("scan mode", m, list(SCAN_MODES))
@@ -320,10 +339,13 @@ def scan_splits(name: str, split: Callable[[int, int], tuple[Part, Part, Part]],
                     key = key_of(label, mode, size, seed)
                     rid = run_id(key)
                     planned.add(rid)
-                    if not store.has(rid, key):
+                    if not store.has(rid, key) or any(
+                            not varied_score_path(store.scores, name, rid, v).is_file()
+                            for v in variations or {}):
                         todo.append((size, seed, mode, label, key, rid))
     if todo:
-        _train_runs(name, split, todo, models, first, base, bdt, store, info, progress)
+        _train_runs(name, split, todo, models, first, base, bdt, store, info, progress,
+                    variations or {})
     frame = store.assemble()
     return frame[frame["run_id"].isin(planned)].reset_index(drop=True)
 
@@ -331,7 +353,9 @@ def scan_splits(name: str, split: Callable[[int, int], tuple[Part, Part, Part]],
 def _train_runs(name: str, split: Callable[[int, int], tuple[Part, Part, Part]], todo: list,
                 models: Mapping[str, FoundationModel], first: str | None,
                 base: FinetuneConfig, bdt: BDTBaseline, store: ScanStore,
-                info: Mapping[str, Any] | None, progress: bool) -> None:
+                info: Mapping[str, Any] | None, progress: bool,
+                variations: Mapping[str, Callable[[int, int], tuple[Part, Part, Part]]]
+                ) -> None:
     from hepfm.training.userdata import class_balanced
 
     splits_of: dict[tuple[int, int], Any] = {}
@@ -340,6 +364,8 @@ def _train_runs(name: str, split: Callable[[int, int], tuple[Part, Part, Part]],
         if (size, seed) not in splits_of:
             splits_of.clear()
             splits_of[(size, seed)] = [_table_and_weight(p) for p in split(size, seed)]
+            varied_tests = {label: _table_and_weight(vs(size, seed)[2])[0]
+                            for label, vs in variations.items()}
         (train, w_train), (val, w_val), (test, w_test) = splits_of[(size, seed)]
         w_train, w_val = class_balanced(w_train, train.y), class_balanced(w_val, val.y)
         test_id = table_identity(test) if w_test is None else digest(
@@ -348,6 +374,7 @@ def _train_runs(name: str, split: Callable[[int, int], tuple[Part, Part, Part]],
         if mode == "bdt":
             est = replace_params(bdt, random_state=seed).fit(train, val, w_train, w_val)
             scores = est.signal_score(test)
+            varied = {v: est.signal_score(t) for v, t in varied_tests.items()}
             seconds, epochs, best, model_id = est.fit_seconds_, est.n_iter_, est.n_iter_, ""
         else:
             source = models[label] if label != "none" else models[first]  # type: ignore[index]
@@ -356,6 +383,7 @@ def _train_runs(name: str, split: Callable[[int, int], tuple[Part, Part, Part]],
             res = finetune(model, train, val, "task", cfg, sample_weight=w_train,
                            val_sample_weight=w_val)
             scores = predict_proba(res.model, test, "task")
+            varied = {v: predict_proba(res.model, t, "task") for v, t in varied_tests.items()}
             seconds, epochs, best = res.train_seconds, res.epochs_run, res.best_epoch
             model_id = key["model_id"]
         scores = np.asarray(scores, np.float32)
@@ -366,6 +394,10 @@ def _train_runs(name: str, split: Callable[[int, int], tuple[Part, Part, Part]],
                "train_events": len(train), "val_events": len(val),
                "test_events": len(test), "test_id": test_id, "model_id": model_id,
                "run_id": rid}
+        for label, s in varied.items():  # before the run's record, which marks it complete
+            with atomic_path(varied_score_path(store.scores, name, rid, label)) as tmp, \
+                    open(tmp, "wb") as fh:
+                np.save(fh, np.asarray(s, np.float32))
         store.save_run(rid, key, row, scores, info)
         store.assemble()
 
@@ -599,11 +631,14 @@ def _check_unique(frame: pd.DataFrame) -> None:
 def summarise_scan(directory: str | os.PathLike[str], frame: pd.DataFrame | None = None,
                    pretrain_seconds: float | Mapping[str, float] | None = None,
                    n_boot: int = 1000, seed: int = 0,
-                   fallback: pd.DataFrame | None = None) -> Path:
+                   fallback: pd.DataFrame | None = None, yields: Yields | None = None) -> Path:
     """Write ``summary.csv``, ``differences.csv``, ``label_efficiency.csv`` and ``.txt``,
     ``learning_curve_<task>.png``, ``compute.csv`` and ``compute.txt`` of a scan directory
     from its stored runs and test scores alone (or from the rows `frame`), with `n_boot`
-    seeded bootstrap resamples of the test events for every interval.
+    seeded bootstrap resamples of the test events for every interval. ``summary.csv``
+    carries the significance columns of
+    :func:`~hepfm.training.scan_trust.significance_summary` for `yields`, and
+    ``variations.csv`` the systematic shifts when runs were scored on variations.
 
     `pretrain_seconds` defaults to the per-model times in ``pretrain_seconds.json``. With
     `fallback` rows, a directory that mixes runs of different settings is summarised from
@@ -624,7 +659,15 @@ def summarise_scan(directory: str | os.PathLike[str], frame: pd.DataFrame | None
         frame = fallback
     boot = bootstrap_runs(frame, ScanStore(directory), n_boot, seed) if n_boot else None
     summary = summarise(frame, boot)
+    store = ScanStore(directory)
+    curves = frame.assign(curve=curve_label(frame))
+    sig = significance_summary(curves, store, yields, n_boot, seed)
+    if len(sig):
+        summary = summary.merge(sig, on=["task", "curve", "train_size"], how="left")
     write_text(directory / "summary.csv", summary.to_csv(index=False))
+    shifts = variation_summary(curves, store, yields, n_boot, seed)
+    if len(shifts):
+        write_text(directory / "variations.csv", shifts.to_csv(index=False))
     write_text(directory / "differences.csv", differences(frame, boot).to_csv(index=False))
     efficiency = label_efficiencies(frame, boot)
     write_text(directory / "label_efficiency.csv", efficiency.to_csv(index=False))

@@ -10,13 +10,16 @@ model with its ``task`` head, loadable with ``hepfm.load_pretrained``), ``metric
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from hepfm.analysis.plots import plot_roc
+from hepfm.analysis.significance import Yields
 from hepfm.atomic import write_text
+from hepfm.data.variations import Variation, parse_variation
 from hepfm.errors import HepfmError, UnknownNameError
 from hepfm.hub import available_models, load_pretrained, resolve_model_dir
 from hepfm.models.foundation import FoundationModel
@@ -30,7 +33,8 @@ from hepfm.taskdata import (
     split_task,
 )
 from hepfm.tasks import Task
-from hepfm.training.finetune import FinetuneConfig, evaluate, finetune, prepare_model
+from hepfm.training.assess import assess
+from hepfm.training.finetune import FinetuneConfig, finetune, prepare_model
 from hepfm.training.scan import MODEL_FREE_MODES, SCAN_MODES, run_scan, summarise_scan
 
 DEFAULT_TRAIN_SIZE = 2000
@@ -58,9 +62,14 @@ def finetune_task(task: Task, source: str | None = None, mode: str = "full",
                   out: str | Path | None = None, data: str | Path | None = None,
                   events_per_process: int = DEFAULT_EVENTS_PER_PROCESS,
                   generate: bool = False, progress: bool = True,
-                  allow_overlap: bool = False, device: str = "auto") -> dict[str, Any]:
+                  allow_overlap: bool = False, device: str = "auto",
+                  yields: Yields | None = None, calibrate: bool = False,
+                  variations: Sequence[str | Variation] = ()) -> dict[str, Any]:
     """Fine-tune on one task, evaluate on its fixed test set, write the run directory.
     Training runs on `device` (a Lightning accelerator: auto, cpu, cuda, gpu or mps).
+    The evaluation (:func:`~hepfm.training.assess.assess`) adds significance for `yields`,
+    calibration (temperature scaling on the validation events with `calibrate`) and the
+    shifts on each of `variations` (names of :mod:`hepfm.data.variations`).
 
     The task's events must not be events the model was pretrained on
     (:func:`hepfm.provenance.check_disjoint`); with `allow_overlap` the overlap is recorded
@@ -78,9 +87,16 @@ def finetune_task(task: Task, source: str | None = None, mode: str = "full",
     res = finetune(model, splits.train, splits.val, "task",
                    FinetuneConfig(mode=mode, epochs=epochs, seed=seed, progress_bar=progress,
                                   accelerator=device))
-    metrics, roc = evaluate(res.model, splits.test, "task")
+    chosen = [parse_variation(v) for v in variations]
+    varied = {v.label: split_task(load_task_events(task, path, events_per_process,
+                                                   cache_dir=path / ".cache", variation=v),
+                                  train_size, seed).test for v in chosen}
+    result = assess(res.model, "task", splits.test, val=splits.val, yields=yields,
+                    calibrate_on_val=calibrate, varied=varied)
+    metrics, roc = result.metrics, result.roc
     out_dir = Path(out or Path("runs") / f"finetune-{task.name}-{mode}-{seed}")
     out_dir.mkdir(parents=True, exist_ok=True)
+    result.write(out_dir, task.name)
     res.model.save_pretrained(out_dir, task=task.name, mode=mode, source=str(source),
                               train_size=len(splits.train), seed=seed,
                               base_model=pretrained.identity)
@@ -90,7 +106,8 @@ def finetune_task(task: Task, source: str | None = None, mode: str = "full",
                "test_events": len(splits.test), **metrics,
                "train_seconds": res.train_seconds, "epochs_to_best": res.best_epoch,
                "epochs_run": res.epochs_run, "seed": seed, "history": res.history,
-               "data": str(path), "pretraining_overlap": overlap}
+               "data": str(path), "pretraining_overlap": overlap,
+               "variation_settings": {v.label: v.to_dict() for v in chosen}}
     write_text(out_dir / "metrics.json", json.dumps(_json_safe(summary), indent=2))
     write_text(out_dir / "roc.csv", roc.to_csv(index=False))
     plot_roc({f"{mode} (AUC {metrics['auc']:.3f})": roc}, out_dir / "roc.png", title=task.name)
@@ -102,11 +119,16 @@ def scan_tasks(tasks: list[Task], models: dict[str, str | None], sizes: list[int
                modes: list[str], seeds: int, out: str | Path, data: str | Path | None = None,
                epochs: int = 30, events_per_process: int | None = None,
                generate: bool = False, pretrain_seconds: float | None = None,
-               allow_overlap: bool = False, n_boot: int = 1000, device: str = "auto") -> Path:
+               allow_overlap: bool = False, n_boot: int = 1000, device: str = "auto",
+               yields: Yields | None = None, variations: Sequence[str | Variation] = ()
+               ) -> Path:
     """Learning curves for every task (modes of :data:`~hepfm.training.scan.SCAN_MODES`);
     stores every run in `out` (see :mod:`hepfm.training.scan`), then writes the summary,
-    plots and compute tables of the directory (with `n_boot` test-set resamples). Networks
-    train on `device` (as in :func:`finetune_task`)."""
+    plots and compute tables of the directory (with `n_boot` test-set resamples; the
+    significance for `yields`; ``variations.csv``: the shifts on each of `variations`, every
+    trained model scored on the varied test events). Networks train on `device` (as in
+    :func:`finetune_task`)."""
+    chosen = [parse_variation(v) for v in variations]
     for m in modes:
         if m not in SCAN_MODES:
             raise UnknownNameError("scan mode", m, list(SCAN_MODES))
@@ -124,9 +146,9 @@ def scan_tasks(tasks: list[Task], models: dict[str, str | None], sizes: list[int
                               allow_overlap)
         frames.append(run_scan(task, path, loaded, sizes, modes, seeds, out_dir,
                                FinetuneConfig(epochs=epochs, accelerator=device),
-                               events_per_process))
+                               events_per_process, variations=chosen))
     summarise_with_costs(out_dir, models, bool(loaded), n_boot, pretrain_seconds,
-                         fallback=pd.concat(frames, ignore_index=True))
+                         fallback=pd.concat(frames, ignore_index=True), yields=yields)
     return out_dir
 
 
@@ -140,7 +162,8 @@ def scan_models(models: dict[str, str | None], modes: list[str]) -> dict[str, Fo
 
 def summarise_with_costs(out_dir: Path, models: dict[str, str | None], used_models: bool,
                          n_boot: int, pretrain_seconds: float | None = None,
-                         fallback: pd.DataFrame | None = None) -> None:
+                         fallback: pd.DataFrame | None = None,
+                         yields: Yields | None = None) -> None:
     """Summarise the scan directory (:func:`~hepfm.training.scan.summarise_scan`) with the
     pretraining time of each model (`pretrain_seconds`, else what its directory records;
     kept in ``pretrain_seconds.json`` for ``--summarise-only`` when `used_models`, as the
@@ -155,7 +178,7 @@ def summarise_with_costs(out_dir: Path, models: dict[str, str | None], used_mode
         record_models(out_dir, models)
     # the whole directory (other scans may have added tasks), or the `fallback` rows if it
     # holds runs with other settings
-    summarise_scan(out_dir, None, costs, n_boot=n_boot, fallback=fallback)
+    summarise_scan(out_dir, None, costs, n_boot=n_boot, fallback=fallback, yields=yields)
 
 
 def record_models(out_dir: Path, models: dict[str, str | None]) -> None:

@@ -11,22 +11,24 @@ from __future__ import annotations
 
 import json
 import warnings
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from hepfm.analysis.metrics import binary_metrics
 from hepfm.analysis.plots import plot_roc
+from hepfm.analysis.significance import Yields
 from hepfm.atomic import write_text
 from hepfm.data.branches import BranchMap
 from hepfm.data.btag import btag_mismatch
+from hepfm.data.variations import Variation, parse_variation
+from hepfm.training.assess import Assessment, assess
 from hepfm.training.finetune import (
     FinetuneConfig,
     FinetuneResult,
-    evaluate,
     finetune,
     predict_proba,
     prepare_model,
@@ -69,27 +71,32 @@ def warn_if_read_otherwise(model: Any, branch_map: BranchMap, source: str | None
         warnings.warn(f"model '{source or DEFAULT_MODEL}': {differs} (--btag)", stacklevel=2)
 
 
-def _train(pretrained: Any, splits: UserSplits, mode: str, seed: int, config: FinetuneConfig
-           ) -> tuple[FinetuneResult, dict[str, float], pd.DataFrame]:
-    """Fine-tune on the splits (weighted when they carry weights) and score the test set."""
+def _train(pretrained: Any, splits: UserSplits, mode: str, seed: int, config: FinetuneConfig,
+           **assess_kw: Any) -> tuple[FinetuneResult, Assessment]:
+    """Fine-tune on the splits (weighted when they carry weights) and score the test set
+    (:func:`~hepfm.training.assess.assess` with `assess_kw`)."""
     model = prepare_model(pretrained, "task", mode, seed=seed)
     tr, va, te = splits.train, splits.val, splits.test
     res = finetune(model, tr.table, va.table, "task", replace(config, mode=mode, seed=seed),
                    sample_weight=class_balanced(tr.weight, tr.table.y),
                    val_sample_weight=class_balanced(va.weight, va.table.y))
-    metrics, roc = evaluate(res.model, te.table, "task", sample_weight=te.weight)
+    result = assess(res.model, "task", te.table, val=va.table, test_weight=te.weight,
+                    val_weight=va.weight, **assess_kw)
     if te.weight is not None:
         scores = predict_proba(res.model, te.table, "task")
-        metrics["auc_unweighted"] = binary_metrics(te.table.y, scores)["auc"]
-    return res, metrics, roc
+        result.metrics["auc_unweighted"] = binary_metrics(te.table.y, scores)["auc"]
+    return res, result
 
 
 def finetune_files(inputs: UserInputs, name: str = "custom", source: str | None = None,
                    mode: str = "full", train_size: int | None = None, epochs: int = 30,
                    seed: int = 0, out: str | Path | None = None, progress: bool = True,
-                   allow_overlap: bool = False, device: str = "auto") -> dict[str, Any]:
+                   allow_overlap: bool = False, device: str = "auto",
+                   yields: Yields | None = None, calibrate: bool = False,
+                   variations: Sequence[str | Variation] = ()) -> dict[str, Any]:
     """Fine-tune on the user's files (on `device`, a Lightning accelerator), evaluate on
-    their test set, write the run directory.
+    their test set, write the run directory. Significance (`yields`), calibration and
+    `variations` as in :func:`hepfm.training.task_run.finetune_task`.
 
     The test and validation events must not be events the model was pretrained on."""
     pretrained = resolve_model(source)
@@ -98,11 +105,19 @@ def finetune_files(inputs: UserInputs, name: str = "custom", source: str | None 
     splits = split_user_events(events, test, train_size, seed)
     overlap = check_not_pretrained_on(pretrained, source, [splits.test, splits.val],
                                       allow_overlap)
-    res, metrics, roc = _train(pretrained, splits, mode, seed,
-                               FinetuneConfig(epochs=epochs, progress_bar=progress,
-                                              accelerator=device))
+    chosen = [parse_variation(v) for v in variations]
+    varied = {}
+    for v in chosen:  # the same split of the same events, read with the variation
+        ev, te = replace(inputs, variation=v).load()
+        varied[v.label] = split_user_events(ev, te, train_size, seed).test.table
+    res, result = _train(pretrained, splits, mode, seed,
+                         FinetuneConfig(epochs=epochs, progress_bar=progress,
+                                        accelerator=device),
+                         yields=yields, calibrate_on_val=calibrate, varied=varied)
+    metrics, roc = result.metrics, result.roc
     out_dir = Path(out or Path("runs") / f"finetune-{name}-{mode}-{seed}")
     out_dir.mkdir(parents=True, exist_ok=True)
+    result.write(out_dir, name)
     res.model.save_pretrained(out_dir, task=name, mode=mode, source=str(source),
                               train_size=len(splits.train), seed=seed,
                               base_model=pretrained.identity,
@@ -117,7 +132,8 @@ def finetune_files(inputs: UserInputs, name: str = "custom", source: str | None 
                "inputs": inputs.branch_map.record(), **metrics,
                "train_seconds": res.train_seconds, "epochs_to_best": res.best_epoch,
                "epochs_run": res.epochs_run, "seed": seed, "history": res.history,
-               **({"pretraining_overlap": overlap} if overlap else {})}
+               **({"pretraining_overlap": overlap} if overlap else {}),
+               "variation_settings": {v.label: v.to_dict() for v in chosen}}
     write_text(out_dir / "metrics.json", json.dumps(_json_safe(summary), indent=2))
     write_text(out_dir / "roc.csv", roc.to_csv(index=False))
     write_text(out_dir / "data.json", json.dumps(
@@ -130,13 +146,15 @@ def finetune_files(inputs: UserInputs, name: str = "custom", source: str | None 
 def scan_files(inputs: UserInputs, models: dict[str, str | None], sizes: list[int],
                modes: list[str], seeds: int, out: str | Path, name: str = "custom",
                epochs: int = 30, progress: bool = True, allow_overlap: bool = False,
-               n_boot: int = 1000, device: str = "auto") -> Path:
+               n_boot: int = 1000, device: str = "auto", yields: Yields | None = None,
+               variations: Sequence[str | Variation] = ()) -> Path:
     """Learning curves on the user's files, as ``hepfm scan`` makes them for built-in tasks
     (:func:`hepfm.training.scan.scan_splits`: the BDT baseline, one stored run per file,
     resumable, bootstrap intervals of the test events in ``summary.csv`` and
     ``differences.csv``). Splits are those of :func:`finetune_files`; with a weight branch,
     training uses the weights rescaled per class and the test metrics the raw weights. Networks
-    train on `device` (a Lightning accelerator)."""
+    train on `device` (a Lightning accelerator). Significance for `yields`; every trained
+    model is also scored on the test events read with each of `variations`."""
     loaded = scan_models(models, modes)
     for label, model in loaded.items():
         warn_if_read_otherwise(model, inputs.branch_map, models[label])
@@ -147,9 +165,16 @@ def scan_files(inputs: UserInputs, models: dict[str, str | None], sizes: list[in
                                     [events] + ([test] if test is not None else []),
                                     allow_overlap)
 
-    def split(size: int, seed: int) -> tuple[LabelledEvents, LabelledEvents, LabelledEvents]:
-        s = split_user_events(events, test, size, seed)
-        return s.train, s.val, s.test
+    def splitter(events: LabelledEvents, test: LabelledEvents | None) -> Any:
+        def split(size: int, seed: int
+                  ) -> tuple[LabelledEvents, LabelledEvents, LabelledEvents]:
+            s = split_user_events(events, test, size, seed)
+            return s.train, s.val, s.test
+        return split
+
+    split = splitter(events, test)
+    varied = {v.label: splitter(*replace(inputs, variation=v).load())
+              for v in map(parse_variation, variations)}
 
     parts = [ev for ev in (events, test) if ev is not None]
     data_key = {"data_id": digest([table_identity(ev.table) for ev in parts] + [
@@ -159,7 +184,8 @@ def scan_files(inputs: UserInputs, models: dict[str, str | None], sizes: list[in
     files = sorted({f["path"] for ev in parts for f in ev.provenance()})
     frame = scan_splits(name, split, data_key, loaded, sizes, modes, seeds, out,
                         FinetuneConfig(epochs=epochs, accelerator=device), progress,
-                        info={"data": files, "inputs": inputs.branch_map.record()})
+                        info={"data": files, "inputs": inputs.branch_map.record()},
+                        variations=varied)
     out_dir = Path(out)
-    summarise_with_costs(out_dir, models, bool(loaded), n_boot, fallback=frame)
+    summarise_with_costs(out_dir, models, bool(loaded), n_boot, fallback=frame, yields=yields)
     return out_dir

@@ -24,6 +24,7 @@ from hepfm.data.branches import BRANCH_MAPS, BranchMap
 from hepfm.data.features import DEFAULT_SELECTION, Selection
 from hepfm.data.reading import open_file, read_table
 from hepfm.data.table import EventTable
+from hepfm.data.variations import Variation
 from hepfm.errors import HepfmError, InputDataError
 from hepfm.taskdata import split_indices
 
@@ -179,14 +180,17 @@ def _branch(info: Any, name: str, option: str) -> np.ndarray:
 
 def read_labelled(files: Sequence[str], branch_map: BranchMap, label: int | None = None,
                   label_branch: str | None = None, weight_branch: str | None = None,
-                  selection: Selection = DEFAULT_SELECTION) -> LabelledEvents:
-    """All events of `files` with label `label`, or per event from `label_branch` (0/1)."""
+                  selection: Selection = DEFAULT_SELECTION,
+                  variation: Variation | None = None) -> LabelledEvents:
+    """All events of `files` with label `label`, or per event from `label_branch` (0/1);
+    `variation` shifts them as they are read (:mod:`hepfm.data.variations`)."""
     if (label is None) == (label_branch is None):
         raise ValueError("give exactly one of label and label_branch")
     parts = []
     for path in files:
         info = open_file(path, branch_map)
-        table = read_table(path, branch_map, selection, processes=CLASSES)
+        table = read_table(path, branch_map, selection, processes=CLASSES,
+                           variation=variation)
         n = len(table)
         if label_branch is not None:
             raw = _branch(info, label_branch, "--label-branch")
@@ -231,6 +235,8 @@ class UserInputs:
     label_branch: str | None = None
     weight_branch: str | None = None
     branch_map: BranchMap = field(default_factory=lambda: BRANCH_MAPS["delphes"])
+    #: a systematic variation applied as the events are read (None: nominal)
+    variation: Variation | None = None
 
     @classmethod
     def from_options(cls, signal: str | None = None, background: str | None = None,
@@ -264,7 +270,8 @@ class UserInputs:
                    load_branch_map(branch_map, btag))
 
     def _read(self, sig: list[str], bkg: list[str], mix: list[str]) -> LabelledEvents:
-        kw = dict(branch_map=self.branch_map, weight_branch=self.weight_branch)
+        kw = dict(branch_map=self.branch_map, weight_branch=self.weight_branch,
+                  variation=self.variation)
         if mix:
             ev = read_labelled(mix, label_branch=self.label_branch, **kw)
         else:
