@@ -17,7 +17,10 @@ from the task seed stream (no model saw them). Scratch and the BDT also run at 3
 10,000 events: the label efficiency of each model reads off that curve.
 
     python benchmarks/objectives.py pretrain --data samples/pretrain --out runs/objectives
-    python benchmarks/objectives.py scan --data samples/tasks --out runs/objectives
+    python benchmarks/objectives.py scan baselines --data samples/tasks --only multiclass
+    python benchmarks/objectives.py scan models --data samples/tasks
+    python benchmarks/objectives.py scan models --data samples/tasks --only "" --shipped hepfm-base
+    python benchmarks/objectives.py scan reference --data samples/tasks --only multiclass
     python benchmarks/objectives.py report runs/objectives
 
 Every step resumes: finished pretrainings (``metrics.json`` present) and stored scan runs are
@@ -65,18 +68,21 @@ def pretrain_all(data: str, out: Path, objectives: tuple[str, ...], events: int,
                  seed=0, device="cpu", threads=threads, resume=resume, progress=False)
 
 
-def scan_all(out: Path, data: str, objectives: tuple[str, ...], reference: bool) -> None:
+def scan_all(out: Path, data: str, objectives: tuple[str, ...], tasks: tuple[str, ...],
+             part: str, shipped: tuple[str, ...] = ()) -> None:
+    """One part of the scan: ``models`` (full and frozen of `objectives`, and of the
+    `shipped` models by name), ``baselines`` (scratch and BDT at the compared sizes) or
+    ``reference`` (scratch at 3,000 and 10,000 events). Parts may run at once in several
+    processes: they share the scan directory."""
     from hepfm.taskdata import TaskData
     from hepfm.training.task_run import scan_tasks
 
-    tasks = [TaskData.from_task(t, data) for t in TASKS]
-    models = {o: str(_run(out, o)) for o in objectives}
-    if reference:
-        scan_tasks(tasks, models, list(REFERENCE_SIZES), ["bdt", "scratch"], SEEDS,
-                   out / "scan", resume=True)
-    else:
-        scan_tasks(tasks, models, list(TRAIN_SIZES), ["bdt", "scratch", "full", "frozen"],
-                   SEEDS, out / "scan", resume=True)
+    task_list = [TaskData.from_task(t, data) for t in tasks]
+    models = {o: str(_run(out, o)) for o in objectives} | {name: name for name in shipped}
+    sizes, modes = {"models": (TRAIN_SIZES, ["full", "frozen"]),
+                    "baselines": (TRAIN_SIZES, ["bdt", "scratch"]),
+                    "reference": (REFERENCE_SIZES, ["scratch"])}[part]
+    scan_tasks(task_list, models, list(sizes), modes, SEEDS, out / "scan", resume=True)
 
 
 def runs_table(out: Path) -> pd.DataFrame:
@@ -196,11 +202,13 @@ def main() -> None:
     p.add_argument("--events-per-process", type=int, default=EVENTS_PER_PROCESS)
     p.add_argument("--threads", type=int, default=1)
     s = sub.add_parser("scan")
+    s.add_argument("part", choices=("models", "baselines", "reference"))
     s.add_argument("--data", required=True, help="task sample directory (task seed stream)")
     s.add_argument("--out", type=Path, default=Path("runs/objectives"))
-    s.add_argument("--only", default=",".join(OBJECTIVES))
-    s.add_argument("--reference", action="store_true",
-                   help="the scratch and BDT runs at 3,000 and 10,000 events")
+    s.add_argument("--only", default=",".join(OBJECTIVES),
+                   help="objectives whose models to fine-tune (baselines: the architecture)")
+    s.add_argument("--tasks", default=",".join(TASKS))
+    s.add_argument("--shipped", default="", help="shipped models to fine-tune beside them")
     r = sub.add_parser("report")
     r.add_argument("out", type=Path)
     r.add_argument("--results", type=Path, default=Path("benchmarks/results/objectives"))
@@ -209,7 +217,9 @@ def main() -> None:
         pretrain_all(args.data, args.out, tuple(args.only.split(",")), args.events_per_process,
                      args.threads)
     elif args.step == "scan":
-        scan_all(args.out, args.data, tuple(args.only.split(",")), args.reference)
+        scan_all(args.out, args.data, tuple(o for o in args.only.split(",") if o),
+                 tuple(args.tasks.split(",")), args.part,
+                 tuple(n for n in args.shipped.split(",") if n))
     else:
         print(report(args.out, args.results).to_string(index=False))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import awkward as ak
@@ -89,6 +90,11 @@ def test_pair_mode_writes_matrix_and_plots(setup: dict[str, Path]) -> None:
     assert np.isfinite(matrix.to_numpy()).all()
     for name in ("cka.png", "cka_diagonal.png"):
         assert (out / name).read_bytes()[:8] == PNG_MAGIC
+    from hepfm.atomic import file_sha256
+
+    models = json.loads((out / "models.json").read_text())
+    assert [models[str(setup[r])]["weights_sha256"] for r in ("run0", "run1")] == [
+        file_sha256(setup[r] / "model.safetensors") for r in ("run0", "run1")]
     # a model against itself on the same events: exactly 1 on the diagonal
     same = setup["root"] / "out_same"
     result = CliRunner().invoke(app, [

@@ -165,11 +165,17 @@ def test_unknown_name_lists_shipped(tmp_path: Path) -> None:
 def test_shipped_model_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import hepfm.hub as hub
     import hepfm.pretrained
+    from hepfm.models.release import stamp_release
 
     monkeypatch.setattr(hepfm.pretrained, "PRETRAINED_DIR", tmp_path)
+    monkeypatch.setattr(hepfm.pretrained, "RELEASES_FILE", tmp_path / "releases.yaml")
     model = tiny()
     save_pretrained(model, tmp_path / "hepfm-tiny")
     assert hub.available_models() == ["hepfm-tiny"]
+    with pytest.raises(CheckpointError, match="must record name 'hepfm-tiny', version"):
+        load_pretrained("hepfm-tiny")  # a shipped model without a release
+    stamp_release(tmp_path / "hepfm-tiny", "hepfm-tiny", "0.1.0",
+                  releases_file=tmp_path / "releases.yaml")
     batch = make_batch(4)
     torch.testing.assert_close(load_pretrained("hepfm-tiny")(batch)["multiclass"],
                                model(batch)["multiclass"])

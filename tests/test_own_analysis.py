@@ -272,6 +272,7 @@ def test_predict_writes_one_score_per_entry_in_order(toy_dir, task_model, tmp_pa
             info = json.loads(str(g["hepfm_info"]))
         assert info["input"] == str(Path(f).resolve()) and info["hepfm_version"]
         assert info["model"] == str(task_model.resolve()) and info["head"] == "task"
+        assert info["model_identity"]["weights_sha256"] == model.identity["weights_sha256"]
         if n:
             want = predict_proba(model, read_table(f), "task")
             np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
@@ -370,7 +371,8 @@ def test_branch_map_from_yaml(tmp_path):
     (tmp_path / "bad.yaml").write_text(yaml.safe_dump(spec))
     with pytest.raises(InputDataError, match="collection 'jet' needs fields"):
         load_branch_map(str(tmp_path / "bad.yaml"))
-    with pytest.raises(InputDataError, match="neither delphes nor flat nor a YAML file"):
+    with pytest.raises(InputDataError,
+                       match="neither delphes, flat, nanoaod, atlas-opendata nor a YAML"):
         load_branch_map("delphse")
 
 

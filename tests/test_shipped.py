@@ -43,5 +43,6 @@ def test_models_lists_the_shipped_models_from_their_files():
     assert small["processes"] == 12 and small["width"] == 64 and small["megabytes"] < 10
     res = CliRunner().invoke(app, ["models"], env={"COLUMNS": "200"})
     assert res.exit_code == 0, res.output
-    assert "hepfm-base (default)" in res.output and "hepfm-small" in res.output
+    assert "hepfm-base*" in res.output and "* the default" in res.output
+    assert "hepfm-small" in res.output and "hepfm-small*" not in res.output
     assert f"{metrics['test']['macro_auc']:.3f}" in res.output

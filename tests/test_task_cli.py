@@ -61,6 +61,37 @@ def test_finetune_cli_writes_metrics_and_roc(generated_dir, tiny_pretrained, tmp
     assert model.heads["task"].out.out_features == 1
 
 
+def test_finetune_records_the_release_it_started_from(generated_dir, tiny_pretrained,
+                                                      tmp_path):
+    import shutil
+
+    import yaml
+
+    from hepfm.atomic import file_sha256
+    from hepfm.models.release import stamp_release
+
+    released = tmp_path / "tiny-fm"
+    shutil.copytree(tiny_pretrained, released)
+    stamp_release(released, "tiny-fm", "1.2.0", releases_file=tmp_path / "releases.yaml")
+    sha = file_sha256(released / "model.safetensors")
+    out = tmp_path / "ft"
+    res = runner.invoke(app, ["finetune", "--task", "ttH_vs_tt", "--model", str(released),
+                              "--data", str(generated_dir), "--train-size", "60",
+                              "--epochs", "1", "--events-per-process", "200", "--mode",
+                              "frozen", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    want = {"name": "tiny-fm", "version": "1.2.0", "weights_sha256": sha}
+    assert json.loads((out / "metrics.json").read_text())["from_model"] == want
+    # the fine-tuned model's own directory keeps it too (hepfm predict reports it)
+    assert yaml.safe_load((out / "config.yaml").read_text())["base_model"] == want
+    assert load_pretrained(out).identity["weights_sha256"] == file_sha256(
+        out / "model.safetensors") != sha
+    # an unreleased directory is named by the path given, without a version
+    unreleased = {"name": str(tiny_pretrained), "version": None,
+                  "weights_sha256": file_sha256(tiny_pretrained / "model.safetensors")}
+    assert load_pretrained(tiny_pretrained).identity == unreleased
+
+
 def test_finetune_cli_custom_task_and_errors(generated_dir, tiny_pretrained, tmp_path):
     res = runner.invoke(app, ["finetune", "--signal", "ZH", "--background", "Z_jets",
                               "--model", str(tiny_pretrained), "--data", str(generated_dir),
@@ -99,6 +130,15 @@ def test_scan_one_row_per_run_resumes_and_accounts(generated_dir, tiny_pretraine
     assert not frame.duplicated(["mode", "train_size", "seed"]).any()
     assert set(frame["model"]) == {"none", "pretrained"}
     assert (tmp_path / "learning_curve_ttH_vs_tt.png").stat().st_size > 1000
+    from hepfm.atomic import file_sha256
+
+    models = json.loads((tmp_path / "models.json").read_text())
+    assert models["pretrained"]["weights_sha256"] == file_sha256(
+        tiny_pretrained / "model.safetensors")
+    efficiency = pd.read_csv(tmp_path / "label_efficiency.csv")
+    assert sorted(efficiency["train_size"]) == [40, 80]
+    assert (efficiency["curve"] == "frozen").all()
+    assert "ttH_vs_tt: frozen at 40 training events matches scratch at" in res.output
     before = (tmp_path / "scan.csv").read_text()
     res = runner.invoke(app, args)  # an existing scan directory: --resume, or refused
     assert res.exit_code == 2 and "--resume" in res.output

@@ -331,24 +331,27 @@ def tasks() -> None:
 
 @app.command()
 def models() -> None:
-    """List the shipped pretrained models: architecture, pretraining data, test scores."""
-    from hepfm.pretrained import describe_models
+    """List the shipped pretrained models: version, weights, architecture, pretraining data,
+    test scores."""
+    from hepfm.pretrained import SHORT_SHA, describe_models
 
     def num(value: Any, fmt: str) -> str:
         return "" if value is None else format(value, fmt)
 
-    table = Table("name", "objective", "width x blocks", "pretraining events",
-                  "test accuracy", "test macro AUC", "MB")
+    table = Table("name\nobjective", "version", "SHA-256", "width", "pretraining\nevents",
+                  "test\nacc.", "test\nAUC")
     for m in describe_models():
         per = m["events_per_process"]
-        events = (f"{m['processes']} x {num(per, ',')}" if per else "all") + (
-            f" ({num(m['train_events'], ',')} in training)" if m["train_events"] else "")
-        table.add_row(m["name"] + (" (default)" if m["default"] else ""), m["objective"],
+        events = f"{m['processes']} x {num(per, ',')}" if per else "all"
+        table.add_row(m["name"] + ("*" if m["default"] else "") + f"\n{m['objective']}",
+                      m["version"],
+                      (m["weights_sha256"] or "")[:SHORT_SHA],
                       f"{m['width']} x {m['blocks']}", events, num(m["accuracy"], ".3f"),
-                      num(m["macro_auc"], ".3f"), num(m["megabytes"], ".1f"))
+                      num(m["macro_auc"], ".3f"))
     console.print(table)
-    console.print("scores on the model's own test split (12-process classification); load "
-                  "one with hepfm.load_pretrained(name) or --model NAME", highlight=False)
+    console.print("* the default. Scores on the model's own test split (12-process "
+                  "classification, macro AUC). Load one with hepfm.load_pretrained(name) or "
+                  "--model NAME; pin the exact weights with NAME@VERSION.", highlight=False)
 
 
 def _detector(value: str) -> None:
@@ -590,13 +593,46 @@ TASK_SOURCES: dict[str, Any] = {
                                  "event."),
     "weight_branch": typer.Option(None, help="Branch of event weights: used in the training "
                                   "loss (rescaled per class) and in the test AUC and ROC."),
-    "branch_map": typer.Option(None, help="Branch names of your files: delphes (default), "
-                               "flat, or a YAML file (see README)."),
+    "branch_map": typer.Option(None, help="Branch names and units of your files: delphes "
+                               "(default), flat, nanoaod, atlas-opendata, or a YAML file (see "
+                               "README)."),
+    "btag": typer.Option(None, help="b-tag working point, instead of the branch map's: a "
+                         "score cut (0.2783), a working point the map names (nanoaod: loose, "
+                         "medium, tight; atlas-opendata: 85, 77, 70, 60), bitN (bit N of a bit "
+                         "mask) or flag."),
     "data": typer.Option(None, help="Sample directory of the tasks' processes; default "
                          "$HEPFM_DATA/tasks or ~/.cache/hepfm/data/tasks, generated if missing "
                          "(never the pretraining events)."),
 }
 BRANCH_MAP = TASK_SOURCES["branch_map"]
+BTAG = TASK_SOURCES["btag"]
+YIELDS = typer.Option(None, help="Expected signal,background events before the score cut for "
+                      "the significance [100,10000]; 'weights': the sums of the test "
+                      "events' weights.")
+LUMINOSITY = typer.Option(None, help="Integrated luminosity (fb^-1) for the yields, with "
+                          "--xsec.", callback=at_least(0))
+XSEC = typer.Option(None, help="Cross-sections SIG,BKG (fb) of the selected events, with "
+                    "--luminosity.")
+VARIATION = typer.Option(None, help="Also evaluate on systematically varied test events: "
+                         "jes_up, jes_down, jer, les_up, les_down, btag_up, btag_down (NAME or "
+                         "NAME:SIZE; comma-separated or repeated).")
+
+
+def _variations(values: list[str] | None) -> list[Any]:
+    """Variations of --variation (comma-separated or repeated), checked."""
+    from hepfm.data.variations import parse_variation
+
+    return [parse_variation(v) for value in values or [] for v in value.split(",") if v]
+
+
+def _print_trust(r: dict[str, Any], table: Any) -> None:
+    """Add the significance and calibration rows of a fine-tuning result `r` to `table`."""
+    for key in ("z_asimov", "z_binned", "sic", "z_asimov_unweighted", "z_binned_unweighted",
+                "sic_unweighted", "brier", "temperature"):
+        if key in r and r[key] == r[key]:
+            interval = (f" [{r[f'{key}_lo68']:.4g}, {r[f'{key}_hi68']:.4g}] (68% bootstrap)"
+                        if f"{key}_lo68" in r else "")
+            table.add_row(key, f"{r[key]:.4g}{interval}")
 
 
 def _sources(**given: Any) -> dict[str, Any]:
@@ -617,6 +653,7 @@ def finetune(
     label_branch: str = TASK_SOURCES["label_branch"],
     weight_branch: str = TASK_SOURCES["weight_branch"],
     branch_map: str = TASK_SOURCES["branch_map"],
+    btag: str = BTAG,
     data: str = TASK_SOURCES["data"],
     model: str = model_option(f"{MODEL_HELP} to start from [{DEFAULT_MODEL}].", None),
     mode: str = typer.Option("full", help="scratch, full, frozen or linear.",
@@ -637,10 +674,18 @@ def finetune(
     allow_overlap: bool = typer.Option(False, help="Go on when the task's events were "
                                        "pretraining events of the model (the overlap is "
                                        "written into metrics.json)."),
+    yields: str = YIELDS,
+    luminosity: float = LUMINOSITY,
+    xsec: str = XSEC,
+    calibrate: bool = typer.Option(False, "--calibrate", help="Temperature-scale the scores "
+                                   "on the validation events (saved in the model)."),
+    variation: list[str] = VARIATION,
     device: str = DEVICE,
     verbose: bool = VERBOSE,
 ) -> None:
-    """Fine-tune a pretrained model on a task; print AUC, accuracy and rejections."""
+    """Fine-tune a pretrained model on a task; print AUC, significance, calibration and
+    systematic shifts."""
+    from hepfm.analysis.significance import yields_from_options
     from hepfm.taskdata import task_data
     from hepfm.training.quiet import quiet_chatter
     from hepfm.training.task_run import finetune_task
@@ -650,7 +695,8 @@ def finetune(
                        generate=gen)
     r = finetune_task(inputs, model, mode, train_size, epochs, seed, out, force=force,
                       allow_overlap=allow_overlap, device=resolve_device(device),
-                      progress=verbose)
+                      progress=verbose, yields=yields_from_options(yields, luminosity, xsec),
+                      calibrate=calibrate, variations=_variations(variation))
     title = "weighted, " if r.get("weighted") else ""
     table = Table("metric", "value", title=f"{r['task']} ({title}{r['mode']}, "
                   f"{r['train_events']} training events, {r['test_events']} test events)")
@@ -659,10 +705,23 @@ def finetune(
             interval = (f" [{r[f'{key}_lo68']:.4g}, {r[f'{key}_hi68']:.4g}] (68% bootstrap)"
                         if f"{key}_lo68" in r else "")
             table.add_row(key, f"{r[key]:.4g}{interval}")
+    _print_trust(r, table)
     table.add_row("train seconds", f"{r['train_seconds']:.1f}")
     table.add_row("epochs to best val loss", str(r["epochs_to_best"]))
     console.print(table)
-    console.print(f"model, metrics.json, data.json, roc.csv and roc.png in {r['out_dir']}")
+    if "signal_yield" in r:
+        console.print(f"significance for {r['signal_yield']:.4g} signal and "
+                      f"{r['background_yield']:.4g} background events before the cut")
+    if r.get("variations"):
+        shifts = Table("variation", "AUC shift", "z_asimov shift", "sic shift",
+                       title="shift from nominal, test events (68% paired bootstrap)")
+        for name, v in r["variations"].items():
+            shifts.add_row(name, *(f"{v[f'{k}_shift']:+.4f} [{v[f'{k}_shift_lo68']:+.4f}, "
+                                   f"{v[f'{k}_shift_hi68']:+.4f}]"
+                                   for k in ("auc", "z_asimov", "sic")))
+        console.print(shifts)
+    console.print(f"model, metrics.json, data.json, roc.csv, roc.png and reliability.png in "
+                  f"{r['out_dir']}")
 
 
 @app.command()
@@ -678,6 +737,7 @@ def scan(
     label_branch: str = TASK_SOURCES["label_branch"],
     weight_branch: str = TASK_SOURCES["weight_branch"],
     branch_map: str = TASK_SOURCES["branch_map"],
+    btag: str = BTAG,
     data: str = TASK_SOURCES["data"],
     sizes: str = typer.Option(",".join(map(str, defaults.SCAN_SIZES)), help="Training sizes.",
                               callback=_sizes),
@@ -708,15 +768,28 @@ def scan(
     bootstrap: int = typer.Option(defaults.N_BOOT, help="Resamples of the test events for "
                                   "the 68% intervals of summary.csv and differences.csv (0: "
                                   "none).", callback=at_least(0)),
+    yields: str = YIELDS,
+    luminosity: float = LUMINOSITY,
+    xsec: str = XSEC,
+    variation: list[str] = typer.Option(None, help="Also score every trained model on "
+                                        "systematically varied test events (NAME or "
+                                        "NAME:SIZE, comma-separated or repeated; see "
+                                        "'hepfm finetune --help'): variations.csv holds the "
+                                        "AUC and significance shifts."),
     device: str = DEVICE,
     verbose: bool = VERBOSE,
 ) -> None:
-    """Learning curves: AUC against training size for each mode, with seed spread."""
+    """Learning curves: AUC and significance against training size for each mode, with seed
+    spread and test-bootstrap intervals; shifts under systematic variations."""
+    from hepfm.analysis.significance import yields_from_options
     from hepfm.training.scan import summarise_scan
 
+    chosen_yields = yields_from_options(yields, luminosity, xsec)
+    variations = _variations(variation)
     if summarise_only:
-        out_dir = summarise_scan(out, n_boot=bootstrap)
+        out_dir = summarise_scan(out, n_boot=bootstrap, yields=chosen_yields)
         console.print(f"wrote summary.csv, learning curves and compute.csv in {out_dir}")
+        _print_scan_summary(out_dir)
         return
     from hepfm.taskdata import task_data
     from hepfm.tasks import task_names
@@ -733,9 +806,46 @@ def scan(
     out_dir = scan_tasks(inputs, model, size_list, [m.strip() for m in modes.split(",")],
                          [int(n) for n in seeds.split(",")], out, epochs, resume=resume,
                          allow_overlap=allow_overlap, n_boot=bootstrap,
-                         device=resolve_device(device), progress=verbose)
+                         device=resolve_device(device), progress=verbose,
+                         yields=chosen_yields, variations=variations)
     console.print(f"wrote scan.csv, summary.csv, learning curves and compute.csv in {out_dir}")
+    _print_scan_summary(out_dir)
     console.print((out_dir / "compute.txt").read_text())
+    console.print((out_dir / "label_efficiency.txt").read_text(), highlight=False)
+
+
+def _print_scan_summary(out_dir: Any) -> None:
+    """AUC and Asimov significance per curve and size (summary.csv), and the systematic
+    shifts (variations.csv) when there are any."""
+    import pandas as pd
+
+    def cell(row: Any, name: str, fmt: str) -> str:
+        value = row.get(name, float("nan"))
+        lo, hi = row.get(f"{name.removesuffix('_mean')}_lo68"), \
+            row.get(f"{name.removesuffix('_mean')}_hi68")
+        if value != value:
+            return "-"
+        return f"{value:{fmt}}" + (f" [{lo:{fmt}}, {hi:{fmt}}]" if lo == lo and hi == hi
+                                   and lo is not None else "")
+
+    summary = pd.read_csv(out_dir / "summary.csv")
+    table = Table("task", "curve", "size", "AUC [68%]", "z_asimov [68%]", "SIC [68%]",
+                  title="test events: mean over seeds, test-bootstrap intervals")
+    for _, r in summary.iterrows():
+        table.add_row(str(r["task"]), str(r["curve"]), str(r["train_size"]),
+                      cell(r, "auc_mean", ".4f"), cell(r, "z_asimov_mean", ".3f"),
+                      cell(r, "sic_mean", ".3f"))
+    console.print(table)
+    path = out_dir / "variations.csv"
+    if path.is_file():
+        shifts = pd.read_csv(path)
+        table = Table("task", "curve", "size", "variation", "AUC shift [68%]",
+                      "z_asimov shift [68%]", title="shift from nominal (paired bootstrap)")
+        for _, r in shifts.iterrows():
+            table.add_row(str(r["task"]), str(r["curve"]), str(r["train_size"]),
+                          str(r["variation"]), cell(r, "auc_shift_mean", "+.4f"),
+                          cell(r, "z_asimov_shift_mean", "+.3f"))
+        console.print(table)
 
 
 @app.command(context_settings={"allow_extra_args": True})
@@ -749,6 +859,7 @@ def predict(
                             "the inputs' folder structure."),
     head: str = typer.Option(None, help="Head to score [the task head]."),
     branch_map: str = BRANCH_MAP,
+    btag: str = BTAG,
     fmt: str = typer.Option("root", "--format", help="root (a friend tree 'hepfm') or "
                             "parquet.", callback=one_of(("root", "parquet"))),
     step_size: int = typer.Option(PREDICT_DEFAULTS["step_size"], help="Entries read per "
@@ -758,6 +869,9 @@ def predict(
     force: bool = typer.Option(False, "--force", help="Replace existing outputs."),
     threads: int = typer.Option(None, help="torch threads [torch's default].",
                                 callback=at_least(1)),
+    variation: str = typer.Option(None, help="Score systematically varied events (jes_up, "
+                                  "jes_down, jer, les_up, les_down, btag_up, btag_down; NAME "
+                                  "or NAME:SIZE): outputs <input>_hepfm_<name>.root."),
     device: str = DEVICE,
 ) -> None:
     """Score every event of ROOT files; write the scores as friend trees next to the data."""
@@ -769,9 +883,10 @@ def predict(
         import torch
 
         torch.set_num_threads(threads)
-    outs = predict_files(model, files, out, head, load_branch_map(branch_map), fmt=fmt,
+    outs = predict_files(model, files, out, head, load_branch_map(branch_map, btag), fmt=fmt,
                          step_size=step_size, batch_size=batch_size, force=force,
-                         device=resolve_device(device))
+                         device=resolve_device(device),
+                         variation=_variations([variation])[0] if variation else None)
     for f, o in zip(files, outs, strict=True):
         console.print(f"{f} -> {o}", highlight=False)
     if fmt == "root":

@@ -6,13 +6,16 @@ into graphs and scored, and the scores appended to the output tree. Events that 
 selection leaves without objects are scored on their MET node alone. The output is written to
 a temporary file and renamed into place when complete; an existing output is never replaced
 unless ``force=True``. Its metadata (``hepfm_info``: a JSON string object in the ROOT file,
-the schema metadata in parquet) names the model, the hepfm version and the input file.
+the schema metadata in parquet) names the model (its directory, ``model_identity``: name,
+version and weights SHA-256, and ``base_model``: those of the pretrained model it was
+fine-tuned from), the hepfm version and the input file.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -25,9 +28,11 @@ from tqdm.auto import tqdm
 from hepfm import __version__
 from hepfm.atomic import atomic_path
 from hepfm.data.branches import DELPHES, BranchMap
+from hepfm.data.btag import btag_mismatch
 from hepfm.data.features import DEFAULT_SELECTION, Selection
 from hepfm.data.reading import iterate_tables, open_file
 from hepfm.data.table import EventTable
+from hepfm.data.variations import Variation
 from hepfm.errors import HepfmError
 from hepfm.hub import load_pretrained, resolve_model_dir
 from hepfm.models.foundation import FoundationModel
@@ -114,8 +119,10 @@ class _ParquetWriter:
 def predict_file(model: FoundationModel, path: str, out: Path, head: str, info: dict[str, Any],
                  branch_map: BranchMap = DELPHES, selection: Selection = DEFAULT_SELECTION,
                  fmt: Format = "root", step_size: int = 100_000, batch_size: int = 4096,
-                 force: bool = False, on_chunk: Callable[[int], None] | None = None) -> int:
-    """Score every entry of `path` into `out` chunk by chunk; returns the number of entries."""
+                 force: bool = False, on_chunk: Callable[[int], None] | None = None,
+                 variation: Variation | None = None) -> int:
+    """Score every entry of `path` into `out` chunk by chunk (the events shifted by
+    `variation` as they are read, when given); returns the number of entries."""
     n = open_file(path, branch_map, allow_empty=True).num_entries
     names = output_names(model, head)
     writer_cls = _RootWriter if fmt == "root" else _ParquetWriter
@@ -125,7 +132,8 @@ def predict_file(model: FoundationModel, path: str, out: Path, head: str, info: 
                                          "entries": n, "branches": names})
         try:
             if n:
-                for table in iterate_tables(path, branch_map, selection, step_size=step_size):
+                for table in iterate_tables(path, branch_map, selection, step_size=step_size,
+                                            variation=variation):
                     writer.write(scores(model, table, head, batch_size).astype(np.float32))
                     written += len(table)
                     if on_chunk is not None:
@@ -141,30 +149,43 @@ def predict_files(model_dir: str | os.PathLike, files: Sequence[str], out_dir: s
                   head: str | None = None, branch_map: BranchMap = DELPHES,
                   selection: Selection = DEFAULT_SELECTION, fmt: Format = "root",
                   step_size: int = 100_000, batch_size: int = 4096, force: bool = False,
-                  progress: bool = True, device: str = "cpu") -> list[Path]:
+                  progress: bool = True, device: str = "cpu",
+                  variation: Variation | None = None) -> list[Path]:
     """Scores of the model in `model_dir` for every event of `files`, one output per file
-    (see :func:`output_paths`), computed on the torch `device`; returns the output paths."""
+    (see :func:`output_paths`), computed on the torch `device`; returns the output paths.
+    With a `variation` (:mod:`hepfm.data.variations`) the events are shifted as they are
+    read, the outputs are named ``<stem>_hepfm_<variation name>`` and their metadata
+    records the variation."""
     model = load_pretrained(model_dir, device=device)
     head = head or default_head(model)
     if head not in model.heads:
         raise HepfmError(f"model '{model_dir}' has no head '{head}'; heads: "
                          f"{', '.join(model.heads)}")
-    outs = output_paths(files, out_dir, fmt)
+    outs = output_paths(files, out_dir, fmt,
+                        "_hepfm" if variation is None else f"_hepfm_{variation.name}")
     existing = [str(o) for o in outs if o.exists()]
     if existing and not force:
         raise HepfmError(f"output exists: '{existing[0]}' ({len(existing)} in all); "
                          "pass --force to replace, or choose another --out")
     totals = [open_file(f, branch_map, allow_empty=True).num_entries for f in files]
+    differs = btag_mismatch(((model.run_config or {}).get("inputs") or {}).get("btag"),
+                            branch_map.btag)
+    if differs:
+        warnings.warn(f"model '{model_dir}': {differs} (--btag)", stacklevel=2)
     info = {"model": str(resolve_model_dir(model_dir).resolve()), "head": head,
+            "model_identity": model.identity,
+            "base_model": (model.run_config or {}).get("base_model"),
             "hepfm_version": __version__, "task": (model.run_config or {}).get("task"),
-            "tree": branch_map.tree, "branch_map": branch_map.name}
+            "tree": branch_map.tree, **branch_map.record(),
+            "variation": None if variation is None else variation.to_dict()}
     with tqdm(total=sum(totals), unit="ev", unit_scale=True, disable=not progress,
               desc="hepfm predict") as bar:
         for path, out in zip(files, outs, strict=True):
             bar.set_postfix_str(Path(path).name)
             try:
                 predict_file(model, path, out, head, info, branch_map, selection, fmt,
-                             step_size, batch_size, force, on_chunk=bar.update)
+                             step_size, batch_size, force, on_chunk=bar.update,
+                             variation=variation)
             except FileExistsError:
                 raise HepfmError(f"output '{out}' appeared while writing it (another job?); "
                                  "left it alone") from None

@@ -11,7 +11,8 @@ All processes use Pythia's built-in hard processes. Decays follow the Standard M
 a process says otherwise; Z bosons produced with jets or a Higgs decay to charged leptons and
 W bosons produced with jets decay leptonically, as in the analyses that select them. Pythia's
 decay settings are per particle, not per production mode: in ZH the Z bosons of H → ZZ*
-(about 2.6 % of ZH events) decay to charged leptons too, and in Z+jets so would any other Z.
+decay to charged leptons too, and Pythia weights each decay channel by the open fraction of
+its daughters, so H → ZZ* is 0.02 % of ZH events (4 in 20,000) against 2.6 % in ggF_H.
 VBF uses dipole recoil for initial-state radiation (``SpaceShower:dipoleRecoil = on``), the
 setting recommended for VBF (arXiv:2003.12435): the default global recoil puts too much
 radiation between the tagging jets.
@@ -76,7 +77,7 @@ _CATALOG: tuple[Process, ...] = (
     Process(
         "ZH", "qq̄ → ZH, Z → ℓℓ", ("HiggsSM:ffbar2HZ = on", *_Z_TO_LEPTONS), 3,
         description="Higgs-strahlung with a Z decaying to charged leptons, SM Higgs decays "
-        "(the Z decay setting also makes the Z bosons of H → ZZ* decay to charged leptons).",
+        "(the Z decay setting also holds for H → ZZ*, which it makes rare: 0.02 %).",
     ),
     Process(
         "ttH", "tt̄H", ("HiggsSM:gg2Httbar = on", "HiggsSM:qqbar2Httbar = on"), 4,

@@ -30,6 +30,7 @@ from hepfm.data.branches import BRANCH_MAPS, BranchMap
 from hepfm.data.datasets import process_of_file, resolve_sources
 from hepfm.data.labelled import LabelledEvents, expand_files, load_branch_map, read_labelled
 from hepfm.data.table import EventTable
+from hepfm.data.variations import Variation
 from hepfm.errors import ArgumentError, InputDataError
 from hepfm.processes import PROCESSES
 from hepfm.provenance import check_disjoint, describe_file, pretraining_events
@@ -73,7 +74,8 @@ class TaskData:
     `test_background`, or `test_mixed`); without one, a fixed fraction of the events is held
     out. Files ``<name>.root`` and ``<name>_<k>.root`` are one process: at most
     `events_per_process` events are read from each (all when None). `min_leptons` keeps
-    events with at least that many electrons + muons.
+    events with at least that many electrons + muons (those of the nominal events, so that a
+    `variation`, :mod:`hepfm.data.variations`, shifts the same events in the same order).
     """
 
     name: str = "custom"
@@ -89,6 +91,8 @@ class TaskData:
     events_per_process: int | None = None
     min_leptons: int = 0
     samples: TaskSamples | None = None
+    #: a systematic variation applied as the events are read (None: nominal)
+    variation: Variation | None = None
 
     @classmethod
     def from_task(cls, task: Task | str,
@@ -147,23 +151,32 @@ class TaskData:
         return train, test
 
     def _read(self, sig: list[str], bkg: list[str], mix: list[str]) -> LabelledEvents:
+        ev = self._read_all(sig, bkg, mix)
+        if self.min_leptons:
+            nominal = ev if self.variation is None else replace(
+                self, variation=None)._read_all(sig, bkg, mix, warn=False)
+            ev = ev.subset(np.flatnonzero(lepton_counts(nominal.table) >= self.min_leptons))
+        for cls_, kind in ((1, "signal"), (0, "background")):
+            if not np.any(ev.y == cls_):
+                raise InputDataError(f"task '{self.name}' has no {kind} events in "
+                                     f"{', '.join(sig + bkg + mix)}")
+        return ev
+
+    def _read_all(self, sig: list[str], bkg: list[str], mix: list[str], warn: bool = True
+                  ) -> LabelledEvents:
+        """Every event of the files (no event selection), in order."""
+        n_sig = len(_by_process(sig))
         groups = [(f, 1) for f in _by_process(sig)] + [(f, 0) for f in _by_process(bkg)] + [
             (f, None) for f in _by_process(mix)]
         parts = [read_labelled(files, self.branch_map, label=label,
                                label_branch=self.label_branch if label is None else None,
                                weight_branch=self.weight_branch,
                                max_events=self.events_per_process,
-                               process=process_of_file(files[0])) for files, label in groups]
-        ev = LabelledEvents.concat(parts)
-        if self.min_leptons:
-            ev = ev.subset(np.flatnonzero(lepton_counts(ev.table) >= self.min_leptons))
-        for cls_, kind in ((1, "signal"), (0, "background")):
-            if not np.any(ev.y == cls_):
-                raise InputDataError(f"task '{self.name}' has no {kind} events in "
-                                     f"{', '.join(sig + bkg + mix)}")
-        if not mix:
-            _warn_shared(parts[:len(_by_process(sig))], parts[len(_by_process(sig)):])
-        return ev
+                               process=process_of_file(files[0]), variation=self.variation)
+                 for files, label in groups]
+        if warn and not mix:
+            _warn_shared(parts[:n_sig], parts[n_sig:])
+        return LabelledEvents.concat(parts)
 
 
 def _by_process(files: Sequence[str]) -> list[list[str]]:
@@ -194,13 +207,14 @@ def task_data(task: str | None = None, signal: str | Sequence[str] | None = None
               test_background: str | Sequence[str] | None = None,
               test_mixed: str | Sequence[str] | None = None,
               label_branch: str | None = None, weight_branch: str | None = None,
-              branch_map: str | BranchMap | None = None,
+              branch_map: str | BranchMap | None = None, btag: str | None = None,
               data: str | os.PathLike[str] | None = None,
               events_per_process: int | None = None, generate: bool = False,
               sample_events: int | None = None) -> TaskData:
     """The :class:`TaskData` that ``hepfm finetune``/``scan`` options name: a built-in task
     (`task` alone), a task of process names (`signal` and `background` names, in the
-    samples of `data`), or files (paths, globs, directories; `task` then names it)."""
+    samples of `data`), or files (paths, globs, directories; `task` then names it).
+    `btag` is the b-tag working point of the branch map (``--btag``)."""
     from hepfm.data.labelled import split_list
 
     items = split_list(signal) + split_list(background)
@@ -209,13 +223,19 @@ def task_data(task: str | None = None, signal: str | Sequence[str] | None = None
             files):
         if not (signal and background):
             raise ArgumentError("give both --signal and --background")
+        _no_btag(btag)
         made = make_task(task or "custom", split_list(signal), split_list(background))
-        return TaskData.from_task(made, data, events_per_process, generate, sample_events)
+        return replace(TaskData.from_task(made, data, events_per_process, generate,
+                                          sample_events), branch_map=load_branch_map(
+                                              branch_map, btag))
     if not items and not any(files):
         if not task:
             raise ArgumentError("give --task NAME (see 'hepfm tasks'), or --signal and "
                                 "--background (process names or files), or --mixed")
-        return TaskData.from_task(task, data, events_per_process, generate, sample_events)
+        _no_btag(btag)
+        return replace(TaskData.from_task(task, data, events_per_process, generate,
+                                          sample_events),
+                       branch_map=load_branch_map(branch_map, btag))
     named = [i for i in items if i in PROCESSES and not os.path.exists(i)]
     if named and len(named) < len(items):
         raise ArgumentError(f"--signal/--background mix process names ({', '.join(named)}) "
@@ -242,19 +262,28 @@ def task_data(task: str | None = None, signal: str | Sequence[str] | None = None
     ts, tb, tm = pair(test_signal, test_background, test_mixed,
                       ("--test-signal", "--test-background", "--test-mixed"))
     return TaskData(task or "custom", s, b, m, ts, tb, tm, label_branch, weight_branch,
-                    load_branch_map(branch_map), events_per_process)
+                    load_branch_map(branch_map, btag), events_per_process)
+
+
+def _no_btag(btag: str | None) -> None:
+    if btag is not None:
+        raise ArgumentError("--btag applies to your own files (with --branch-map); the "
+                            "built-in samples have one b-tag flag")
 
 
 def load_task_events(task: Task | str,
                      data: str | os.PathLike[str] | Mapping[str, Any] | None = None,
                      events_per_process: int | None = None, *, generate: bool = False,
-                     pretrained: Any = None) -> EventTable:
+                     pretrained: Any = None, variation: Variation | None = None
+                     ) -> EventTable:
     """All events of a task of processes (:meth:`TaskData.from_task`), label 1 for signal
     and 0 for background, as one table (for :class:`hepfm.FineTuner` and
     :func:`split_task`). With `pretrained` (a :class:`~hepfm.FoundationModel`), events it
     was pretrained on are refused (:class:`~hepfm.provenance.DataLeakError`), as
-    ``hepfm finetune`` refuses them."""
-    events, _ = TaskData.from_task(task, data, events_per_process, generate).load()
+    ``hepfm finetune`` refuses them. A `variation` (:mod:`hepfm.data.variations`) shifts
+    the events as they are read (the same events, in the same order)."""
+    events, _ = replace(TaskData.from_task(task, data, events_per_process, generate),
+                        variation=variation).load()
     if pretrained is not None:
         check_overlap([events], {"the pretrained model": pretrained})
     return events.table

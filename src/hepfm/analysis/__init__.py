@@ -2,6 +2,9 @@
 
 * :mod:`hepfm.analysis.metrics`: AUC, accuracy, background rejection at fixed signal
   efficiency, ROC curve frames; per-class accuracy, macro AUC, confusion matrices.
+* :mod:`hepfm.analysis.significance`: Asimov significance over cuts, binned significance,
+  SIC, with bootstrap intervals, for stated yields (``Yields``).
+* :mod:`hepfm.analysis.calibration`: Brier score, reliability curve, temperature scaling.
 * :mod:`hepfm.analysis.plots`: ROC, confusion matrix, learning curve and CKA figures (PNG,
   written atomically).
 * :mod:`hepfm.analysis.cka`: linear and RBF CKA, unbiased HSIC, minibatch CKA, ``cka_matrix``.
@@ -24,7 +27,11 @@ _LAZY = {
         "hepfm.analysis.metrics"),
     **dict.fromkeys(
         ["plot_roc", "plot_confusion", "plot_learning_curve", "plot_learning_summary",
-         "plot_cka_heatmap", "plot_cka_diagonal"], "hepfm.analysis.plots"),
+         "plot_cka_heatmap", "plot_cka_diagonal", "plot_reliability"], "hepfm.analysis.plots"),
+    **dict.fromkeys(["Yields", "asimov_significance", "significance_metrics",
+                     "bootstrap_significance"], "hepfm.analysis.significance"),
+    **dict.fromkeys(["brier_score", "reliability_curve", "fit_temperature",
+                     "calibration_metrics"], "hepfm.analysis.calibration"),
     **dict.fromkeys(["BDTBaseline", "event_features"], "hepfm.analysis.baseline"),
     **dict.fromkeys(
         ["linear_cka", "rbf_cka", "kernel_cka", "minibatch_cka", "cka_matrix", "cka_diagonal",

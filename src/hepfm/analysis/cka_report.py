@@ -12,12 +12,14 @@ Two modes:
   and where does fine-tuning move away from scratch?
 
 Every model sees the very same events (one table read once, batches built with
-:func:`hepfm.data.build_batch`); representations come from ``model.representations``.
+:func:`hepfm.data.build_batch`); representations come from ``model.representations``. Both
+modes write ``models.json``: the name, version and weights SHA-256 of every run compared.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import math
 import os
 from collections.abc import Sequence
@@ -31,7 +33,7 @@ from torch import Tensor
 from hepfm.analysis.cka import Kernel, cka_diagonal, cka_matrix
 from hepfm.analysis.plots import plot_cka_diagonal, plot_cka_heatmap
 from hepfm.analysis.representations import extract_representations
-from hepfm.atomic import atomic_path, refuse_existing
+from hepfm.atomic import atomic_path, refuse_existing, write_text
 from hepfm.errors import HepfmError
 
 PathLike = str | os.PathLike[str]
@@ -93,6 +95,15 @@ def representations_of(run: PathLike, table, batch_size: int = 1024,
     return extract_representations(model, batches, device=device)
 
 
+def record_models(runs: Sequence[PathLike], out: PathLike) -> None:
+    """``models.json`` in `out`: {run as given: its name, version and weights SHA-256}."""
+    from hepfm.models.model_dir import identity_of
+
+    Path(out).mkdir(parents=True, exist_ok=True)
+    write_text(Path(out) / "models.json",
+               json.dumps({str(r): identity_of(r) for r in runs}, indent=1))
+
+
 def _name(run: PathLike) -> str:
     return Path(run).name or str(run)
 
@@ -120,6 +131,7 @@ def cka_report(
     reps_b = representations_of(run_b, table, device=device)
     matrix = cka_matrix(reps_a, reps_b, kernel=kernel, batch_size=batch_size, seed=seed,
                         device=device)
+    record_models([run_a, run_b], out)
     return write_pair_outputs(matrix, out, _name(run_a), _name(run_b), kernel, len(table))
 
 
@@ -163,6 +175,7 @@ def cka_group_report(
     table = load_cka_events(data, resolve_processes(task, processes), events, seed)
     reps = {str(r): representations_of(r, table, device=device)
             for r in dict.fromkeys([*map(str, group_a), *map(str, group_b)])}
+    record_models(list(reps), out)
     return group_summary(reps, [str(r) for r in group_a], [str(r) for r in group_b], out,
                          kernel=kernel, batch_size=batch_size, seed=seed, labels=labels,
                          n_events=len(table), device=device)

@@ -240,3 +240,22 @@ def plot_cka_diagonal(
     if title:
         ax.set_title(title)
     return save_figure(fig, path)
+
+
+def plot_reliability(curves: Mapping[str, pd.DataFrame] | pd.DataFrame,
+                     path: str | os.PathLike[str], title: str | None = None) -> Path:
+    """Observed signal fraction against mean predicted probability per bin (frames of
+    :func:`hepfm.analysis.calibration.reliability_curve`); the diagonal is calibrated."""
+    if isinstance(curves, pd.DataFrame):
+        curves = {"": curves}
+    fig = _figure()
+    ax = fig.add_subplot()
+    ax.plot([0, 1], [0, 1], ls=":", color="grey", label="calibrated")
+    for label, curve in curves.items():
+        ax.plot(curve["mean_predicted"], curve["fraction_signal"], marker="o", lw=1.5,
+                label=label or None)
+    ax.set_xlim(0.0, 1.0)
+    ax.set_ylim(0.0, 1.0)
+    ax.set_xlabel("mean predicted signal probability")
+    ax.set_ylabel("fraction of signal events")
+    return _finish(fig, ax, path, title)

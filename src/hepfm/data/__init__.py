@@ -9,7 +9,8 @@ Typical use::
     loader = DataLoader(EventBatches(train, batch_size=1024), batch_size=None)
 """
 
-from hepfm.data.branches import BRANCH_MAPS, DELPHES, FLAT, BranchMap
+from hepfm.data.branches import ATLAS_OPENDATA, BRANCH_MAPS, DELPHES, FLAT, NANOAOD, BranchMap
+from hepfm.data.btag import BTagRule
 from hepfm.data.datasets import (
     EventBatches,
     StreamingEvents,
@@ -36,9 +37,10 @@ from hepfm.data.reading import arrays_to_table, iterate_tables, open_file, read_
 from hepfm.data.table import EventTable
 
 __all__ = [
-    "BRANCH_MAPS", "DEFAULT_SELECTION", "DELPHES", "EDGE_FEATURES", "FLAT", "GLOBAL_FEATURES",
-    "MULTILABELS", "NODE_FEATURES", "NODE_TYPES", "BranchMap", "EventBatches", "EventTable",
-    "FeatureStats", "ObjectCut", "Selection", "StreamingEvents", "arrays_to_table",
-    "build_batch", "iterate_tables", "label_for", "load_events", "load_table", "multilabels",
-    "open_file", "read_table", "resolve_sources", "save_table", "shard_info",
+    "ATLAS_OPENDATA", "BRANCH_MAPS", "DEFAULT_SELECTION", "DELPHES", "EDGE_FEATURES", "FLAT",
+    "GLOBAL_FEATURES", "MULTILABELS", "NANOAOD", "NODE_FEATURES", "NODE_TYPES", "BTagRule",
+    "BranchMap", "EventBatches", "EventTable", "FeatureStats", "ObjectCut", "Selection",
+    "StreamingEvents", "arrays_to_table", "build_batch", "iterate_tables", "label_for",
+    "load_events", "load_table", "multilabels", "open_file", "read_table", "resolve_sources",
+    "save_table", "shard_info",
 ]

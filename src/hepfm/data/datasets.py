@@ -28,6 +28,7 @@ from hepfm.data.graphs import build_batch
 from hepfm.data.labels import MULTILABELS
 from hepfm.data.reading import DEFAULT_STEP_SIZE, OnInvalid, iterate_tables, open_file
 from hepfm.data.table import EventTable
+from hepfm.data.variations import Variation
 from hepfm.errors import InputDataError
 from hepfm.processes import PROCESSES
 
@@ -174,6 +175,7 @@ def load_events(
     step_size: int = DEFAULT_STEP_SIZE,
     cache_dir: PathLike | None = None,
     entry_ranges: Mapping[str, tuple[int, int]] | None = None,
+    variation: Variation | None = None,
 ) -> EventTable:
     """Read all (or the first `events_per_process`) events of each process into memory.
 
@@ -182,7 +184,8 @@ def load_events(
     ``label_id``). `entry_ranges` (file -> (start, stop)) reads only those entries of each
     file. With `cache_dir`, the table is cached as ``.npz`` keyed by the files (paths, sizes,
     mtimes) and the configuration, so a second call starts instantly; when `cache_dir` is
-    read-only, the cache goes to :func:`user_cache_dir` (with a warning).
+    read-only, the cache goes to :func:`user_cache_dir` (with a warning). `variation`
+    (:mod:`hepfm.data.variations`) shifts the events as they are read.
     """
     sources = resolve_sources(source, processes)
     names = tuple(sources)
@@ -190,9 +193,10 @@ def load_events(
     cache_path = None
     if cache_dir is not None:
         key = _cache_key(sources, labels, events_per_process=events_per_process,
-                         branch_map=[branch_map.name, branch_map.tree, branch_map.branches],
+                         branch_map=branch_map.to_dict(),
                          selection=selection.to_dict(), on_invalid=on_invalid,
-                         entry_ranges=None if entry_ranges is None else dict(entry_ranges))
+                         entry_ranges=None if entry_ranges is None else dict(entry_ranges),
+                         **({} if variation is None else {"variation": variation.to_dict()}))
         cache_path = Path(cache_dir) / f"events-{key}.npz"
         for path in _cache_paths(cache_path):
             if path.exists():
@@ -206,7 +210,8 @@ def load_events(
         tables.extend(iterate_tables(
             files, branch_map, selection, step_size=step_size, max_events=events_per_process,
             entry_ranges=None if entry_ranges is None else [entry_ranges[f] for f in files],
-            label=labels[i], process=i, processes=names, on_invalid=on_invalid))
+            label=labels[i], process=i, processes=names, on_invalid=on_invalid,
+            variation=variation))
     table = EventTable.concat(tables) if tables else EventTable.empty(names)
     table.processes = names
     if cache_path is not None:

@@ -53,14 +53,14 @@ class ObjectCut:
 
 @dataclass(frozen=True)
 class Selection:
-    """Object selection applied when reading. A jet with ``btag >= btag_threshold`` becomes
-    a ``bjet`` node (it still counts against ``jet.max_objects``)."""
+    """Object selection applied when reading. Which jets are ``bjet`` nodes is the branch
+    map's b-tagging rule (:class:`hepfm.data.btag.BTagRule`); a b-jet still counts against
+    ``jet.max_objects``."""
 
     jet: ObjectCut = field(default_factory=lambda: ObjectCut(25.0, 4.5, 10))
     electron: ObjectCut = field(default_factory=lambda: ObjectCut(10.0, 2.5, 4))
     muon: ObjectCut = field(default_factory=lambda: ObjectCut(10.0, 2.7, 4))
     photon: ObjectCut = field(default_factory=lambda: ObjectCut(10.0, 2.5, 4))
-    btag_threshold: float = 0.5
 
     def cut(self, collection: str) -> ObjectCut:
         """The cut of `collection` (``jet``, ``electron``, ``muon``, ``photon``)."""

@@ -23,7 +23,8 @@ from hepfm.data.branches import BRANCH_MAPS, BranchMap
 from hepfm.data.features import DEFAULT_SELECTION, Selection
 from hepfm.data.reading import open_file, read_table
 from hepfm.data.table import EventTable
-from hepfm.errors import InputDataError
+from hepfm.data.variations import Variation
+from hepfm.errors import HepfmError, InputDataError
 
 #: Process names of the classes of a user task (``EventTable.processes``; process == y).
 CLASSES = ("background", "signal")
@@ -66,35 +67,27 @@ def expand_files(spec: str | Sequence[str], option: str = "input") -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def load_branch_map(spec: str | BranchMap | None) -> BranchMap:
-    """``delphes``, ``flat`` or a YAML file ``{name, tree, branches: {jet: {pt: ...}, ...}}``
-    (collections and fields as in :data:`hepfm.data.branches.COLLECTION_FIELDS`)."""
+def load_branch_map(spec: str | BranchMap | None, btag: str | None = None) -> BranchMap:
+    """A built-in map by name (:data:`~hepfm.data.branches.BRANCH_MAPS`) or a YAML file
+    (:meth:`~hepfm.data.branches.BranchMap.from_dict`), with the b-tag working point `btag`
+    (the ``--btag`` option) when given."""
     if spec is None:
-        return BRANCH_MAPS["delphes"]
+        spec = BRANCH_MAPS["delphes"]
     if isinstance(spec, BranchMap):
-        return spec
+        return spec.with_btag(btag)
     if spec in BRANCH_MAPS:
-        return BRANCH_MAPS[spec]
+        return BRANCH_MAPS[spec].with_btag(btag)
     if not os.path.isfile(spec):
-        raise InputDataError(f"--branch-map: '{spec}' is neither {' nor '.join(BRANCH_MAPS)} "
+        raise InputDataError(f"--branch-map: '{spec}' is neither {', '.join(BRANCH_MAPS)} "
                              "nor a YAML file")
     try:
         d = yaml.safe_load(Path(spec).read_text())
-        bm = BranchMap(str(d.get("name", Path(spec).stem)), str(d["tree"]),
-                       {str(c): {str(f): str(b) for f, b in fl.items()}
-                        for c, fl in d["branches"].items()})
-    except (yaml.YAMLError, KeyError, AttributeError, TypeError) as err:
+        bm = BranchMap.from_dict({"name": Path(spec).stem, **d})
+    except (yaml.YAMLError, KeyError, AttributeError, TypeError, ValueError) as err:
+        detail = str(err) if isinstance(err, HepfmError) else f"{type(err).__name__}: {err}"
         raise InputDataError(f"--branch-map: '{spec}' is not a branch map (YAML with 'tree' "
-                             f"and 'branches': {type(err).__name__}: {err})") from None
-    from hepfm.data.branches import COLLECTION_FIELDS
-
-    for coll, fl in bm.branches.items():
-        want = COLLECTION_FIELDS.get(coll)
-        if want is None or set(fl) != set(want):
-            raise InputDataError(
-                f"--branch-map: '{spec}': collection '{coll}' needs fields {list(want or ())}"
-                f" (collections: {', '.join(COLLECTION_FIELDS)}), got {list(fl)}")
-    return bm
+                             f"and 'branches'; {detail})") from None
+    return bm.with_btag(btag)
 
 
 @dataclass
@@ -191,11 +184,12 @@ def _branch(info: Any, name: str, option: str) -> np.ndarray:
 def read_labelled(files: Sequence[str], branch_map: BranchMap, label: int | None = None,
                   label_branch: str | None = None, weight_branch: str | None = None,
                   selection: Selection = DEFAULT_SELECTION,
-                  max_events: int | None = None, process: str | None = None
-                  ) -> LabelledEvents:
+                  max_events: int | None = None, process: str | None = None,
+                  variation: Variation | None = None) -> LabelledEvents:
     """All events of `files` (the first `max_events` of them, in order, when given) with
     label `label`, or per event from `label_branch` (0/1). The table's process is `process`
-    when named, else its class (:data:`CLASSES`)."""
+    when named, else its class (:data:`CLASSES`); `variation` shifts the events as they are
+    read (:mod:`hepfm.data.variations`)."""
     if (label is None) == (label_branch is None):  # a programming error, not user input
         raise ValueError("give exactly one of label and label_branch")
     parts = []
@@ -205,7 +199,8 @@ def read_labelled(files: Sequence[str], branch_map: BranchMap, label: int | None
             break
         info = open_file(path, branch_map)
         table = read_table(path, branch_map, selection, max_events=left,
-                           processes=CLASSES if process is None else (process,))
+                           processes=CLASSES if process is None else (process,),
+                           variation=variation)
         n = len(table)
         if left is not None:
             left -= n

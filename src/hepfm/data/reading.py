@@ -21,7 +21,8 @@ import awkward as ak
 import numpy as np
 import uproot
 
-from hepfm.data.branches import DELPHES, BranchMap
+from hepfm.data import units
+from hepfm.data.branches import DELPHES, ENERGY_FIELDS, JET_ENERGY, BranchMap
 from hepfm.data.features import (
     BJET,
     DEFAULT_SELECTION,
@@ -36,6 +37,7 @@ from hepfm.data.features import (
 )
 from hepfm.data.labels import MULTILABELS, multilabels
 from hepfm.data.table import EventTable
+from hepfm.data.variations import Variation
 from hepfm.errors import InputDataError
 
 log = logging.getLogger(__name__)
@@ -48,7 +50,7 @@ _F32_MAX = float(np.finfo(np.float32).max)
 #: the summed energy of two objects.
 E_MAX = float(np.sqrt(np.finfo(np.float32).max)) / 2
 #: Fields that cannot be negative.
-_NON_NEGATIVE = {"pt", "met"}
+_NON_NEGATIVE = {"pt", "met", JET_ENERGY}
 
 
 @dataclass
@@ -94,15 +96,17 @@ def open_file(path: str | os.PathLike, branch_map: BranchMap = DELPHES,
     present |= set(tree.keys(recursive=True))
     collections = []
     for coll, flds in branch_map.branches.items():
-        missing = [b for b in flds.values() if b not in present]
+        names = branch_map.collection_branches(coll)
+        missing = [b for b in names if b not in present]
         if not missing:
             collections.append(coll)
-        elif coll in branch_map.optional and len(missing) == len(flds):
+        elif coll in branch_map.optional and len(missing) == len(names):
             continue
         else:
+            what = next((k for k, v in flds.items() if v == missing[0]), "type")
             raise InputDataError(
                 f"'{path}', tree '{branch_map.tree}': missing branch '{missing[0]}' "
-                f"({coll} '{next(k for k, v in flds.items() if v == missing[0])}', "
+                f"({coll} '{what}', "
                 f"branch map '{branch_map.name}'). Branches in the tree: "
                 f"{_listing(sorted(tree.keys(recursive=True, full_paths=False)))}")
     n = int(tree.num_entries)
@@ -136,8 +140,12 @@ class _Ctx:
 
 
 def _collection(arrays: ak.Array, ctx: _Ctx, coll: str) -> tuple[dict[str, np.ndarray], np.ndarray]:
-    """Flat arrays of every field of `coll` and their common counts (checked)."""
-    flds = ctx.bm.branches[coll]
+    """Flat arrays of every field of `coll` and their common counts (checked); for a
+    collection split from a combined one, only its objects."""
+    flds = dict(ctx.bm.branches[coll])
+    split = ctx.bm.split.get(coll)
+    if split is not None:
+        flds["type"] = split[0]
     out: dict[str, np.ndarray] = {}
     counts = None
     first = None
@@ -157,7 +165,49 @@ def _collection(arrays: ak.Array, ctx: _Ctx, coll: str) -> tuple[dict[str, np.nd
                 f"{counts[ev]} values")
         out[f] = flat
     assert counts is not None
-    return out, counts.astype(np.int64, copy=False)
+    counts = counts.astype(np.int64, copy=False)
+    if split is not None:
+        keep = np.abs(out.pop("type")) == split[1]
+        event = np.repeat(np.arange(len(counts), dtype=np.int64), counts)
+        counts = np.bincount(event[keep], minlength=len(counts)).astype(np.int64)
+        out = {f: a[keep] for f, a in out.items()}
+    return out, counts
+
+
+def _to_gev(colls: dict[str, tuple[dict[str, np.ndarray], np.ndarray]],
+            met: dict[str, np.ndarray], factor: float) -> None:
+    """Energies, momenta and masses of `colls` and `met` from the map's unit to GeV."""
+    if factor == 1.0:
+        return
+    for flds, _ in colls.values():
+        for f in ENERGY_FIELDS & set(flds):
+            flds[f] = flds[f].astype(np.float64) * factor
+    met["met"] = met["met"].astype(np.float64) * factor
+
+
+def _mass_from_energy(flds: dict[str, np.ndarray]) -> np.ndarray:
+    """Jet masses from energies: sqrt(max(E^2 - (pT cosh eta)^2, 0)), in float64."""
+    p = flds["pt"].astype(np.float64) * np.cosh(flds["eta"].astype(np.float64))
+    e = flds[JET_ENERGY].astype(np.float64)
+    return np.sqrt(np.maximum((e - p) * (e + p), 0.0))
+
+
+def _check_btag(values: np.ndarray, counts: np.ndarray, ctx: _Ctx) -> None:
+    """Raise when the b-tag values are not of the kind the map declares."""
+    bad, what = ctx.bm.btag.problem(values)
+    if not bad.any():
+        return
+    k = int(np.flatnonzero(bad)[0])
+    entry = ctx.entry_start + int(np.searchsorted(np.cumsum(counts), k, side="right"))
+    hint = ("if it is a score, give a working point (--btag NUMBER"
+            + (f" or one of {', '.join(ctx.bm.btag.working_points)}"
+               if ctx.bm.btag.working_points else "") + ")")
+    if ctx.bm.btag.kind == "flag":
+        hint += "; if a bit mask, --btag bitN"
+    raise InputDataError(
+        f"{ctx.where(ctx.bm.branch('jet', 'btag'))}: value {values[k].item()!r} at entry "
+        f"{entry} is {what}, but branch map '{ctx.bm.name}' reads it as "
+        f"'{ctx.bm.btag.describe()}'; {hint}")
 
 
 def _met(arrays: ak.Array, ctx: _Ctx) -> dict[str, np.ndarray]:
@@ -301,25 +351,38 @@ def arrays_to_table(
     on_invalid: OnInvalid = "raise",
     source: str = "<arrays>",
     entry_start: int = 0,
+    variation: Variation | None = None,
 ) -> tuple[EventTable, int]:
     """One chunk of branch arrays (fields named as in `branch_map`) -> (EventTable, n_dropped).
 
     `collections` are those present (default: all of the map's collections found in
     `arrays`). Missing photons mean no photon nodes; missing truth means ``y_multi=None``.
+    A `variation` (:mod:`hepfm.data.variations`) shifts the objects before the selection
+    (and the b-tags after it); its random numbers follow the entry numbers.
     """
     ctx = _Ctx(source, branch_map, entry_start)
     if collections is None:
-        collections = [c for c, f in branch_map.branches.items()
-                       if all(b in arrays.fields for b in f.values())]
+        collections = [c for c in branch_map.branches
+                       if all(b in arrays.fields for b in branch_map.collection_branches(c))]
     n = len(arrays)
     colls = {c: _collection(arrays, ctx, c) for c in OBJECT_COLLECTIONS if c in collections}
     met = _met(arrays, ctx)
+    _to_gev(colls, met, units.scale(branch_map.energy_unit))
     bad, where = _invalid_events(n, colls, met, ctx)
     if bad.any():
         return _without_bad_events(arrays, bad, where, on_invalid, ctx, selection=selection,
                                    collections=collections, label=label, process=process,
-                                   processes=processes)
+                                   processes=processes, variation=variation)
+    entries = entry_start + np.arange(n, dtype=np.int64)
+    if variation is not None:
+        colls, met = variation.apply_objects(colls, met, entries)
 
+    if "jet" in colls:
+        jets, jet_counts = colls["jet"]
+        _check_btag(jets["btag"], jet_counts, ctx)
+        if JET_ENERGY in jets:
+            jets["mass"] = _mass_from_energy(jets)
+            del jets[JET_ENERGY]
     # selection per collection
     sel = {c: _select(flds, counts, c, selection) for c, (flds, counts) in colls.items()}
     total = np.ones(n, dtype=np.int64)  # the MET node
@@ -348,7 +411,7 @@ def arrays_to_table(
         phi[dest] = flds["phi"]
         if coll == "jet":
             mass[dest] = flds["mass"]
-            isb = flds["btag"] >= selection.btag_threshold
+            isb = branch_map.btag.tagged(flds["btag"])
             btag[dest] = isb
             ntype[dest] = np.where(isb, BJET, JET)
         else:
@@ -373,12 +436,28 @@ def arrays_to_table(
         node_type=ntype, y=np.full(n, label, np.int64), process=np.full(n, process, np.int16),
         processes=processes, y_multi=y_multi,
     )
+    if variation is not None:
+        table = variation.apply_table(table, entries)
     bad, where = _overflowing_events(table, ctx)
     if bad.any():
         return _without_bad_events(arrays, bad, where, on_invalid, ctx, selection=selection,
                                    collections=collections, label=label, process=process,
-                                   processes=processes)
+                                   processes=processes, variation=variation)
     return table, 0
+
+
+def _check_units(arrays: ak.Array, branch_map: BranchMap, path: str) -> bool:
+    """Warn when the jet pT of a chunk look like another unit than the map's; True once
+    there were jets to look at."""
+    branch = branch_map.branch("jet", "pt")
+    pt = np.asarray(ak.flatten(arrays[branch], axis=None), dtype=np.float64)
+    pt = pt[np.isfinite(pt)]
+    if not len(pt):
+        return False
+    units.check_jet_pt(pt * units.scale(branch_map.energy_unit), branch_map.energy_unit,
+                       f"'{path}', tree '{branch_map.tree}', branch '{branch}' (branch map "
+                       f"'{branch_map.name}')")
+    return True
 
 
 def _without_bad_events(arrays: ak.Array, bad: np.ndarray, where: list[str],
@@ -408,12 +487,14 @@ def iterate_tables(
     process: int = 0,
     processes: tuple[str, ...] = (),
     on_invalid: OnInvalid = "raise",
+    variation: Variation | None = None,
 ) -> Iterator[EventTable]:
     """Yield EventTables of up to `step_size` events from `files`, in order.
 
     `max_events` stops after that many events in total; `entry_ranges` (one (start, stop)
     per file) reads only those entries. Invalid events are dropped with a log message when
-    ``on_invalid="drop"``.
+    ``on_invalid="drop"``. `variation` shifts the events as they are read (see
+    :mod:`hepfm.data.variations`).
     """
     if isinstance(files, (str, os.PathLike)):
         files = [files]
@@ -434,6 +515,7 @@ def iterate_tables(
         dropped = 0
         it = info.tree.iterate(names, step_size=step_size, entry_start=start,
                                entry_stop=stop, library="ak")
+        checked_units = "jet" not in info.collections
         while True:
             try:
                 arrays = next(it)
@@ -445,10 +527,12 @@ def iterate_tables(
                 raise InputDataError(
                     f"'{path}', tree '{branch_map.tree}': cannot read entries from {pos} on "
                     f"(truncated or corrupt file?): {type(e).__name__}: {e}") from None
+            if not checked_units:
+                checked_units = _check_units(arrays, branch_map, path)
             table, nd = arrays_to_table(
                 arrays, branch_map, selection, collections=info.collections, label=label,
                 process=process, processes=processes, on_invalid=on_invalid, source=path,
-                entry_start=pos)
+                entry_start=pos, variation=variation)
             pos += len(arrays)
             dropped += nd
             if remaining is not None:

@@ -46,6 +46,9 @@ class FoundationModel(nn.Module):
             c.hidden, n_features=len(c.features["node"]), **c.mpm)
         #: config.yaml of the directory this model was loaded from (set by from_pretrained).
         self.run_config: dict[str, Any] | None = None
+        #: name, version and weights SHA-256 of that directory (set by from_pretrained;
+        #: :func:`hepfm.models.model_dir.model_identity`), what runs starting from it record.
+        self.identity: dict[str, Any] | None = None
         if stats is not None:
             self.stats = stats
 
@@ -127,16 +130,20 @@ class FoundationModel(nn.Module):
         """A model directory, or a model shipped with hepfm by name, in eval mode on `device`
         (``"auto"``: a GPU when there is one).
 
-        Raises :class:`~hepfm.errors.CheckpointError` naming what differs when the directory
-        comes from another hepfm major version, architecture or feature set, and
+        A shipped name may be pinned: ``"hepfm-base@1.0.0"`` (a version) or
+        ``"hepfm-base@420c5165"`` (the start of the weights' SHA-256). Raises
+        :class:`~hepfm.errors.CheckpointError` naming what differs when the directory comes
+        from another hepfm major version, architecture or feature set, when its weights are
+        not the file its ``config.yaml`` records (SHA-256) or a pin does not match, and
         :class:`~hepfm.errors.UnknownNameError` listing the shipped models for an unknown name.
         """
         directory = resolve_model_dir(name_or_dir)
         config = model_dir.read_config(directory)
         model = cls(model_dir.model_config(config, directory))
         model_dir.load_weights(model, directory / model_dir.WEIGHTS_NAME)  # names a mismatch
-        model_dir.verify_weights(directory, config)
+        sha256 = model_dir.verify_weights(directory, config)
         model.run_config = config
+        model.identity = model_dir.model_identity(config, name_or_dir, sha256)
         if isinstance(device, str):
             device = resolve_device(device, "device")
         return model.to(device).eval()

@@ -2,7 +2,8 @@
 
 - ``config.yaml``: format version, hepfm version, architecture (``model``), the input
   normalisation (a copy of the model's normaliser buffers, for people to read), and provenance
-  given by the trainer (``processes``, ``labels``, ``seed``...);
+  given by the trainer (``processes``, ``labels``, ``seed``...); a released model also its
+  ``name`` and ``version`` (:mod:`hepfm.models.release`);
 - ``model.safetensors``: every weight and buffer (the normalisation included: what the model
   uses), no pickled Python objects.
 
@@ -68,21 +69,41 @@ def write_model_dir(directory: str | os.PathLike[str], model: nn.Module,
     return directory
 
 
-def verify_weights(directory: str | os.PathLike[str], config: dict[str, Any]) -> None:
+def verify_weights(directory: str | os.PathLike[str], config: dict[str, Any]) -> str | None:
     """Check that ``model.safetensors`` is the file ``config.yaml`` was written with (its
-    ``weights_sha256``, required)."""
+    ``weights_sha256``, required) and return the file's SHA-256 (None without the file)."""
     expected = config.get("weights_sha256")
     path = Path(directory) / WEIGHTS_NAME
     if expected is None:
         raise CheckpointError(f"{Path(directory) / CONFIG_NAME}: no weights_sha256, so "
                               f"{WEIGHTS_NAME} cannot be checked; save the model again")
     if not path.is_file():
-        return
-    if file_sha256(path) != expected:
+        return None
+    actual = file_sha256(path)
+    if actual != expected:
         raise CheckpointError(
             f"{path}: does not match {CONFIG_NAME} (SHA-256 differs): the weights were "
             "replaced after the config was written, or a save was interrupted. Save the "
             "model again, or restore both files together")
+    return actual
+
+
+def model_identity(config: dict[str, Any], source: str | os.PathLike[str],
+                   weights_sha256: str | None = None) -> dict[str, Any]:
+    """What a run records about the model it started from: ``name`` (the released name, else
+    `source` as given), ``version`` (None unless released) and ``weights_sha256``."""
+    return {"name": str(config.get("name") or source), "version": config.get("version"),
+            "weights_sha256": weights_sha256 or config.get("weights_sha256")}
+
+
+def identity_of(name_or_dir: str | os.PathLike[str]) -> dict[str, Any]:
+    """:func:`model_identity` of a shipped name (pinned or not) or a model directory, with
+    its weights checked against ``config.yaml`` (nothing is loaded into torch)."""
+    from hepfm.pretrained import resolve_model_dir
+
+    directory = resolve_model_dir(name_or_dir)
+    config = read_config(directory)
+    return model_identity(config, name_or_dir, verify_weights(directory, config))
 
 
 def read_config(directory: str | os.PathLike[str]) -> dict[str, Any]:

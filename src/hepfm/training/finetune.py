@@ -41,6 +41,7 @@ from hepfm.analysis.metrics import (
     percentile_interval,
     roc_curve_frame,
 )
+from hepfm.analysis.significance import Yields, significance_report
 from hepfm.data.datasets import EventBatches
 from hepfm.data.graphs import build_batch
 from hepfm.data.table import EventTable
@@ -276,15 +277,21 @@ def class_probabilities(model: FoundationModel, table: EventTable, head: str = "
 
 def task_metrics(model: FoundationModel, table: EventTable, head: str = "task",
                  class_names: Sequence[str] | None = None, sample_weight: Any = None,
-                 n_boot: int = 1000) -> tuple[dict[str, float], Any]:
+                 n_boot: int = 1000, yields: Yields | None = None,
+                 proba: np.ndarray | None = None) -> tuple[dict[str, float], Any]:
     """Metrics of head `head` on the labelled events of `table`, and the ROC curve.
 
     Two classes: AUC with its 68% test-bootstrap interval (``auc_lo68``, ``auc_hi68``;
     `n_boot` resamples of the events), accuracy, background rejection at 50% and 70% signal
-    efficiency, and the ROC as a DataFrame, weighted by `sample_weight` (one weight per
-    event) when given. More: accuracy, macro AUC and per-class accuracy; no ROC (None).
+    efficiency, the significance metrics of :func:`~hepfm.analysis.significance.
+    significance_metrics` for `yields` (default :class:`~hepfm.analysis.significance.Yields`)
+    with their intervals, and the ROC as a DataFrame, weighted by `sample_weight` (one weight
+    per event) when given (then the significance metrics unweighted too, ``..._unweighted``).
+    More classes: accuracy, macro AUC and per-class accuracy; no ROC (None). `proba`: the
+    class probabilities of `table`, when already computed.
     """
-    proba = class_probabilities(model, table, head)
+    if proba is None:
+        proba = class_probabilities(model, table, head)
     if proba.shape[1] == 2:
         metrics = binary_metrics(table.y, proba[:, 1], sample_weight=sample_weight)
         if n_boot:
@@ -292,6 +299,8 @@ def task_metrics(model: FoundationModel, table: EventTable, head: str = "task",
             lo, hi = percentile_interval(bootstrap_auc(table.y, proba[:, 1], sample_weight,
                                                        n_boot=n_boot)[:, 0])
             metrics[f"auc_lo{tag}"], metrics[f"auc_hi{tag}"] = float(lo), float(hi)
+        metrics.update(significance_report(table.y, proba[:, 1], sample_weight, yields,
+                                           n_boot))
         return metrics, roc_curve_frame(table.y, proba[:, 1], sample_weight)
     return multiclass_metrics(table.y, proba, class_names), None
 

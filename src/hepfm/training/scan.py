@@ -15,7 +15,9 @@ like ``scratch``) and stores each finished run in a :class:`ScanStore`:
 
 ``compute_accounting`` reads the rows and answers: how much training time does fine-tuning
 need to match the best from-scratch AUC, and after how many tasks does the one-off
-pretraining cost pay for itself?
+pretraining cost pay for itself? ``label_efficiencies`` answers how many scratch training
+events each fine-tuned curve's AUC at each size is worth
+(:mod:`hepfm.analysis.label_efficiency`).
 """
 
 from __future__ import annotations
@@ -35,12 +37,14 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from hepfm.analysis.baseline import FEATURE_VERSION, BDTBaseline
+from hepfm.analysis.label_efficiency import label_efficiency
 from hepfm.analysis.metrics import (
     CONFIDENCE,
     binary_metrics,
     bootstrap_auc,
     percentile_interval,
 )
+from hepfm.analysis.significance import Yields
 from hepfm.atomic import atomic_path, write_json, write_text
 from hepfm.data.table import EventTable
 from hepfm.errors import ArgumentError, InputDataError, UnknownNameError
@@ -52,6 +56,7 @@ from hepfm.training.finetune import (
     predict_proba,
     prepare_model,
 )
+from hepfm.training.scan_trust import significance_summary, variation_summary, varied_score_path
 
 log = logging.getLogger(__name__)
 
@@ -227,12 +232,17 @@ def scan_splits(name: str, split: Callable[[int, int], tuple[Part, Part, Part]],
                 sizes: Sequence[int], modes: Sequence[str], seeds: int | Sequence[int],
                 out: str | Path, config: FinetuneConfig | None = None,
                 progress: bool = True, bdt: BDTBaseline | None = None,
-                info: Mapping[str, Any] | None = None) -> pd.DataFrame:
+                info: Mapping[str, Any] | None = None,
+                variations: Mapping[str, Callable[[int, int], tuple[Part, Part, Part]]]
+                | None = None) -> pd.DataFrame:
     """Train each model of `models` ({label: model}) in each mode, size and seed on one
     task's events: ``split(size, seed)`` gives the training, validation and test parts
     (tables, or events with weights: then training uses the weights rescaled per class and
     the test metrics the raw weights). `data_key` identifies the events and their splitting
-    in every run's key; `info` is stored with every run.
+    in every run's key; `info` is stored with every run. `variations` ({label: split of the
+    varied events}) score every trained model on the varied test events too
+    (:mod:`hepfm.training.scan_trust`); a stored run without the scores of a requested
+    variation is trained again.
 
     `out` is the scan directory (or its ``scan.csv``). ``scratch`` and ``bdt`` run once per
     (size, seed), whatever the number of models (model label ``none``); ``bdt`` uses the
@@ -276,10 +286,13 @@ def scan_splits(name: str, split: Callable[[int, int], tuple[Part, Part, Part]],
                     key = key_of(label, mode, size, seed)
                     rid = run_id(key)
                     planned.add(rid)
-                    if not store.has(rid, key):
+                    if not store.has(rid, key) or any(
+                            not varied_score_path(store.scores, name, rid, v).is_file()
+                            for v in variations or {}):
                         todo.append((size, seed, mode, label, key, rid))
     if todo:
-        _train_runs(name, split, todo, models, first, base, bdt, store, info, progress)
+        _train_runs(name, split, todo, models, first, base, bdt, store, info, progress,
+                    variations or {})
     frame = store.assemble()
     return frame[frame["run_id"].isin(planned)].reset_index(drop=True)
 
@@ -287,7 +300,9 @@ def scan_splits(name: str, split: Callable[[int, int], tuple[Part, Part, Part]],
 def _train_runs(name: str, split: Callable[[int, int], tuple[Part, Part, Part]], todo: list,
                 models: Mapping[str, FoundationModel], first: str | None,
                 base: FinetuneConfig, bdt: BDTBaseline, store: ScanStore,
-                info: Mapping[str, Any] | None, progress: bool) -> None:
+                info: Mapping[str, Any] | None, progress: bool,
+                variations: Mapping[str, Callable[[int, int], tuple[Part, Part, Part]]]
+                ) -> None:
     from hepfm.taskdata import class_balanced
 
     splits_of: dict[tuple[int, int], Any] = {}
@@ -296,6 +311,8 @@ def _train_runs(name: str, split: Callable[[int, int], tuple[Part, Part, Part]],
         if (size, seed) not in splits_of:
             splits_of.clear()
             splits_of[(size, seed)] = [_table_and_weight(p) for p in split(size, seed)]
+            varied_tests = {label: _table_and_weight(vs(size, seed)[2])[0]
+                            for label, vs in variations.items()}
         (train, w_train), (val, w_val), (test, w_test) = splits_of[(size, seed)]
         w_train, w_val = class_balanced(w_train, train.y), class_balanced(w_val, val.y)
         test_id = table_identity(test) if w_test is None else digest(
@@ -304,6 +321,7 @@ def _train_runs(name: str, split: Callable[[int, int], tuple[Part, Part, Part]],
         if mode == "bdt":
             est = replace_params(bdt, random_state=seed).fit(train, val, w_train, w_val)
             scores = est.signal_score(test)
+            varied = {v: est.signal_score(t) for v, t in varied_tests.items()}
             seconds, epochs, best, model_id = est.fit_seconds_, est.n_iter_, est.n_iter_, ""
         else:
             source = models[label] if label != "none" else models[first]  # type: ignore[index]
@@ -312,6 +330,7 @@ def _train_runs(name: str, split: Callable[[int, int], tuple[Part, Part, Part]],
             res = finetune(model, train, val, "task", cfg, sample_weight=w_train,
                            val_sample_weight=w_val)
             scores = predict_proba(res.model, test, "task")
+            varied = {v: predict_proba(res.model, t, "task") for v, t in varied_tests.items()}
             seconds, epochs, best = res.train_seconds, res.epochs_run, res.best_epoch
             model_id = key["model_id"]
         scores = np.asarray(scores, np.float32)
@@ -322,6 +341,10 @@ def _train_runs(name: str, split: Callable[[int, int], tuple[Part, Part, Part]],
                "train_events": len(train), "val_events": len(val),
                "test_events": len(test), "test_id": test_id, "model_id": model_id,
                "run_id": rid}
+        for label, s in varied.items():  # before the run's record, which marks it complete
+            with atomic_path(varied_score_path(store.scores, name, rid, label)) as tmp, \
+                    open(tmp, "wb") as fh:
+                np.save(fh, np.asarray(s, np.float32))
         store.save_run(rid, key, row, scores, info)
         store.assemble()
 
@@ -447,6 +470,43 @@ def differences(frame: pd.DataFrame, boot: pd.DataFrame | None = None,
                                        f"diff_hi{tag}", "diff_test_std", "frac_not_above_0"])
 
 
+def label_efficiencies(frame: pd.DataFrame, boot: pd.DataFrame | None = None,
+                       confidence: float = CONFIDENCE) -> pd.DataFrame:
+    """Per task, fine-tuned curve and size: the scratch training events its mean AUC matches
+    on the scratch learning curve (:func:`~hepfm.analysis.label_efficiency.label_efficiency`),
+    with the interval from the paired test-set bootstrap resamples in `boot` (when every run
+    involved has them, on one test set) and a sentence saying it."""
+    tag = round(100 * confidence)
+    columns = ["task", "curve", "train_size", "auc_mean", "scratch_equivalent",
+               f"scratch_equivalent_lo{tag}", f"scratch_equivalent_hi{tag}", "statement"]
+    f = frame.assign(curve=curve_label(frame))
+    rows = []
+    for task, t in f.groupby("task", sort=True):
+        scratch = t[t["curve"] == "scratch"]
+        if scratch.empty:
+            continue
+        by_size = {int(n): g for n, g in scratch.groupby("train_size", sort=True)}
+        sizes = list(by_size)
+        curve = [g["auc"].mean() for g in by_size.values()]
+        for (name, size), g in t[~t["curve"].isin(MODEL_FREE_MODES)].groupby(
+                ["curve", "train_size"], sort=True):
+            runs = [g, *by_size.values()]
+            same = "test_id" in t and len(set().union(*(set(r["test_id"]) for r in runs))) == 1
+            boots = [_boot_mean(boot, list(r["run_id"])) if same else None for r in runs]
+            ok = all(b is not None for b in boots)
+            eff = label_efficiency(sizes, curve, float(g["auc"].mean()),
+                                   np.stack(boots[1:], axis=1) if ok else None,
+                                   boots[0] if ok else None, confidence)
+            rows.append({"task": task, "curve": name, "train_size": int(size),
+                         "auc_mean": float(g["auc"].mean()), "scratch_equivalent": eff.size,
+                         f"scratch_equivalent_lo{tag}": eff.lo,
+                         f"scratch_equivalent_hi{tag}": eff.hi,
+                         "statement": f"{task}: {name} at {int(size):,} training events "
+                                      f"matches scratch at {eff.describe()}"
+                                      + (f" ({tag}% interval)" if eff.lo == eff.lo else "")})
+    return pd.DataFrame(rows, columns=columns)
+
+
 def compute_accounting(frame: pd.DataFrame, pretrain_seconds: float | Mapping[str, float]
                        ) -> tuple[pd.DataFrame, dict[str, int | None]]:
     """Training time for scratch to reach its best mean AUC and for each fine-tuned curve
@@ -515,11 +575,14 @@ def _check_unique(frame: pd.DataFrame) -> None:
 def summarise_scan(directory: str | os.PathLike[str], frame: pd.DataFrame | None = None,
                    pretrain_seconds: float | Mapping[str, float] | None = None,
                    n_boot: int = 1000, seed: int = 0,
-                   fallback: pd.DataFrame | None = None) -> Path:
-    """Write ``summary.csv``, ``differences.csv``, ``learning_curve_<task>.png``,
-    ``compute.csv`` and ``compute.txt`` of a scan directory from its stored runs and test
-    scores alone (or from the rows `frame`), with `n_boot` seeded bootstrap resamples of
-    the test events for every interval.
+                   fallback: pd.DataFrame | None = None, yields: Yields | None = None) -> Path:
+    """Write ``summary.csv``, ``differences.csv``, ``label_efficiency.csv`` and ``.txt``,
+    ``learning_curve_<task>.png``, ``compute.csv`` and ``compute.txt`` of a scan directory
+    from its stored runs and test scores alone (or from the rows `frame`), with `n_boot`
+    seeded bootstrap resamples of the test events for every interval. ``summary.csv``
+    carries the significance columns of
+    :func:`~hepfm.training.scan_trust.significance_summary` for `yields`, and
+    ``variations.csv`` the systematic shifts when runs were scored on variations.
 
     `pretrain_seconds` defaults to the per-model times in ``pretrain_seconds.json``. With
     `fallback` rows, a directory that mixes runs of different settings is summarised from
@@ -540,8 +603,20 @@ def summarise_scan(directory: str | os.PathLike[str], frame: pd.DataFrame | None
         frame = fallback
     boot = bootstrap_runs(frame, ScanStore(directory), n_boot, seed) if n_boot else None
     summary = summarise(frame, boot)
+    store = ScanStore(directory)
+    curves = frame.assign(curve=curve_label(frame))
+    sig = significance_summary(curves, store, yields, n_boot, seed)
+    if len(sig):
+        summary = summary.merge(sig, on=["task", "curve", "train_size"], how="left")
     write_text(directory / "summary.csv", summary.to_csv(index=False))
+    shifts = variation_summary(curves, store, yields, n_boot, seed)
+    if len(shifts):
+        write_text(directory / "variations.csv", shifts.to_csv(index=False))
     write_text(directory / "differences.csv", differences(frame, boot).to_csv(index=False))
+    efficiency = label_efficiencies(frame, boot)
+    write_text(directory / "label_efficiency.csv", efficiency.to_csv(index=False))
+    write_text(directory / "label_efficiency.txt",
+               "".join(f"{line}\n" for line in efficiency["statement"]))
     for name, t in summary.groupby("task"):
         plot_learning_summary(t, directory / f"learning_curve_{name}.png", title=str(name))
     if pretrain_seconds is None:

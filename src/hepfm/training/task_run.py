@@ -11,15 +11,20 @@ model with its ``task`` head, loadable with ``hepfm.load_pretrained``), ``metric
 content, its entry count and the entry ranges used), ``roc.csv`` and ``roc.png``. With a
 weight branch, the training loss uses the weights rescaled per class
 (:func:`~hepfm.taskdata.class_balanced`) and the test metrics the raw weights
-(``auc_unweighted`` is kept too). A scan directory holds ``scan.csv`` (one row per run),
-``summary.csv``, ``learning_curve_<task>.png`` and ``compute.csv``
-(:mod:`hepfm.training.scan`).
+(``auc_unweighted`` is kept too). The evaluation (:func:`~hepfm.training.assess.assess`)
+adds significance for given yields, calibration and the shifts on systematic variations
+(:mod:`hepfm.data.variations`). A scan directory holds ``scan.csv`` (one row per run),
+``summary.csv``, ``label_efficiency.csv``, ``learning_curve_<task>.png``, ``compute.csv``
+and ``models.json`` (name, version and weights SHA-256 of each pretrained model label;
+:mod:`hepfm.training.scan`).
 """
 
 from __future__ import annotations
 
 import json
+import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -29,17 +34,22 @@ import pandas as pd
 from hepfm import defaults
 from hepfm.analysis.metrics import binary_metrics
 from hepfm.analysis.plots import plot_roc
+from hepfm.analysis.significance import Yields
 from hepfm.atomic import refuse_existing, write_json, write_text
+from hepfm.data.branches import BranchMap
+from hepfm.data.btag import btag_mismatch
 from hepfm.data.labelled import LabelledEvents
+from hepfm.data.variations import Variation, parse_variation
 from hepfm.hub import load_model, parse_models, resolve_model_dir
 from hepfm.models.foundation import FoundationModel
+from hepfm.models.model_dir import identity_of
 from hepfm.pretrained import DEFAULT_MODEL
 from hepfm.taskdata import SPLIT, Splits, TaskData, check_overlap, class_balanced, split_task
 from hepfm.tasks import Task
+from hepfm.training.assess import Assessment, assess
 from hepfm.training.finetune import (
     FinetuneConfig,
     FinetuneResult,
-    evaluate,
     finetune,
     predict_proba,
     prepare_model,
@@ -63,7 +73,9 @@ def finetune_task(task: TaskData | Task | str, model: str | None = None, mode: s
                   train_size: int | None = None, epochs: int = defaults.EPOCHS,
                   seed: int = defaults.SEED, out: str | Path | None = None, *,
                   force: bool = False, allow_overlap: bool = False, device: str = "auto",
-                  progress: bool = True) -> dict[str, Any]:
+                  progress: bool = True, yields: Yields | None = None,
+                  calibrate: bool = False, variations: Sequence[str | Variation] = ()
+                  ) -> dict[str, Any]:
     """Fine-tune `model` (a model directory or shipped name; default
     :data:`~hepfm.pretrained.DEFAULT_MODEL`) on a task, evaluate it on the task's test set
     and write the run directory `out` (default ``runs/finetune-<task>-<mode>-<seed>``);
@@ -74,31 +86,49 @@ def finetune_task(task: TaskData | Task | str, model: str | None = None, mode: s
     (class-balanced; all but the validation share when None). An `out` that holds files is
     refused unless `force`. The task's events must not be events the model was pretrained
     on; with `allow_overlap` the overlap is recorded in ``metrics.json`` instead. Training
-    runs on `device` (a Lightning accelerator: auto, cpu, cuda, gpu or mps).
+    runs on `device` (a Lightning accelerator: auto, cpu, cuda, gpu or mps). The evaluation
+    (:func:`~hepfm.training.assess.assess`) adds significance for `yields`, calibration
+    (temperature scaling on the validation events with `calibrate`) and the shifts on each
+    of `variations` (names of :mod:`hepfm.data.variations`: the same split of the same
+    events, read with the variation).
     """
     FinetuneConfig(mode=mode)  # an unknown mode fails before anything is read
     data = _task_data(task)
     out_dir = refuse_existing(out or Path("runs") / f"finetune-{data.name}-{mode}-{seed}",
                               force)
+    chosen = [parse_variation(v) for v in variations]
     pretrained = load_model(model)
+    warn_if_read_otherwise(pretrained, data.branch_map, model)
+    data = data.resolved()
     events, test = data.load()
     overlap = [] if mode in MODEL_FREE_MODES else check_overlap(
         [ev for ev in (events, test) if ev is not None], {model or DEFAULT_MODEL: pretrained},
         allow_overlap)
     splits = split_task(events, train_size, seed, test=test)
-    res, metrics, roc = _train(pretrained, splits, FinetuneConfig(
-        mode=mode, epochs=epochs, seed=seed, progress_bar=progress, accelerator=device))
+    varied = {}
+    for v in chosen:  # the same split of the same events, read with the variation
+        ev, te = replace(data, variation=v).load()
+        varied[v.label] = split_task(ev, train_size, seed, test=te).test.table
+    res, result = _train(pretrained, splits, FinetuneConfig(
+        mode=mode, epochs=epochs, seed=seed, progress_bar=progress, accelerator=device),
+        yields=yields, calibrate_on_val=calibrate, varied=varied)
+    metrics, roc = result.metrics, result.roc
     record = {"task": data.name, "mode": mode, "from": model or DEFAULT_MODEL,
+              "from_model": pretrained.identity,
               "train_events": len(splits.train), "val_events": len(splits.val),
               "test_events": len(splits.test), "explicit_test_set": test is not None,
-              "weighted": splits.test.weight is not None, **metrics,
+              "weighted": splits.test.weight is not None,
+              "inputs": data.branch_map.record(), **metrics,
               "train_seconds": res.train_seconds, "epochs_to_best": res.best_epoch,
               "epochs_run": res.epochs_run, "seed": seed, "history": res.history,
-              "pretraining_overlap": overlap}
+              "pretraining_overlap": overlap,
+              "variation_settings": {v.label: v.to_dict() for v in chosen}}
     out_dir.mkdir(parents=True, exist_ok=True)
+    result.write(out_dir, data.name)
     res.model.save_pretrained(out_dir, task=data.name, mode=mode, source=str(model),
                               train_size=len(splits.train), seed=seed,
-                              inputs={"branch_map": data.branch_map.name,
+                              base_model=pretrained.identity,
+                              inputs={**data.branch_map.record(),
                                       "label_branch": data.label_branch,
                                       "weight_branch": data.weight_branch})
     write_json(out_dir / "metrics.json", record)
@@ -109,19 +139,29 @@ def finetune_task(task: TaskData | Task | str, model: str | None = None, mode: s
     return {**record, "out_dir": str(out_dir)}
 
 
-def _train(pretrained: FoundationModel, splits: Splits[LabelledEvents], config: FinetuneConfig
-           ) -> tuple[FinetuneResult, dict[str, float], pd.DataFrame]:
-    """Fine-tune on the splits (weighted when they carry weights) and score the test set."""
+def _train(pretrained: FoundationModel, splits: Splits[LabelledEvents], config: FinetuneConfig,
+           **assess_kw: Any) -> tuple[FinetuneResult, Assessment]:
+    """Fine-tune on the splits (weighted when they carry weights) and score the test set
+    (:func:`~hepfm.training.assess.assess` with `assess_kw`)."""
     model = prepare_model(pretrained, "task", config.mode, seed=config.seed)
     tr, va, te = splits.train, splits.val, splits.test
     res = finetune(model, tr.table, va.table, "task", config,
                    sample_weight=class_balanced(tr.weight, tr.y),
                    val_sample_weight=class_balanced(va.weight, va.y))
-    metrics, roc = evaluate(res.model, te.table, "task", sample_weight=te.weight)
+    result = assess(res.model, "task", te.table, val=va.table, test_weight=te.weight,
+                    val_weight=va.weight, **assess_kw)
     if te.weight is not None:
         scores = predict_proba(res.model, te.table, "task")
-        metrics["auc_unweighted"] = binary_metrics(te.y, scores)["auc"]
-    return res, metrics, roc
+        result.metrics["auc_unweighted"] = binary_metrics(te.y, scores)["auc"]
+    return res, result
+
+
+def warn_if_read_otherwise(model: Any, branch_map: BranchMap, source: str | None) -> None:
+    """Warn when `model` records another b-tagging rule than `branch_map` reads with."""
+    recorded = ((getattr(model, "run_config", None) or {}).get("inputs") or {}).get("btag")
+    differs = btag_mismatch(recorded, branch_map.btag)
+    if differs:
+        warnings.warn(f"model '{source or DEFAULT_MODEL}': {differs} (--btag)", stacklevel=2)
 
 
 def scan_tasks(tasks: Sequence[TaskData | Task | str],
@@ -132,7 +172,8 @@ def scan_tasks(tasks: Sequence[TaskData | Task | str],
                out: str | Path = "runs/scan", epochs: int = defaults.EPOCHS, *,
                resume: bool = False, pretrain_seconds: float | None = None,
                allow_overlap: bool = False, n_boot: int = defaults.N_BOOT,
-               device: str = "auto", progress: bool = True) -> Path:
+               device: str = "auto", progress: bool = True, yields: Yields | None = None,
+               variations: Sequence[str | Variation] = ()) -> Path:
     """Learning curves for every task (modes of :data:`~hepfm.training.scan.SCAN_MODES`),
     each run stored in the scan directory `out` (see :mod:`hepfm.training.scan`), then the
     summary, plots and compute tables of the directory (with `n_boot` test-set resamples).
@@ -141,9 +182,12 @@ def scan_tasks(tasks: Sequence[TaskData | Task | str],
     ``NAME_OR_DIR``, ``label=DIR,...`` or a mapping; default the default model); `seeds`
     a list of seeds (an int n: seeds 0..n-1). A scan directory that holds files is refused
     unless `resume` (finished runs with identical settings are then reused, and several
-    scans may write to one directory at once). Networks train on `device`.
+    scans may write to one directory at once). Networks train on `device`. Significance for
+    `yields`; every trained model is also scored on the test events read with each of
+    `variations` (``variations.csv``).
     """
     check_modes(modes)
+    chosen = [parse_variation(v) for v in variations]
     models = parse_models(models)
     out_dir = Path(out)
     if not resume:
@@ -151,10 +195,10 @@ def scan_tasks(tasks: Sequence[TaskData | Task | str],
     loaded = scan_models(models, modes)
     frames = [scan_task(_task_data(t), loaded, sizes, modes, seeds, out_dir, epochs,
                         allow_overlap=allow_overlap, device=device, progress=progress,
-                        sources=models)
+                        sources=models, variations=chosen)
               for t in tasks]
     summarise_with_costs(out_dir, models, bool(loaded), n_boot, pretrain_seconds,
-                         fallback=pd.concat(frames, ignore_index=True))
+                         fallback=pd.concat(frames, ignore_index=True), yields=yields)
     return out_dir
 
 
@@ -162,19 +206,30 @@ def scan_task(data: TaskData, models: Mapping[str, FoundationModel], sizes: Sequ
               modes: Sequence[str], seeds: int | Sequence[int], out: str | Path,
               epochs: int = defaults.EPOCHS, *, allow_overlap: bool = False,
               device: str = "auto", progress: bool = True,
-              sources: Mapping[str, str | None] | None = None) -> pd.DataFrame:
+              sources: Mapping[str, str | None] | None = None,
+              variations: Sequence[Variation] = ()) -> pd.DataFrame:
     """The runs of one task in the scan directory `out` (:func:`~hepfm.training.scan.
     scan_splits` with the splits of :func:`~hepfm.taskdata.split_task`); returns their rows.
-    `models` are loaded models ({label: model}); `sources` their names, for messages."""
+    `models` are loaded models ({label: model}); `sources` their names, for messages; every
+    trained model is also scored on the test events read with each of `variations`."""
+    for label, model in models.items():
+        warn_if_read_otherwise(model, data.branch_map, (sources or {}).get(label))
+    data = data.resolved()
     events, test = data.load()
     parts = [ev for ev in (events, test) if ev is not None]
     if any(m not in MODEL_FREE_MODES for m in modes):  # pretrained weights are used
         check_overlap(parts, {str((sources or {}).get(label) or DEFAULT_MODEL): model
                               for label, model in models.items()}, allow_overlap)
 
-    def split(size: int, seed: int) -> tuple[LabelledEvents, LabelledEvents, LabelledEvents]:
-        s = split_task(events, size, seed, test=test)
-        return s.train, s.val, s.test
+    def splitter(events: LabelledEvents, test: LabelledEvents | None) -> Any:
+        def split(size: int, seed: int
+                  ) -> tuple[LabelledEvents, LabelledEvents, LabelledEvents]:
+            s = split_task(events, size, seed, test=test)
+            return s.train, s.val, s.test
+        return split
+
+    split = splitter(events, test)
+    varied = {v.label: splitter(*replace(data, variation=v).load()) for v in variations}
 
     data_key = {"data_id": digest([table_identity(ev.table) for ev in parts] + [
                     np.ascontiguousarray(ev.weight).tobytes() for ev in parts
@@ -183,7 +238,8 @@ def scan_task(data: TaskData, models: Mapping[str, FoundationModel], sizes: Sequ
     files = sorted({f["path"] for ev in parts for f in ev.provenance()})
     return scan_splits(data.name, split, data_key, models, sizes, modes, seeds, out,
                        FinetuneConfig(epochs=epochs, accelerator=device), progress,
-                       info={"data": files})
+                       info={"data": files, "inputs": data.branch_map.record()},
+                       variations=varied)
 
 
 def scan_models(models: Mapping[str, str | None], modes: Sequence[str]
@@ -197,19 +253,31 @@ def scan_models(models: Mapping[str, str | None], modes: Sequence[str]
 
 def summarise_with_costs(out_dir: Path, models: Mapping[str, str | None], used_models: bool,
                          n_boot: int, pretrain_seconds: float | None = None,
-                         fallback: pd.DataFrame | None = None) -> None:
+                         fallback: pd.DataFrame | None = None,
+                         yields: Yields | None = None) -> None:
     """Summarise the scan directory (:func:`~hepfm.training.scan.summarise_scan`) with the
     pretraining time of each model (`pretrain_seconds`, else what its directory records;
-    kept in ``pretrain_seconds.json`` for ``--summarise-only`` when `used_models`)."""
+    kept in ``pretrain_seconds.json`` for ``--summarise-only`` when `used_models`, as the
+    models' identities are in ``models.json``)."""
     costs: float | dict[str, float] = pretrain_seconds if pretrain_seconds is not None else {
         label: _pretrain_seconds(src) or float("nan") for label, src in models.items()}
     if isinstance(costs, dict) and used_models:
         path = ScanStore(out_dir).directory / "pretrain_seconds.json"
         known = json.loads(path.read_text()) if path.is_file() else {}
         write_text(path, json.dumps({**known, **costs}, indent=1))  # NaN: unknown
+    if used_models:
+        record_models(out_dir, models)
     # the whole directory (other scans may have added tasks), or the `fallback` rows if it
     # holds runs with other settings
-    summarise_scan(out_dir, None, costs, n_boot=n_boot, fallback=fallback)
+    summarise_scan(out_dir, None, costs, n_boot=n_boot, fallback=fallback, yields=yields)
+
+
+def record_models(out_dir: Path, models: Mapping[str, str | None]) -> None:
+    """Add the name, version and weights SHA-256 of each model label to ``models.json``."""
+    path = out_dir / "models.json"
+    known = json.loads(path.read_text()) if path.is_file() else {}
+    known.update({label: identity_of(src or DEFAULT_MODEL) for label, src in models.items()})
+    write_text(path, json.dumps(known, indent=1))
 
 
 def _pretrain_seconds(source: str | None) -> float | None:

@@ -1,0 +1,140 @@
+"""Significance and systematic shifts of a scan's runs, from their stored test scores.
+
+A scan stores every run's signal scores on its task's test events (``scores/<task>/
+<run_id>.npy``) and, for each systematic variation it was asked for, the scores of the same
+trained model on the varied test events (``scores/<task>/<run_id>@<variation>.npy``; the same
+events in the same order, see :mod:`hepfm.data.variations`). From these alone:
+
+- :func:`significance_summary`: per task, curve and training size, the mean over seeds of
+  ``z_asimov``, ``z_binned`` and ``sic`` (:mod:`hepfm.analysis.significance`) and the
+  test-bootstrap interval of that mean (columns added to ``summary.csv``);
+- :func:`variation_summary`: per task, curve, size and variation, the mean shift (varied
+  minus nominal) of AUC and of each significance, with paired bootstrap intervals (the same
+  resampled events for nominal and varied scores): ``variations.csv``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from hepfm.analysis.metrics import CONFIDENCE, bootstrap_auc, percentile_interval, rank_auc
+from hepfm.analysis.significance import (
+    METRICS,
+    Yields,
+    bootstrap_significance,
+    significance_metrics,
+)
+
+#: Separator between a run id and a variation label in a score file's name.
+SEP = "@"
+
+
+def varied_score_path(scores_dir: Path, task: str, rid: str, label: str) -> Path:
+    """Where the scores of run `rid` on test events with variation `label` are stored."""
+    return scores_dir / task / f"{rid}{SEP}{label.replace(':', '=')}.npy"
+
+
+def stored_variations(scores_dir: Path, task: str, rid: str) -> list[str]:
+    """Labels of the variations run `rid` was scored on."""
+    return sorted(p.stem.split(SEP, 1)[1].replace("=", ":")
+                  for p in (scores_dir / task).glob(f"{rid}{SEP}*.npy"))
+
+
+def _test(store: Any, task: str, test_id: str) -> tuple[np.ndarray, np.ndarray] | None:
+    path = store.test_path(task, test_id)
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as t:
+        return t["y"], t["weight"]
+
+
+def _yields(yields: Yields, y: np.ndarray, w: np.ndarray) -> Yields:
+    return Yields(*yields.totals(y, w)) if yields.weighted else yields
+
+
+def _interval(values: np.ndarray | None, prefix: str) -> dict[str, float]:
+    tag = round(100 * CONFIDENCE)
+    if values is None:
+        return {f"{prefix}_lo{tag}": np.nan, f"{prefix}_hi{tag}": np.nan}
+    lo, hi = percentile_interval(values)
+    return {f"{prefix}_lo{tag}": float(lo), f"{prefix}_hi{tag}": float(hi)}
+
+
+def significance_summary(frame: pd.DataFrame, store: Any, yields: Yields | None = None,
+                         n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Columns ``z_asimov_mean``, ``z_asimov_lo68``, ``z_asimov_hi68`` (and the same for
+    ``z_binned`` and ``sic``) per task, curve and training size, from the stored scores of
+    the runs of `frame` (scan rows with a ``curve`` column:
+    :func:`~hepfm.training.scan.curve_label`)."""
+    yields = yields or Yields()
+    f = frame
+    rows = []
+    for (task, curve, size), g in f.groupby(["task", "curve", "train_size"], sort=True):
+        row: dict[str, Any] = {"task": task, "curve": curve, "train_size": size}
+        ids = [r for r in g["run_id"] if store.score_path(str(task), r).is_file()]
+        test = _test(store, str(task), str(g["test_id"].iloc[0])) \
+            if g["test_id"].nunique() == 1 else None
+        if not ids or test is None:
+            rows.append(row)
+            continue
+        y, w = test
+        weighted = None if np.all(w == 1) else w
+        ys = _yields(yields, y, w)
+        scores = np.stack([np.load(store.score_path(str(task), r)) for r in ids])
+        values = [significance_metrics(y, s, weighted, ys, n_boot=0) for s in scores]
+        boot = bootstrap_significance(y, scores, weighted, ys, n_boot, seed) if n_boot \
+            else None
+        for m in METRICS:
+            row[f"{m}_mean"] = float(np.nanmean([v[m] for v in values]))
+            row.update(_interval(None if boot is None else boot[m].mean(1), m))
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def variation_summary(frame: pd.DataFrame, store: Any, yields: Yields | None = None,
+                      n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Per task, curve, size and variation: the mean over seeds of the AUC and significance
+    shifts (varied minus nominal, ``auc_shift_mean`` ...) with paired 68% bootstrap
+    intervals of that mean (``auc_shift_lo68`` ...); empty without varied scores. `frame`
+    as for :func:`significance_summary`."""
+    yields = yields or Yields()
+    f = frame
+    rows = []
+    for (task, curve, size), g in f.groupby(["task", "curve", "train_size"], sort=True):
+        if g["test_id"].nunique() != 1:
+            continue
+        test = _test(store, str(task), str(g["test_id"].iloc[0]))
+        if test is None:
+            continue
+        y, w = test
+        weighted = None if np.all(w == 1) else w
+        ys = _yields(yields, y, w)
+        labels = sorted(set.intersection(*[set(stored_variations(store.scores, str(task), r))
+                                           for r in g["run_id"]]))
+        for label in labels:
+            nominal = np.stack([np.load(store.score_path(str(task), r)) for r in g["run_id"]])
+            varied = np.stack([np.load(varied_score_path(store.scores, str(task), r, label))
+                               for r in g["run_id"]])
+            k = len(nominal)
+            row: dict[str, Any] = {"task": task, "curve": curve, "train_size": size,
+                                   "variation": label, "seeds": k}
+            both = np.concatenate([nominal, varied])
+            auc = np.asarray(rank_auc(y, both, weighted)).ravel()
+            row["auc_shift_mean"] = float(np.mean(auc[k:] - auc[:k]))
+            sig = [significance_metrics(y, s, weighted, ys, n_boot=0) for s in both]
+            for m in METRICS:
+                row[f"{m}_shift_mean"] = float(np.nanmean(
+                    [sig[k + i][m] - sig[i][m] for i in range(k)]))
+            if n_boot:
+                a = bootstrap_auc(y, both, weighted, n_boot=n_boot, seed=seed)
+                row.update(_interval(a[:, k:].mean(1) - a[:, :k].mean(1), "auc_shift"))
+                b = bootstrap_significance(y, both, weighted, ys, n_boot, seed)
+                for m in METRICS:
+                    row.update(_interval(b[m][:, k:].mean(1) - b[m][:, :k].mean(1),
+                                         f"{m}_shift"))
+            rows.append(row)
+    return pd.DataFrame(rows)
