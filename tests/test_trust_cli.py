@@ -133,7 +133,7 @@ def test_scan_reports_significance_and_variation_shifts(generated_dir, tiny_pret
     assert row["auc_shift_lo68"] <= row["auc_shift_hi68"]
     # asking for one more variation trains the runs again (their models are not stored)
     before = {p.name for p in (tmp_path / "scores" / "ttH_vs_tt").iterdir()}
-    res = runner.invoke(app, [*args[:-1], "jes_down,les_up"])
+    res = runner.invoke(app, [*args[:-1], "jes_down,les_up", "--resume"])
     assert res.exit_code == 0, res.output
     after = {p.name for p in (tmp_path / "scores" / "ttH_vs_tt").iterdir()}
     assert {f"{r}@les_up.npy" for r in frame["run_id"]} == after - before
