@@ -81,7 +81,7 @@ from hepfm.analysis.representations import extract_representations
 from hepfm.data.datasets import EventBatches
 
 events = list(EventBatches(splits.test, 512, shuffle=False, shard=False))
-reps = {m: extract_representations(t.model, events) for m, t in tuned.items()}
+reps = {m: extract_representations(t.model_, events) for m, t in tuned.items()}
 matrix = cka_matrix(reps["full"], reps["scratch"], kernel="linear")
 matrix.round(2)"""),
     ("markdown", """Scratch against scratch: a second from-scratch model with another seed.
@@ -90,7 +90,7 @@ solution."""),
     ("code", """from hepfm.analysis.cka import cka_diagonal
 
 scratch_2 = hepfm.FineTuner(model, mode="scratch", epochs=10, seed=1).fit(splits.train, splits.val)
-reps["scratch_2"] = extract_representations(scratch_2.model, events)
+reps["scratch_2"] = extract_representations(scratch_2.model_, events)
 print("fine-tuned vs scratch:", cka_diagonal(matrix).round(2).to_dict())
 print("scratch vs scratch:   ",
       cka_diagonal(cka_matrix(reps["scratch"], reps["scratch_2"])).round(2).to_dict())"""),
