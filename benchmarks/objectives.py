@@ -27,8 +27,9 @@ Every step resumes: finished pretrainings (``metrics.json`` present) and stored 
 kept, so several processes can share the work (``pretrain --only mpm``). ``report`` writes
 ``benchmarks/results/objectives/``: ``runs.csv`` (objective, task, size, mode, seed, AUC and
 its 68 % test-bootstrap interval), ``summary.csv`` (mean over seeds, with the paired
-difference to scratch and to ``multiclass``), ``pretraining.csv`` (cost of each objective on
-this host), ``objectives.png`` and ``host.txt``.
+difference to scratch and to ``multiclass``), ``label_efficiency.csv`` (the scratch training
+events each fine-tuned AUC matches), ``pretraining.csv`` (cost of each objective on this
+host), ``objectives.png`` and ``host.txt``.
 """
 
 from __future__ import annotations
@@ -85,14 +86,11 @@ def scan_all(out: Path, data: str, objectives: tuple[str, ...], tasks: tuple[str
     scan_tasks(task_list, models, list(sizes), modes, SEEDS, out / "scan", resume=True)
 
 
-def runs_table(out: Path) -> pd.DataFrame:
+def runs_table(frame: pd.DataFrame, boot: pd.DataFrame) -> pd.DataFrame:
     """One row per run: objective (or scratch/bdt), task, size, mode, seed, AUC and its
     68 % test-bootstrap interval."""
     from hepfm.analysis.metrics import percentile_interval
-    from hepfm.training.scan import ScanStore, bootstrap_runs, load_scan
 
-    frame = load_scan(out / "scan")
-    boot = bootstrap_runs(frame, ScanStore(out / "scan"), 1000, 0)
     rows = []
     for r in frame.itertuples(index=False):
         lo, hi = (percentile_interval(boot[r.run_id].to_numpy(), 0.68)
@@ -103,13 +101,11 @@ def runs_table(out: Path) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["task", "train_size", "mode", "objective", "seed"])
 
 
-def summary_table(out: Path) -> pd.DataFrame:
+def summary_table(frame: pd.DataFrame, boot: pd.DataFrame) -> pd.DataFrame:
     """Mean AUC over seeds per (task, size, curve), with the paired test-bootstrap
     difference to scratch and to the multiclass model in the same mode."""
-    from hepfm.training.scan import ScanStore, bootstrap_runs, differences, load_scan, summarise
+    from hepfm.training.scan import differences, summarise
 
-    frame = load_scan(out / "scan")
-    boot = bootstrap_runs(frame, ScanStore(out / "scan"), 1000, 0)
     summary = summarise(frame, boot)
     refs = ("scratch", "full (multiclass)", "frozen (multiclass)")
     diffs = differences(frame, boot, references=refs)
@@ -146,10 +142,16 @@ def pretraining_table(out: Path) -> pd.DataFrame:
 
 
 def report(out: Path, results: Path) -> pd.DataFrame:
+    from hepfm.training.scan import ScanStore, bootstrap_runs, label_efficiencies, load_scan
+
     results.mkdir(parents=True, exist_ok=True)
-    runs_table(out).to_csv(results / "runs.csv", index=False, float_format="%.4f")
-    summary = summary_table(out)
+    frame = load_scan(out / "scan")
+    boot = bootstrap_runs(frame, ScanStore(out / "scan"), 1000, 0)
+    runs_table(frame, boot).to_csv(results / "runs.csv", index=False, float_format="%.4f")
+    summary = summary_table(frame, boot)
     summary.to_csv(results / "summary.csv", index=False, float_format="%.4f")
+    label_efficiencies(frame, boot).to_csv(results / "label_efficiency.csv", index=False,
+                                           float_format="%.4f")
     pretraining_table(out).to_csv(results / "pretraining.csv", index=False,
                                   float_format="%.4f")
     _plot(summary, results / "objectives.png")
