@@ -28,8 +28,9 @@ kept, so several processes can share the work (``pretrain --only mpm``). ``repor
 ``benchmarks/results/objectives/``: ``runs.csv`` (objective, task, size, mode, seed, AUC and
 its 68 % test-bootstrap interval), ``summary.csv`` (mean over seeds, with the paired
 difference to scratch and to ``multiclass``), ``label_efficiency.csv`` (the scratch training
-events each fine-tuned AUC matches), ``pretraining.csv`` (cost of each objective on this
-host), ``objectives.png`` and ``host.txt``.
+events each fine-tuned AUC matches), ``finetuned_1000_vs_scratch_10000.csv`` (paired),
+``pretraining.csv`` (cost of each objective on this host), ``objectives.png`` and
+``host.txt``.
 """
 
 from __future__ import annotations
@@ -122,6 +123,30 @@ def summary_table(frame: pd.DataFrame, boot: pd.DataFrame) -> pd.DataFrame:
     return summary.sort_values(["task", "train_size", "curve"])
 
 
+def against_more_scratch(frame: pd.DataFrame, boot: pd.DataFrame, size: int = 1000,
+                         reference: int = REFERENCE_SIZES[-1]) -> pd.DataFrame:
+    """Every fine-tuned curve at `size` events minus scratch at `reference` events, per task:
+    mean over seeds, with the paired 68 % test-bootstrap interval (same resamples)."""
+    from hepfm.training.scan import curve_label
+
+    f = frame.assign(curve=curve_label(frame))
+    rows = []
+    for task, g in f.groupby("task"):
+        ref = g[(g["curve"] == "scratch") & (g["train_size"] == reference)]
+        if ref.empty:
+            continue
+        ref_boot = boot[list(ref["run_id"])].to_numpy().mean(axis=1)
+        for curve, c in g[(g["train_size"] == size) & g["curve"].str.contains(r"\(")].groupby(
+                "curve"):
+            diff = boot[list(c["run_id"])].to_numpy().mean(axis=1) - ref_boot
+            rows.append({"task": task, "curve": curve, "train_size": size,
+                         "scratch_size": reference,
+                         "diff_mean": c["auc"].mean() - ref["auc"].mean(),
+                         "diff_lo68": np.percentile(diff, 16),
+                         "diff_hi68": np.percentile(diff, 84)})
+    return pd.DataFrame(rows)
+
+
 def pretraining_table(out: Path) -> pd.DataFrame:
     rows = []
     for objective in OBJECTIVES:
@@ -152,6 +177,8 @@ def report(out: Path, results: Path) -> pd.DataFrame:
     summary.to_csv(results / "summary.csv", index=False, float_format="%.4f")
     label_efficiencies(frame, boot).to_csv(results / "label_efficiency.csv", index=False,
                                            float_format="%.4f")
+    against_more_scratch(frame, boot).to_csv(results / "finetuned_1000_vs_scratch_10000.csv",
+                                             index=False, float_format="%.4f")
     pretraining_table(out).to_csv(results / "pretraining.csv", index=False,
                                   float_format="%.4f")
     _plot(summary, results / "objectives.png")
