@@ -27,3 +27,20 @@ def generated_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     generate_samples(list(PROCESSES), GENERATED_EVENTS, out, seed=GENERATED_SEED, workers=1,
                      mpi=False, progress=False)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_pretrained(generated_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model (width 16, one block) with real normalisation statistics, saved as a run
+    directory."""
+    import torch
+
+    from hepfm.data import FeatureStats, load_events
+    from hepfm.models.foundation import FoundationModel, ModelConfig
+
+    torch.manual_seed(0)
+    stats = FeatureStats.from_table(load_events(generated_dir, ["tt", "ttH"]))
+    model = FoundationModel(ModelConfig(hidden=16, blocks=1, head_hidden=16), stats)
+    path = tmp_path_factory.mktemp("pretrained")
+    model.save_pretrained(path)
+    return path

@@ -6,31 +6,16 @@ import json
 
 import pandas as pd
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from hepfm.cli import app
-from hepfm.data import load_events
-from hepfm.data.normalization import FeatureStats
 from hepfm.errors import InputDataError
 from hepfm.hub import load_pretrained
-from hepfm.models.foundation import FoundationModel, ModelConfig
 from hepfm.taskdata import load_task_events
 from hepfm.tasks import get_task, make_task
 from hepfm.training.scan import compute_accounting
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def tiny_pretrained(generated_dir, tmp_path_factory):
-    """A tiny model with real normalisation statistics, saved as a run directory."""
-    torch.manual_seed(0)
-    stats = FeatureStats.from_table(load_events(generated_dir, ["tt", "ttH"]))
-    model = FoundationModel(ModelConfig(hidden=16, blocks=1, head_hidden=16), stats)
-    path = tmp_path_factory.mktemp("pretrained")
-    model.save_pretrained(path)
-    return path
 
 
 def test_finetune_cli_writes_metrics_and_roc(generated_dir, tiny_pretrained, tmp_path):

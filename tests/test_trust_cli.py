@@ -8,32 +8,19 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 import uproot
 from typer.testing import CliRunner
 
 from hepfm.analysis.significance import Yields, significance_metrics
 from hepfm.cli import app
-from hepfm.data import load_events, read_table
-from hepfm.data.normalization import FeatureStats
+from hepfm.data import read_table
 from hepfm.data.variations import Variation
 from hepfm.hub import load_pretrained
-from hepfm.models.foundation import FoundationModel, ModelConfig
 from hepfm.taskdata import load_task_events, split_task
 from hepfm.tasks import get_task
 from hepfm.training.finetune import class_probabilities
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def tiny_pretrained(generated_dir, tmp_path_factory):
-    torch.manual_seed(0)
-    stats = FeatureStats.from_table(load_events(generated_dir, ["tt", "ttH"]))
-    model = FoundationModel(ModelConfig(hidden=16, blocks=1, head_hidden=16), stats)
-    path = tmp_path_factory.mktemp("pretrained")
-    model.save_pretrained(path)
-    return path
 
 
 @pytest.fixture(scope="module")
