@@ -339,3 +339,15 @@ def test_shower_setting_reaches_pythia_and_changes_events():
     assert ak.num(simple).tolist() != ak.num(vincia).tolist()
     with pytest.raises(UnknownNameError, match="vincai"):
         generate_samples("tt", 10, ".", shower="vincai")
+
+
+def test_fastjet_banner_stays_off_standard_output(tmp_path: Path):
+    """Generation prints no FastJet banner on stdout (it goes to the debug log)."""
+    import subprocess
+    import sys
+
+    code = ("from hepfm.generate import generate_samples; "
+            f"generate_samples('tt', 10, r'{tmp_path}', seed=3, mpi=False, progress=False)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert "FastJet" not in out.stdout and "fastjet" not in out.stdout.lower()

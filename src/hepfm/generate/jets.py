@@ -8,13 +8,42 @@ efficiency.
 
 from __future__ import annotations
 
+import functools
+import logging
+import os
+import sys
+import tempfile
 from dataclasses import dataclass
+from types import ModuleType
 
 import awkward as ak
 import numpy as np
 
 from hepfm.generate.detector import DetectorConfig
 from hepfm.generate.objects import ParticleTable, by_pt, jagged, pt_eta_phi, smear_factor
+
+log = logging.getLogger(__name__)
+
+
+@functools.cache
+def quiet_fastjet() -> ModuleType:
+    """The ``fastjet`` module, its banner (printed by the C++ library to standard output, once
+    per process) sent to the debug log instead: FastJet prints it on the first call only."""
+    import fastjet
+    from fastjet import _swig
+
+    sys.stdout.flush()
+    saved = os.dup(1)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 1)
+        try:
+            _swig.ClusterSequence.print_banner()
+        finally:
+            os.dup2(saved, 1)
+            os.close(saved)
+        sink.seek(0)
+        log.debug("%s", sink.read().decode(errors="replace"))
+    return fastjet
 
 #: Weakly decaying hadrons (|PDG id|) used as ghosts.
 WEAK_B_HADRONS = np.array([511, 521, 531, 541, 5122, 5132, 5232, 5332])
@@ -46,8 +75,7 @@ def weak_hadrons(table: ParticleTable, ids: np.ndarray) -> np.ndarray:
 def cluster(table: ParticleTable, rows: np.ndarray, scale: np.ndarray, config: DetectorConfig,
             min_pt: float) -> tuple[ak.Array, ak.Array, np.ndarray]:
     """Cluster `rows` (momenta times `scale`) per event; jets, constituent indices, row order."""
-    import fastjet
-
+    fastjet = quiet_fastjet()
     order = np.argsort(table.event[rows], kind="stable")
     rows, scale = rows[order], scale[order]
     t = table
