@@ -27,8 +27,8 @@ from typer.core import TyperGroup
 from hepfm import defaults
 from hepfm.devices import DEVICES, resolve_device
 from hepfm.errors import EXTRAS, ArgumentError, HepfmError, MissingExtraError, missing_extra
-from hepfm.generate.pythia import DEFAULT_SHOWER, SHOWERS, check_shower
 from hepfm.pretrained import DEFAULT_MODEL
+from hepfm.processes import DEFAULT_SHOWER, SHOWERS, check_shower
 from hepfm.training.pretrain import DEFAULTS as PRETRAIN_DEFAULTS
 from hepfm.training.pretrain import PRECISIONS
 

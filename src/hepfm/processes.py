@@ -1,4 +1,5 @@
-"""The process catalog: every physics process hepfm can generate, with its Pythia 8 settings.
+"""The process catalog: every physics process hepfm can generate, with its Pythia 8 settings,
+and Pythia's parton showers by name (``SHOWERS``).
 
 Each process has a short name, a human label, the Pythia 8 settings that produce it in
 13 TeV proton-proton collisions, and a stable integer label. The 12 pretraining processes
@@ -148,6 +149,19 @@ _CATALOG: tuple[Process, ...] = (
         "(Pythia applies HiggsH1:parity in H → ZZ* → 4 fermions).",
     ),
 )
+
+#: Pythia 8's own parton showers by name (``PartonShowers:model``); "simple" is the default.
+#: Dire, once model 3, is no longer part of Pythia 8.317 (the setting's range is 1-2).
+SHOWERS: dict[str, int] = {"simple": 1, "vincia": 2}
+DEFAULT_SHOWER = "simple"
+
+
+def check_shower(shower: str) -> str:
+    """`shower` if it names one of :data:`SHOWERS`; a clear error otherwise."""
+    if shower not in SHOWERS:
+        raise UnknownNameError("parton shower", shower, list(SHOWERS))
+    return shower
+
 
 PROCESSES: dict[str, Process] = {p.name: p for p in _CATALOG}
 #: The 12 pretraining processes in label order; index == label_id.

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 import awkward as ak
 import numpy as np
 
-from hepfm.errors import UnknownNameError
-from hepfm.processes import Process
+from hepfm.processes import DEFAULT_SHOWER, SHOWERS, Process, check_shower
 
 #: Pythia's seeds are 1 ... 900 000 000.
 PYTHIA_SEED_MAX = 900_000_000
@@ -51,19 +50,6 @@ def chunk_seeds(seed: int, label_id: int, chunk: int) -> ChunkSeeds:
     offset = int(np.random.SeedSequence(seed).generate_state(1, np.uint64)[0] % PYTHIA_SEED_MAX)
     pythia_seed = 1 + (offset + label_id * _SEEDS_PER_LABEL + chunk) % PYTHIA_SEED_MAX
     return ChunkSeeds(pythia_seed, np.random.SeedSequence(seed, spawn_key=(label_id, chunk)))
-
-
-#: Pythia 8's own parton showers by name (``PartonShowers:model``); "simple" is the default.
-#: Dire, once model 3, is no longer part of Pythia 8.317 (the setting's range is 1-2).
-SHOWERS: dict[str, int] = {"simple": 1, "vincia": 2}
-DEFAULT_SHOWER = "simple"
-
-
-def check_shower(shower: str) -> str:
-    """`shower` if it names one of :data:`SHOWERS`; a clear error otherwise."""
-    if shower not in SHOWERS:
-        raise UnknownNameError("parton shower", shower, list(SHOWERS))
-    return shower
 
 
 def pythia_settings(process: Process, pythia_seed: int | None = None, mpi: bool = True,

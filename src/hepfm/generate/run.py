@@ -42,17 +42,11 @@ from hepfm.generate.parts import (
     shard_parts,
     sweep_stale_temps,
 )
-from hepfm.generate.pythia import (
-    DEFAULT_SHOWER,
-    check_shower,
-    chunk_seeds,
-    generate_events,
-    pythia_settings,
-)
+from hepfm.generate.pythia import chunk_seeds, generate_events, pythia_settings
 from hepfm.generate.reconstruct import reconstruct
 from hepfm.generate.truth import truth_record
 from hepfm.generate.writer import SampleWriter, read_metadata
-from hepfm.processes import get_process, resolve_processes
+from hepfm.processes import DEFAULT_SHOWER, check_shower, get_process, resolve_processes
 
 log = logging.getLogger("hepfm.generate")
 
