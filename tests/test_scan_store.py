@@ -10,27 +10,13 @@ import shutil
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from sklearn.metrics import roc_auc_score
 from typer.testing import CliRunner
 
 from hepfm.cli import app
-from hepfm.data import load_events
-from hepfm.data.normalization import FeatureStats
-from hepfm.models.foundation import FoundationModel, ModelConfig
 from hepfm.training.scan import ScanStore, load_scan, read_scan_csv
 
 runner = CliRunner()
-
-
-@pytest.fixture(scope="module")
-def tiny_model(generated_dir, tmp_path_factory):
-    torch.manual_seed(0)
-    stats = FeatureStats.from_table(load_events(generated_dir, ["tt", "ttH"]))
-    model = FoundationModel(ModelConfig(hidden=8, blocks=1, head_hidden=8), stats)
-    path = tmp_path_factory.mktemp("pretrained01")
-    model.save_pretrained(path)
-    return path
 
 
 def _args(data, model, out, epochs=1, modes="bdt,scratch,frozen"):
@@ -40,9 +26,9 @@ def _args(data, model, out, epochs=1, modes="bdt,scratch,frozen"):
 
 
 @pytest.fixture(scope="module")
-def scanned(generated_dir, tiny_model, tmp_path_factory):
+def scanned(generated_dir, tiny_pretrained, tmp_path_factory):
     out = tmp_path_factory.mktemp("scan")
-    res = runner.invoke(app, _args(generated_dir, tiny_model, out))
+    res = runner.invoke(app, _args(generated_dir, tiny_pretrained, out))
     assert res.exit_code == 0, res.output
     return out
 
@@ -64,21 +50,21 @@ def test_bdt_is_scored_on_the_same_test_events(scanned):
     assert "bdt" in set(summary["curve"])
 
 
-def test_label_01_stays_a_string_and_resumes(scanned, generated_dir, tiny_model):
+def test_label_01_stays_a_string_and_resumes(scanned, generated_dir, tiny_pretrained):
     frame = read_scan_csv(scanned / "scan.csv")
     assert set(frame["model"]) == {"none", "01"}
     assert set(load_scan(scanned)["model"]) == {"none", "01"}
     before = {p.name: p.stat().st_mtime_ns for p in (scanned / "runs").iterdir()}
-    res = runner.invoke(app, _args(generated_dir, tiny_model, scanned))
+    res = runner.invoke(app, _args(generated_dir, tiny_pretrained, scanned))
     assert res.exit_code == 0, res.output
     after = {p.name: p.stat().st_mtime_ns for p in (scanned / "runs").iterdir()}
     assert after == before  # nothing was run again
 
 
-def test_changed_epochs_rerun_instead_of_reusing(scanned, generated_dir, tiny_model, tmp_path):
+def test_changed_epochs_rerun_instead_of_reusing(scanned, generated_dir, tiny_pretrained, tmp_path):
     out = tmp_path / "scan"
     shutil.copytree(scanned, out)
-    res = runner.invoke(app, _args(generated_dir, tiny_model, out, epochs=2))
+    res = runner.invoke(app, _args(generated_dir, tiny_pretrained, out, epochs=2))
     assert res.exit_code == 0, res.output
     frame = load_scan(out)
     counts = frame["mode"].value_counts().to_dict()
