@@ -24,7 +24,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
-from hepfm.errors import UnknownNameError
+from hepfm.errors import ArgumentError, UnknownNameError
 
 #: Settings shared by every process (beam, output verbosity).
 COMMON_SETTINGS: tuple[str, ...] = (
@@ -192,7 +192,7 @@ def resolve_processes(spec: str | Iterable[str]) -> list[str]:
         spec = [s.strip() for s in spec.split(",") if s.strip()]
     names = list(dict.fromkeys(spec))
     if not names:
-        raise ValueError("no process given: use 'all' or a comma-separated list of names")
+        raise ArgumentError("no process given: use 'all' or a comma-separated list of names")
     for name in names:
         get_process(name)
     return names

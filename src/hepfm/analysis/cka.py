@@ -28,6 +28,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from hepfm.errors import ArgumentError
+
 Kernel = Literal["linear", "rbf"]
 KERNELS: tuple[str, ...] = ("linear", "rbf")
 DEFAULT_RBF_BATCH = 1024
@@ -41,7 +43,7 @@ LINEAR_CHUNK = 16384
 def _as_2d(x: Tensor) -> Tensor:
     x = torch.as_tensor(x)
     if x.ndim != 2:
-        raise ValueError(f"features must be a 2-d tensor [n_events, n_features], got {x.shape}")
+        raise ArgumentError(f"features must be a 2-d tensor [n_events, n_features], got {x.shape}")
     return x
 
 
@@ -117,7 +119,7 @@ def _hsic_u_combine(
 ) -> Tensor:
     """Song et al. (2012) eq. 5 from its three terms (broadcasts over stage pairs)."""
     if n < 4:
-        raise ValueError(f"the unbiased HSIC needs at least 4 events, got {n}")
+        raise ArgumentError(f"the unbiased HSIC needs at least 4 events, got {n}")
     return (tr_kl + sum_k * sum_l / ((n - 1) * (n - 2)) - 2.0 * rows_kl / (n - 2)) / (n * (n - 3))
 
 
@@ -227,7 +229,7 @@ def minibatch_cka(
 def _check_pair(x: Tensor, y: Tensor) -> tuple[Tensor, Tensor]:
     x, y = _as64(x), _as64(y, device=torch.as_tensor(x).device)
     if x.shape[0] != y.shape[0]:
-        raise ValueError(f"CKA compares the same events: {x.shape[0]} rows vs {y.shape[0]}")
+        raise ArgumentError(f"CKA compares the same events: {x.shape[0]} rows vs {y.shape[0]}")
     return x, y
 
 
@@ -256,22 +258,22 @@ def cka_matrix(
     tensor) in float64. A stage without variance gives NaN.
     """
     if kernel not in KERNELS:
-        raise ValueError(f"unknown CKA kernel '{kernel}', expected one of {KERNELS}")
+        raise ArgumentError(f"unknown CKA kernel '{kernel}', expected one of {KERNELS}")
     if not reps_a or not reps_b:
-        raise ValueError("cka_matrix needs at least one stage on each side")
+        raise ArgumentError("cka_matrix needs at least one stage on each side")
     names_a, names_b = list(reps_a), list(reps_b)
     dev = torch.device(device) if device is not None else torch.as_tensor(
         next(iter(reps_a.values()))).device
     n = {int(torch.as_tensor(t).shape[0]) for t in (*reps_a.values(), *reps_b.values())}
     if len(n) != 1:
-        raise ValueError(f"every stage must hold the same events; got row counts {sorted(n)}")
+        raise ArgumentError(f"every stage must hold the same events; got row counts {sorted(n)}")
     n_events = n.pop()
     if batch_size is None and kernel == "rbf":
         batch_size = DEFAULT_RBF_BATCH
 
     if batch_size is None:
         if n_events < (4 if unbiased else 2):
-            raise ValueError(f"too few events for CKA: {n_events}")
+            raise ArgumentError(f"too few events for CKA: {n_events}")
         xy, xx, yy = _linear_hsic([_as_2d(reps_a[k]) for k in names_a],
                                   [_as_2d(reps_b[k]) for k in names_b], unbiased, dev)
     else:
@@ -297,8 +299,8 @@ def _minibatch_hsic(
     """Unbiased HSIC terms ``(A x B, A, B)`` averaged over minibatches."""
     n_batches = max(1, math.ceil(n_events / batch_size))
     if n_events // n_batches < 4:
-        raise ValueError(f"minibatches need at least 4 events: {n_events} events, "
-                         f"batch_size {batch_size}")
+        raise ArgumentError(f"minibatches need at least 4 events: {n_events} events, "
+                            f"batch_size {batch_size}")
     def bandwidths(reps: Mapping[str, Tensor], names: list[str]) -> dict[str, float]:
         if kernel != "rbf":
             return dict.fromkeys(names, 0.0)

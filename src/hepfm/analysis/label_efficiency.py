@@ -19,6 +19,7 @@ from numpy.typing import ArrayLike
 from sklearn.isotonic import isotonic_regression
 
 from hepfm.analysis.metrics import CONFIDENCE
+from hepfm.errors import ArgumentError
 
 
 def matching_size(sizes: ArrayLike, aucs: ArrayLike, target: float) -> float:
@@ -28,9 +29,9 @@ def matching_size(sizes: ArrayLike, aucs: ArrayLike, target: float) -> float:
     x = np.asarray(sizes, dtype=np.float64)
     y = np.asarray(aucs, dtype=np.float64)
     if x.ndim != 1 or x.shape != y.shape or not len(x):
-        raise ValueError(f"sizes {x.shape} and aucs {y.shape}: one AUC per size expected")
+        raise ArgumentError(f"sizes {x.shape} and aucs {y.shape}: one AUC per size expected")
     if np.any(np.diff(x) <= 0) or x[0] <= 0:
-        raise ValueError(f"sizes must be positive and increasing, got {x.tolist()}")
+        raise ArgumentError(f"sizes must be positive and increasing, got {x.tolist()}")
     if np.isnan(y).any() or math.isnan(target):
         return math.nan
     curve = isotonic_regression(y, increasing=True)
@@ -90,8 +91,8 @@ def label_efficiency(sizes: ArrayLike, curve: ArrayLike, target: float,
         cb = np.asarray(curve_boot, dtype=np.float64)
         tb = np.asarray(target_boot, dtype=np.float64)
         if cb.ndim != 2 or cb.shape != (len(tb), len(x)):
-            raise ValueError(f"curve_boot {cb.shape}: expected [resamples={len(tb)}, "
-                             f"sizes={len(x)}]")
+            raise ArgumentError(f"curve_boot {cb.shape}: expected [resamples={len(tb)}, "
+                                f"sizes={len(x)}]")
         matched = np.array([matching_size(x, c, float(t)) for c, t in zip(cb, tb, strict=True)])
         matched = matched[~np.isnan(matched)]
         if len(matched):

@@ -15,6 +15,8 @@ import pandas as pd
 from numpy.typing import ArrayLike
 from sklearn import metrics as skm
 
+from hepfm.errors import ArgumentError
+
 DEFAULT_EFFICIENCIES: tuple[float, ...] = (0.5, 0.7)
 
 
@@ -22,14 +24,14 @@ def _binary_inputs(y_true: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray, np
     y = np.asarray(y_true).ravel()
     s = np.asarray(scores, dtype=np.float64).ravel()
     if y.shape != s.shape:
-        raise ValueError(f"y_true has {y.size} entries but scores has {s.size}")
+        raise ArgumentError(f"y_true has {y.size} entries but scores has {s.size}")
     if y.size == 0:
-        raise ValueError("no events: y_true and scores are empty")
+        raise ArgumentError("no events: y_true and scores are empty")
     classes = np.unique(y)
     if not np.isin(classes, (0, 1)).all():
-        raise ValueError(f"binary labels must be 0 (background) or 1 (signal), got {classes}")
+        raise ArgumentError(f"binary labels must be 0 (background) or 1 (signal), got {classes}")
     if classes.size < 2:
-        raise ValueError("both signal (1) and background (0) events are needed for a ROC curve")
+        raise ArgumentError("both signal (1) and background (0) events are needed for a ROC curve")
     return y.astype(np.int64), s
 
 
@@ -60,7 +62,7 @@ def roc_curve_frame(
 def _fpr_at_tpr(fpr: np.ndarray, tpr: np.ndarray, efficiency: float) -> float:
     """Smallest false-positive rate reaching ``efficiency`` on the piecewise-linear ROC."""
     if not 0.0 < efficiency <= 1.0:
-        raise ValueError(f"signal efficiency must be in (0, 1], got {efficiency}")
+        raise ArgumentError(f"signal efficiency must be in (0, 1], got {efficiency}")
     i = int(np.searchsorted(tpr, efficiency, side="left"))  # first point with tpr >= eff
     if i >= tpr.size:  # floating-point slack at efficiency 1
         return float(fpr[-1])
@@ -117,10 +119,10 @@ def _multiclass_inputs(y_true: ArrayLike, scores: ArrayLike) -> tuple[np.ndarray
     y = np.asarray(y_true).ravel().astype(np.int64)
     s = np.asarray(scores, dtype=np.float64)
     if s.ndim != 2 or s.shape[0] != y.size:
-        raise ValueError(f"scores must have shape [n_events, n_classes], got {s.shape} "
-                         f"for {y.size} labels")
+        raise ArgumentError(f"scores must have shape [n_events, n_classes], got {s.shape} "
+                            f"for {y.size} labels")
     if y.size and (y.min() < 0 or y.max() >= s.shape[1]):
-        raise ValueError(f"labels must lie in [0, {s.shape[1]}), got [{y.min()}, {y.max()}]")
+        raise ArgumentError(f"labels must lie in [0, {s.shape[1]}), got [{y.min()}, {y.max()}]")
     return y, s
 
 
@@ -128,7 +130,7 @@ def _names(n: int, class_names: Sequence[str] | None) -> list[str]:
     if class_names is None:
         return [str(i) for i in range(n)]
     if len(class_names) != n:
-        raise ValueError(f"{len(class_names)} class names for {n} classes")
+        raise ArgumentError(f"{len(class_names)} class names for {n} classes")
     return list(class_names)
 
 
@@ -150,7 +152,7 @@ def macro_auc(y_true: ArrayLike, scores: ArrayLike) -> float:
     y, s = _multiclass_inputs(y_true, scores)
     present = np.unique(y)
     if present.size < 2:
-        raise ValueError("macro AUC needs events of at least two classes")
+        raise ArgumentError("macro AUC needs events of at least two classes")
     aucs = [skm.roc_auc_score(y == c, s[:, c]) for c in present]
     return float(np.mean(aucs))
 
@@ -227,7 +229,7 @@ def rank_auc(y_true: ArrayLike, scores: ArrayLike, weights: ArrayLike | None = N
     w = np.ones((1, y.size)) if weights is None else np.atleast_2d(
         np.asarray(weights, dtype=np.float64))
     if s.shape[1] != y.size or w.shape[1] != y.size:
-        raise ValueError(f"{y.size} labels but scores {s.shape} and weights {w.shape}")
+        raise ArgumentError(f"{y.size} labels but scores {s.shape} and weights {w.shape}")
     n_pos = w @ y.astype(np.float64)
     n_neg = w.sum(1) - n_pos
     out = np.empty((w.shape[0], s.shape[0]))
@@ -299,7 +301,7 @@ def percentile_interval(values: ArrayLike, confidence: float = CONFIDENCE,
                         axis: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Central percentile interval of bootstrap `values` along `axis` (NaNs ignored)."""
     if not 0 < confidence < 1:
-        raise ValueError(f"confidence must be in (0, 1), got {confidence}")
+        raise ArgumentError(f"confidence must be in (0, 1), got {confidence}")
     tail = 50 * (1 - confidence)
     lo, hi = np.nanpercentile(np.asarray(values, np.float64), [tail, 100 - tail], axis=axis)
     return lo, hi

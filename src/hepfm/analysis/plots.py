@@ -18,6 +18,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from hepfm.atomic import atomic_path
+from hepfm.errors import ArgumentError
 
 DPI = 150
 
@@ -124,7 +125,7 @@ def plot_learning_curve(
     """
     missing = {metric, mode_col, size_col} - set(results.columns)
     if missing:
-        raise ValueError(f"learning-curve table lacks columns {sorted(missing)}")
+        raise ArgumentError(f"learning-curve table lacks columns {sorted(missing)}")
     fig = _figure()
     ax = fig.add_subplot()
     # the same order (so the same colour) for a curve in every plot: scratch, bdt, the rest
@@ -159,7 +160,7 @@ def plot_learning_summary(
     lo, hi = f"auc_lo{confidence}", f"auc_hi{confidence}"
     missing = {"curve", "train_size", "auc_mean", "auc_std"} - set(summary.columns)
     if missing:
-        raise ValueError(f"learning-curve summary lacks columns {sorted(missing)}")
+        raise ArgumentError(f"learning-curve summary lacks columns {sorted(missing)}")
     fig = _figure()
     ax = fig.add_subplot()
     first = {"scratch": 0, "bdt": 1}

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import torch
 from torch import Tensor
 
-from hepfm.errors import HepfmError
+from hepfm.errors import ArgumentError, HepfmError
 
 
 class HasRepresentations(Protocol):
@@ -42,7 +42,7 @@ def extract_representations(
     model is put in eval mode and restored to its previous mode afterwards.
     """
     if max_events is not None and max_events <= 0:
-        raise ValueError(f"max_events must be positive, got {max_events}")
+        raise ArgumentError(f"max_events must be positive, got {max_events}")
     if device is None:
         param = next(iter(model.parameters()), None)
         device = param.device if param is not None else torch.device("cpu")

@@ -101,12 +101,12 @@ def _inputs(y_true: ArrayLike, scores: ArrayLike, sample_weight: ArrayLike | Non
     y = np.asarray(y_true).ravel()
     s = np.atleast_2d(np.asarray(scores, np.float64))
     if s.shape[1] != y.size:
-        raise ValueError(f"{y.size} labels but scores of shape {s.shape}")
+        raise ArgumentError(f"{y.size} labels but scores of shape {s.shape}")
     if not np.isin(np.unique(y), (0, 1)).all() or np.unique(y).size < 2:
-        raise ValueError("significance needs labels 0 (background) and 1 (signal), both")
+        raise ArgumentError("significance needs labels 0 (background) and 1 (signal), both")
     w = np.ones(y.size) if sample_weight is None else np.asarray(sample_weight, np.float64)
     if w.shape != y.shape:
-        raise ValueError(f"sample_weight has shape {w.shape}, expected {y.shape}")
+        raise ArgumentError(f"sample_weight has shape {w.shape}, expected {y.shape}")
     return (y == 1), s, w
 
 
@@ -192,7 +192,7 @@ def significance_metrics(y_true: ArrayLike, scores: ArrayLike,
     is appended to every name (e.g. ``_unweighted``)."""
     sig, s, w = _inputs(y_true, scores, sample_weight)
     if s.shape[0] != 1:
-        raise ValueError("significance_metrics takes one score vector")
+        raise ArgumentError("significance_metrics takes one score vector")
     totals = yields.totals(sig.astype(np.int64), w)
     edges = bin_edges(s[0][~sig], bins, min_background)
     nominal = _significances(sig, s[0], w, np.ones((1, sig.size), np.int32), totals, edges,

@@ -29,7 +29,7 @@ from hepfm.data.labels import MULTILABELS
 from hepfm.data.reading import DEFAULT_STEP_SIZE, OnInvalid, iterate_tables, open_file
 from hepfm.data.table import EventTable
 from hepfm.data.variations import Variation
-from hepfm.errors import InputDataError
+from hepfm.errors import ArgumentError, InputDataError
 from hepfm.processes import PROCESSES
 
 log = logging.getLogger(__name__)
@@ -278,21 +278,21 @@ class EventBatches(_EpochDataset):
                  weights: np.ndarray | Mapping[str, float] | None = None,
                  events_per_process: int | None = None, shard: bool = True):
         if batch_size < 1:
-            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+            raise ArgumentError(f"batch_size must be >= 1, got {batch_size}")
         self.table, self.batch_size, self.shuffle, self.seed = table, batch_size, shuffle, seed
         self.drop_last, self.sampling, self.shard = drop_last, sampling, shard
         self.events_per_process = events_per_process
         if sampling == "weighted":
             if weights is None:
-                raise ValueError("sampling='weighted' needs weights")
+                raise ArgumentError("sampling='weighted' needs weights")
             if isinstance(weights, Mapping):
                 pw = np.array([float(weights.get(p, 0.0)) for p in table.processes])
                 weights = pw[table.process]
             weights = np.asarray(weights, dtype=np.float64)
             if weights.shape != (len(table),) or np.any(weights < 0) or weights.sum() <= 0:
-                raise ValueError("weights must be >= 0, not all 0, one per event")
+                raise ArgumentError("weights must be >= 0, not all 0, one per event")
         elif sampling not in ("uniform", "balanced"):
-            raise ValueError(f"unknown sampling '{sampling}': uniform, balanced or weighted")
+            raise ArgumentError(f"unknown sampling '{sampling}': uniform, balanced or weighted")
         self.weights = weights
 
     def epoch_indices(self, epoch: int | None = None) -> np.ndarray:

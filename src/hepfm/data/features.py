@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
+from hepfm.errors import ArgumentError
+
 #: Node types in index order (``node_type`` holds indices into this tuple).
 NODE_TYPES: tuple[str, ...] = ("jet", "bjet", "electron", "muon", "photon", "met")
 JET, BJET, ELECTRON, MUON, PHOTON, MET = range(6)
@@ -48,7 +50,7 @@ class ObjectCut:
 
     def __post_init__(self) -> None:
         if self.max_objects < 0:
-            raise ValueError(f"max_objects must be >= 0, got {self.max_objects}")
+            raise ArgumentError(f"max_objects must be >= 0, got {self.max_objects}")
 
 
 @dataclass(frozen=True)

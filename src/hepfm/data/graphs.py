@@ -24,6 +24,7 @@ from hepfm.data import features
 from hepfm.data.edge_kernel import EDGE_COLUMNS, HAVE_NUMBA, complete_graph_edges
 from hepfm.data.features import BJET, ELECTRON, JET, MET, MUON, NODE_TYPES
 from hepfm.data.table import EventTable, segment_gather
+from hepfm.errors import ArgumentError
 
 _TWO_PI = np.float32(2 * np.pi)
 _PI = np.float32(np.pi)
@@ -39,7 +40,7 @@ BACKEND: Backend = "numba" if HAVE_NUMBA else "numpy"
 def _backend(backend: str | None) -> Backend:
     backend = backend or BACKEND
     if backend not in ("numba", "numpy"):
-        raise ValueError(f"unknown graph backend '{backend}': use 'numba' or 'numpy'")
+        raise ArgumentError(f"unknown graph backend '{backend}': use 'numba' or 'numpy'")
     if backend == "numba" and not HAVE_NUMBA:
         raise ImportError("graph backend 'numba' needs numba: pip install hepfm[fast]")
     return backend  # type: ignore[return-value]
@@ -59,8 +60,9 @@ def _columns(kind: str, names: tuple[str, ...], known: tuple[str, ...]) -> dict[
     unknown = [n for n in names if n not in known]
     if unknown or len(set(names)) != len(names):
         what = f"unknown {unknown}" if unknown else "repeated names"
-        raise ValueError(f"hepfm.data.features.{kind.upper()}_FEATURES: {what}; the graph "
-                         f"builder computes {list(known)}")
+        msg = (f"hepfm.data.features.{kind.upper()}_FEATURES: {what}; the graph builder "
+               f"computes {list(known)}")
+        raise ValueError(msg)  # programming error: the feature tables are hepfm's own code
     return {n: k for k, n in enumerate(names)}
 
 

@@ -160,8 +160,9 @@ class LabelledEvents:
             index.append(np.asarray(p.file_index) + len(files))
             files += p.files
         has_w = [p.weight is not None for p in parts]
-        if any(has_w) and not all(has_w):  # a programming error: one weight branch for all
-            raise ValueError("cannot concatenate weighted and unweighted events")
+        if any(has_w) and not all(has_w):
+            msg = "cannot concatenate weighted and unweighted events"
+            raise ValueError(msg)  # programming error: one weight branch reads all parts
         return LabelledEvents(
             EventTable.concat([p.table for p in parts]), np.concatenate(index).astype(np.int32),
             np.concatenate([p.entry for p in parts]), files,
@@ -190,8 +191,9 @@ def read_labelled(files: Sequence[str], branch_map: BranchMap, label: int | None
     label `label`, or per event from `label_branch` (0/1). The table's process is `process`
     when named, else its class (:data:`CLASSES`); `variation` shifts the events as they are
     read (:mod:`hepfm.data.variations`)."""
-    if (label is None) == (label_branch is None):  # a programming error, not user input
-        raise ValueError("give exactly one of label and label_branch")
+    if (label is None) == (label_branch is None):
+        msg = "give exactly one of label and label_branch"
+        raise ValueError(msg)  # programming error: callers choose one, not user input
     parts = []
     left = max_events
     for path in files:

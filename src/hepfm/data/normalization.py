@@ -15,6 +15,7 @@ from torch_geometric.data import Batch
 
 from hepfm.data.features import EDGE_FEATURES, GLOBAL_FEATURES, NODE_FEATURES, ONE_HOT_COLUMNS
 from hepfm.data.table import EventTable
+from hepfm.errors import ArgumentError
 
 _MIN_STD = 1e-6
 #: The six arrays of a FeatureStats, in order.
@@ -108,8 +109,8 @@ class FeatureStats:
         for key, names in (("node_features", NODE_FEATURES), ("edge_features", EDGE_FEATURES),
                            ("global_features", GLOBAL_FEATURES)):
             if key in d and tuple(d[key]) != names:
-                raise ValueError(f"normalisation was computed for {key} {d[key]}, "
-                                 f"this hepfm uses {list(names)}")
+                raise ArgumentError(f"normalisation was computed for {key} {d[key]}, "
+                                    f"this hepfm uses {list(names)}")
         return cls(**{k: np.asarray(d[k], dtype=np.float64) for k in _ARRAYS})
 
     def tensors(self, dtype: torch.dtype = torch.float32) -> dict[str, torch.Tensor]:

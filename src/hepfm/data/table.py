@@ -11,6 +11,8 @@ from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
+from hepfm.errors import ArgumentError
+
 NODE_ARRAYS: tuple[str, ...] = ("pt", "eta", "phi", "mass", "charge", "btag", "node_type")
 EVENT_ARRAYS: tuple[str, ...] = ("y", "process")
 
@@ -107,7 +109,7 @@ class EventTable:
         """
         fr = np.asarray(fractions, dtype=np.float64)
         if np.any(fr < 0) or fr.sum() > 1 + 1e-9:
-            raise ValueError(f"split fractions must be >= 0 and sum to <= 1, got {fractions}")
+            raise ArgumentError(f"split fractions must be >= 0 and sum to <= 1, got {fractions}")
         rng = np.random.default_rng(seed)
         groups = [np.flatnonzero(self.process == p) for p in np.unique(self.process)] \
             if stratify else [np.arange(len(self))]
@@ -124,7 +126,7 @@ class EventTable:
         """The same events with class labels `y` (e.g. 0/1 for a task)."""
         y = np.asarray(y, dtype=np.int64)
         if y.shape != (len(self),):
-            raise ValueError(f"labels must have shape ({len(self)},), got {y.shape}")
+            raise ArgumentError(f"labels must have shape ({len(self)},), got {y.shape}")
         return replace(self, y=y)
 
     @staticmethod
@@ -132,7 +134,7 @@ class EventTable:
         """Events of all `tables` one after another; process indices are remapped."""
         tables = [t for t in tables if t is not None]
         if not tables:
-            raise ValueError("EventTable.concat needs at least one table")
+            raise ArgumentError("EventTable.concat needs at least one table")
         names: list[str] = []
         for t in tables:
             names += [p for p in t.processes if p not in names]

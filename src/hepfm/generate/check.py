@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from hepfm.atomic import write_text
-from hepfm.errors import HepfmError
+from hepfm.errors import HepfmError, InputDataError
 from hepfm.generate.parts import PLACEMENT_KEYS, SamplePlan, read_any_metadata
 from hepfm.generate.writer import verify_events
 
@@ -133,7 +133,7 @@ def check_process(directory: str | os.PathLike[str], process: str,
         try:
             summary = json.loads(summary_file.read_text())
             if not _is_summary(summary):
-                raise ValueError("not a hepfm run summary")
+                raise InputDataError("not a hepfm run summary")
         except (OSError, ValueError) as err:
             report.problems.append(f"{summary_file.name} cannot be read: {err}")
             summary = None

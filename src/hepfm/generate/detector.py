@@ -71,6 +71,8 @@ from typing import Any
 import numpy as np
 import yaml
 
+from hepfm.errors import ArgumentError, InputDataError
+
 #: Version of the detector's behaviour (bumped whenever the response changes). Version 2:
 #: electrons and muons no longer count in the isolation sums, and the card's electron and
 #: muon tracking efficiencies (zero beyond |eta| 2.5) are applied.
@@ -182,7 +184,8 @@ class DetectorConfig:
         elif pdg == 13:
             eff = np.where(barrel, self.muon_track_eff_barrel, self.muon_track_eff_endcap)
         else:
-            raise ValueError(f"tracking efficiency is defined for 11 and 13, not {pdg}")
+            msg = f"tracking efficiency is defined for 11 and 13, not {pdg}"
+            raise ValueError(msg)  # programming error: only lepton pdg ids are passed
         return np.where(np.abs(eta) <= self.tracker_eta_max, eff, 0.0)
 
     @classmethod
@@ -191,7 +194,7 @@ class DetectorConfig:
         known = {f.name for f in fields(cls)}
         unknown = set(values) - known
         if unknown:
-            raise ValueError(f"unknown detector parameters: {sorted(unknown)}")
+            raise ArgumentError(f"unknown detector parameters: {sorted(unknown)}")
         return cls(**values)
 
 
@@ -200,11 +203,11 @@ def load_detector(path: str | os.PathLike[str]) -> DetectorConfig:
     try:
         values = yaml.safe_load(Path(path).read_text()) or {}
     except (OSError, yaml.YAMLError) as err:
-        raise ValueError(f"cannot read detector file '{path}': {err}") from None
+        raise InputDataError(f"cannot read detector file '{path}': {err}") from None
     if not isinstance(values, dict):
-        raise ValueError(f"detector file '{path}' must hold 'name: value' lines")
+        raise InputDataError(f"detector file '{path}' must hold 'name: value' lines")
     try:
         return DetectorConfig.from_dict({**DetectorConfig().to_dict(),
                                          **{k: float(v) for k, v in values.items()}})
     except (TypeError, ValueError) as err:
-        raise ValueError(f"detector file '{path}': {err}") from None
+        raise InputDataError(f"detector file '{path}': {err}") from None

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import awkward as ak
 import numpy as np
 
+from hepfm.errors import ArgumentError
 from hepfm.processes import DEFAULT_SHOWER, SHOWERS, Process, check_shower
 
 #: Pythia's seeds are 1 ... 900 000 000.
@@ -42,11 +43,12 @@ def chunk_seeds(seed: int, label_id: int, chunk: int) -> ChunkSeeds:
     (process, chunk) gets a different Pythia seed, for up to 7 million chunks per process.
     """
     if seed < 0:
-        raise ValueError(f"seed must be >= 0, got {seed}")
+        raise ArgumentError(f"seed must be >= 0, got {seed}")
     if not 0 <= label_id < MAX_LABEL_ID:
-        raise ValueError(f"label_id must be in [0, {MAX_LABEL_ID}), got {label_id}")
+        msg = f"label_id must be in [0, {MAX_LABEL_ID}), got {label_id}"
+        raise ValueError(msg)  # programming error: label ids come from the process catalog
     if not 0 <= chunk < _SEEDS_PER_LABEL:
-        raise ValueError(f"chunk index must be in [0, {_SEEDS_PER_LABEL}), got {chunk}")
+        raise ArgumentError(f"chunk index must be in [0, {_SEEDS_PER_LABEL}), got {chunk}")
     offset = int(np.random.SeedSequence(seed).generate_state(1, np.uint64)[0] % PYTHIA_SEED_MAX)
     pythia_seed = 1 + (offset + label_id * _SEEDS_PER_LABEL + chunk) % PYTHIA_SEED_MAX
     return ChunkSeeds(pythia_seed, np.random.SeedSequence(seed, spawn_key=(label_id, chunk)))

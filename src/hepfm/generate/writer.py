@@ -124,7 +124,8 @@ class SampleWriter:
         """Append one chunk of events (every collection of `SCHEMA`, same length)."""
         lengths = {len(collections[c]) for c in SCHEMA}
         if len(lengths) != 1:
-            raise ValueError(f"collections of different lengths: {lengths}")
+            msg = f"collections of different lengths: {lengths}"
+            raise ValueError(msg)  # programming error: the generator fills all together
         typed = {c: _typed(c, collections[c]) for c in SCHEMA}
         self._digest.update(typed)
         self._buffer.append(typed)

@@ -7,6 +7,7 @@ from typing import Any
 
 from hepfm.data.features import EDGE_FEATURES, GLOBAL_FEATURES, NODE_FEATURES
 from hepfm.data.labels import MULTILABELS
+from hepfm.errors import ArgumentError
 from hepfm.processes import PRETRAINING
 
 
@@ -55,7 +56,7 @@ class ModelConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
-            raise ValueError(f"unknown architecture fields {unknown}")
+            raise ArgumentError(f"unknown architecture fields {unknown}")
         return cls(**d)
 
     def head_specs(self) -> dict[str, dict[str, Any]]:

@@ -17,6 +17,7 @@ from torch import Tensor, nn
 
 from hepfm.data.normalization import FeatureStats
 from hepfm.devices import resolve_device
+from hepfm.errors import ArgumentError
 from hepfm.models import model_dir
 from hepfm.models.config import ModelConfig
 from hepfm.models.heads import Head
@@ -89,7 +90,7 @@ class FoundationModel(nn.Module):
         spec = {"n_outputs": int(n_outputs), "hidden": hidden}
         if name in ("multiclass", "multilabel") and name in self.config.head_specs():
             if self.config.head_specs()[name] != spec:
-                raise ValueError(f"head '{name}' is built in; choose another name")
+                raise ArgumentError(f"head '{name}' is built in; choose another name")
             return self
         self.config.heads[name] = spec
         self.heads[name] = Head(self.config.hidden, n_outputs, hidden,

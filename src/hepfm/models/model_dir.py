@@ -31,7 +31,7 @@ from torch import nn
 
 from hepfm import __version__
 from hepfm.atomic import atomic_path, file_sha256, write_text
-from hepfm.errors import CheckpointError
+from hepfm.errors import ArgumentError, CheckpointError
 from hepfm.models.config import ModelConfig, default_features
 
 CONFIG_NAME = "config.yaml"
@@ -57,7 +57,7 @@ def write_model_dir(directory: str | os.PathLike[str], model: nn.Module,
     }
     for key, val in (extra or {}).items():
         if key in doc:
-            raise ValueError(f"extra key '{key}' would overwrite a reserved config entry")
+            raise ArgumentError(f"extra key '{key}' would overwrite a reserved config entry")
         doc[key] = val
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     with atomic_path(directory / WEIGHTS_NAME) as tmp:

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from torch_geometric.nn.inits import reset
 
 from hepfm.data.normalization import FeatureStats
+from hepfm.errors import ArgumentError
 from hepfm.models import scatter
 from hepfm.models.blocks import GraphNetBlock, mlp
 from hepfm.models.config import default_features
@@ -66,8 +67,8 @@ class Normalizer(nn.Module):
             buf = getattr(self, key)
             t = torch.tensor(val, dtype=buf.dtype)
             if t.shape != buf.shape:
-                raise ValueError(f"normalisation '{key}' has {t.numel()} values, "
-                                 f"the model expects {buf.numel()}")
+                raise ArgumentError(f"normalisation '{key}' has {t.numel()} values, "
+                                    f"the model expects {buf.numel()}")
             if key.endswith("std"):
                 t = torch.where(t > 0, t, torch.ones_like(t))
             buf.copy_(t)
@@ -141,8 +142,8 @@ class GraphNetwork(nn.Module):
         u = enc["global"](norm("global", u_raw))
         if node_mask is not None:
             if self.mask_embeddings is None:
-                raise ValueError("node_mask needs a backbone built with masking=True "
-                                 "(ModelConfig.mpm)")
+                raise ArgumentError("node_mask needs a backbone built with masking=True "
+                                    "(ModelConfig.mpm)")
             x, e, u = self.mask_embeddings(x, e, u, data.edge_index, batch, node_mask)
         stages: dict[str, Tensor] = {}
         if collect:

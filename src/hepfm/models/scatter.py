@@ -22,6 +22,8 @@ from typing import Literal
 import torch
 from torch import Tensor
 
+from hepfm.errors import ArgumentError
+
 try:  # pragma: no cover - depends on the environment
     import torch_scatter as _ts
 
@@ -48,7 +50,7 @@ def set_backend(backend: Backend) -> None:
 def _check(backend: str | None) -> Backend:
     backend = backend or _BACKEND
     if backend not in ("torch", "torch_scatter"):
-        raise ValueError(f"unknown scatter backend '{backend}': use 'torch' or 'torch_scatter'")
+        raise ArgumentError(f"unknown scatter backend '{backend}': use 'torch' or 'torch_scatter'")
     if backend == "torch_scatter" and not HAVE_TORCH_SCATTER:
         raise ImportError(
             "scatter backend 'torch_scatter' needs the torch-scatter package "

@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from hepfm.errors import ArgumentError
 from hepfm.objectives.mpm import MaskedParticleObjective, parse_objective, supervised_name
 from hepfm.objectives.supervised import SupervisedObjective
 
@@ -53,7 +54,7 @@ class PretrainObjective:
                  ) -> tuple[Tensor, dict[str, Tensor]]:
         """The supervised loss and its parts (see :class:`SupervisedObjective`)."""
         if self.supervised is None:
-            raise ValueError(f"objective '{self.name}' has no supervised part")
+            raise ArgumentError(f"objective '{self.name}' has no supervised part")
         return self.supervised(outputs, batch)
 
     def total(self, model: Any, outputs: dict[str, Tensor], batch: Any,
@@ -73,5 +74,5 @@ class PretrainObjective:
             loss = mpm_loss if loss is None else loss + mpm_loss
             parts = {**parts, **mpm_parts}
         if loss is None:
-            raise ValueError(f"objective '{self.name}' has no part to train")
+            raise ArgumentError(f"objective '{self.name}' has no part to train")
         return loss, parts, stats

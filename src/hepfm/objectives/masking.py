@@ -14,6 +14,7 @@ import torch
 from torch import Tensor
 
 from hepfm.data.features import MET
+from hepfm.errors import ArgumentError
 
 #: Default fraction of each event's objects that masked particle modeling hides.
 MASK_FRACTION = 0.3
@@ -22,7 +23,7 @@ MASK_FRACTION = 0.3
 def mask_counts(n_objects: Tensor, fraction: float = MASK_FRACTION) -> Tensor:
     """Number of masked objects per event (int64 ``[B]``) for object counts `n_objects`."""
     if not 0.0 < fraction <= 1.0:
-        raise ValueError(f"mask fraction must be in (0, 1], got {fraction}")
+        raise ArgumentError(f"mask fraction must be in (0, 1], got {fraction}")
     k = torch.floor(fraction * n_objects.double() + 0.5).long()
     k = torch.minimum(k.clamp(min=1), (n_objects - 1).clamp(min=1))
     return torch.where(n_objects > 0, k, torch.zeros_like(k))

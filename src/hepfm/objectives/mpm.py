@@ -29,6 +29,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from hepfm.data.features import MET, NODE_FEATURES, NODE_TYPES
+from hepfm.errors import ArgumentError
 from hepfm.models.masked import CODEBOOK_SIZE
 from hepfm.objectives.masking import MASK_FRACTION, mask_nodes
 
@@ -54,7 +55,7 @@ def phi_loss(pred: Tensor, sin_cos: Tensor) -> Tensor:
 
 def _require_mpm(model: Any) -> Any:
     if getattr(model, "mpm", None) is None:
-        raise ValueError("the model has no MPM head: build it with ModelConfig(mpm={...})")
+        raise ArgumentError("the model has no MPM head: build it with ModelConfig(mpm={...})")
     return model.mpm
 
 
@@ -68,8 +69,8 @@ def mpm_targets(model: Any, batch: Any, node_mask: Tensor, tokens: bool = True
     if tokens:
         head = _require_mpm(model)
         if not head.has_codebook:
-            raise ValueError("the MPM codebook is not fitted: call "
-                             "hepfm.objectives.mpm.fit_codebook(model, train_table) first")
+            raise ArgumentError("the MPM codebook is not fitted: call "
+                                "hepfm.objectives.mpm.fit_codebook(model, train_table) first")
         out["tokens"] = head.tokens(xn)
     return out
 
@@ -112,7 +113,7 @@ class MaskedParticleObjective:
 
             raise UnknownNameError("MPM target", unknown[0], TARGETS)
         if not 0.0 < self.fraction <= 1.0:
-            raise ValueError(f"mask fraction must be in (0, 1], got {self.fraction}")
+            raise ArgumentError(f"mask fraction must be in (0, 1], got {self.fraction}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"fraction": self.fraction, "targets": list(self.targets),
@@ -175,15 +176,15 @@ def fit_codebook(model: Any, table: Any, size: int | None = None, seed: int = 0,
     head = _require_mpm(model)
     size = int(size or head.codebook_size)
     if size != head.codebook_size:
-        raise ValueError(f"codebook size {size} differs from the model's "
-                         f"ModelConfig.mpm codebook_size {head.codebook_size}")
+        raise ArgumentError(f"codebook size {size} differs from the model's "
+                            f"ModelConfig.mpm codebook_size {head.codebook_size}")
     feats = object_features(model, table).numpy().astype(np.float64)
     if len(feats) > max_nodes:
         pick = np.random.default_rng(seed).choice(len(feats), max_nodes, replace=False)
         feats = feats[np.sort(pick)]
     if len(feats) < size:
-        raise ValueError(f"{len(feats)} objects are too few for a codebook of {size} tokens; "
-                         "use more events or a smaller codebook_size")
+        raise ArgumentError(f"{len(feats)} objects are too few for a codebook of {size} tokens; "
+                            "use more events or a smaller codebook_size")
     km = KMeans(n_clusters=size, n_init=1, random_state=seed).fit(feats)
     centroids = torch.as_tensor(km.cluster_centers_, dtype=torch.float32)
     head.codebook.copy_(centroids.to(head.codebook.device))
@@ -253,7 +254,7 @@ def parse_objective(name: str) -> dict[str, float | None]:
         try:
             w = float(weight) if weight else None
         except ValueError:
-            raise ValueError(f"objective '{name}': weight '{weight}' is not a number") from None
+            raise ArgumentError(f"objective '{name}': weight '{weight}' is not a number") from None
         for k in (("multiclass", "multilabel") if key == "both" else (key,)):
             out[k] = w
     return out

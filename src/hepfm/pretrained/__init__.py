@@ -20,7 +20,7 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from hepfm.errors import CheckpointError, UnknownNameError
+from hepfm.errors import ArgumentError, CheckpointError, UnknownNameError
 
 #: Where models shipped with the package live, one directory per name.
 PRETRAINED_DIR = Path(__file__).parent
@@ -64,7 +64,7 @@ def read_releases(path: str | os.PathLike[str] | None = None) -> list[dict[str, 
 def version_key(version: str) -> tuple[int, int, int]:
     """``"1.10.0"`` -> ``(1, 10, 0)``, for ordering semantic versions."""
     if not _VERSION.match(str(version)):
-        raise ValueError(f"'{version}' is not a semantic version MAJOR.MINOR.PATCH")
+        raise ArgumentError(f"'{version}' is not a semantic version MAJOR.MINOR.PATCH")
     major, minor, patch = (int(p) for p in str(version).split("."))
     return major, minor, patch
 

@@ -36,6 +36,7 @@ from hepfm.analysis.significance import (
 )
 from hepfm.atomic import write_text
 from hepfm.data.table import EventTable
+from hepfm.errors import ArgumentError
 from hepfm.models.foundation import FoundationModel
 from hepfm.training.evaluate import predict
 from hepfm.training.finetune import class_probabilities, task_metrics
@@ -55,8 +56,8 @@ def calibrate(model: FoundationModel, head: str, val: EventTable,
     ``temperature`` and the validation NLL before and after."""
     logits = predict(model, val)[head]
     if logits.shape[-1] != 1:
-        raise ValueError(f"temperature scaling needs a one-logit head; '{head}' has "
-                         f"{logits.shape[-1]}")
+        raise ArgumentError(f"temperature scaling needs a one-logit head; '{head}' has "
+                            f"{logits.shape[-1]}")
     z = logits[:, 0].astype(np.float64)
     t = fit_temperature(val.y, z, val_weight)
     apply_temperature(model, head, t)
@@ -133,7 +134,7 @@ def assess(model: FoundationModel, head: str, test: EventTable, *,
     cal: dict[str, float] = {}
     if calibrate_on_val:
         if val is None:
-            raise ValueError("calibration needs the validation events")
+            raise ArgumentError("calibration needs the validation events")
         cal = calibrate(model, head, val, val_weight)
     proba = class_probabilities(model, test, head)
     metrics, roc = task_metrics(model, test, head, sample_weight=test_weight, n_boot=n_boot,

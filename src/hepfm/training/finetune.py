@@ -45,7 +45,7 @@ from hepfm.analysis.significance import Yields, significance_report
 from hepfm.data.datasets import EventBatches
 from hepfm.data.graphs import build_batch
 from hepfm.data.table import EventTable
-from hepfm.errors import UnknownNameError
+from hepfm.errors import ArgumentError, UnknownNameError
 from hepfm.models.foundation import FoundationModel
 from hepfm.pretrained import DEFAULT_MODEL
 from hepfm.training.evaluate import predict
@@ -123,10 +123,10 @@ def check_sample_weight(sample_weight: Any, n: int, what: str = "sample_weight"
         return None
     w = np.asarray(sample_weight, dtype=np.float64)
     if w.shape != (n,):
-        raise ValueError(f"{what} has shape {w.shape}, expected ({n},): one weight per event")
+        raise ArgumentError(f"{what} has shape {w.shape}, expected ({n},): one weight per event")
     if not np.all(np.isfinite(w)) or np.any(w < 0) or not w.sum() > 0:
-        raise ValueError(f"{what} must be finite and >= 0 with a positive sum for training "
-                         f"(min {w.min():g}, sum {w.sum():g})")
+        raise ArgumentError(f"{what} must be finite and >= 0 with a positive sum for training "
+                            f"(min {w.min():g}, sum {w.sum():g})")
     return w
 
 
@@ -324,15 +324,15 @@ def evaluate(model: FoundationModel, table: EventTable, head: str = "task",
 def _check_labels(y: np.ndarray, what: str) -> np.ndarray:
     classes = np.unique(y)
     if len(classes) < 2 or not np.array_equal(classes, np.arange(len(classes))):
-        raise ValueError(f"FineTuner: the {what} events must carry labels 0..K-1 with K >= 2 "
-                         f"(every class present), got labels {classes.tolist()}")
+        raise ArgumentError(f"FineTuner: the {what} events must carry labels 0..K-1 with K >= 2 "
+                            f"(every class present), got labels {classes.tolist()}")
     return classes
 
 
 def _hold_out(table: EventTable, fraction: float, seed: int) -> tuple[EventTable, EventTable]:
     """Split `table` into training and validation events, stratified by label."""
     if not 0 < fraction < 1:
-        raise ValueError(f"FineTuner: validation_fraction must be in (0, 1), got {fraction}")
+        raise ArgumentError(f"FineTuner: validation_fraction must be in (0, 1), got {fraction}")
     rng = np.random.default_rng([seed, 2])
     val = [rng.permutation(np.flatnonzero(table.y == c))[:max(1, round(fraction * n))]
            for c, n in zip(*np.unique(table.y, return_counts=True), strict=True)]
@@ -393,8 +393,8 @@ class FineTuner(ClassifierMixin, BaseEstimator):
         if val is None:
             X, val = _hold_out(X, self.validation_fraction, self.seed)
         if np.setdiff1d(np.unique(val.y), classes).size:
-            raise ValueError(f"FineTuner: validation labels {np.unique(val.y).tolist()} are "
-                             f"not all among the training labels {classes.tolist()}")
+            raise ArgumentError(f"FineTuner: validation labels {np.unique(val.y).tolist()} are "
+                                f"not all among the training labels {classes.tolist()}")
         pretrained = self.pretrained
         if not isinstance(pretrained, FoundationModel):
             pretrained = FoundationModel.from_pretrained(pretrained)

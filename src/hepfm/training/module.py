@@ -11,6 +11,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from hepfm.errors import ArgumentError
 from hepfm.models.foundation import FoundationModel
 from hepfm.objectives.combined import PretrainObjective
 from hepfm.objectives.mpm import MPM_DEFAULTS, TARGETS, MaskedParticleObjective
@@ -62,18 +63,18 @@ class PretrainModule(L.LightningModule):
                  mpm_targets: Sequence[str] = TARGETS, seed: int = 0):
         super().__init__()
         if schedule not in SCHEDULES:
-            raise ValueError(f"unknown schedule '{schedule}': use one of {SCHEDULES}")
+            raise ArgumentError(f"unknown schedule '{schedule}': use one of {SCHEDULES}")
         self.model = model
         self.objective = PretrainObjective.from_name(
             objective, multiclass_weight, multilabel_weight, mpm_weight,
             MaskedParticleObjective(mask_fraction, tuple(mpm_targets)))
         if self.objective.mpm is not None and model.mpm is None:
-            raise ValueError(f"objective '{objective}' needs an MPM head: build the model "
-                             "with ModelConfig(mpm={'codebook_size': ...})")
+            raise ArgumentError(f"objective '{objective}' needs an MPM head: build the model "
+                                "with ModelConfig(mpm={'codebook_size': ...})")
         missing = [h for h in self.objective.heads if h not in model.heads]
         if missing:
-            raise ValueError(f"objective '{objective}' needs head(s) {missing}; the model has "
-                             f"{list(model.heads)} (a multilabel head needs ModelConfig.labels)")
+            raise ArgumentError(f"objective '{objective}' needs head(s) {missing}; the model has "
+                                f"{list(model.heads)} (a multilabel head needs ModelConfig.labels)")
         self.save_hyperparameters(ignore=["model"])
         # heads this objective does not train stay as they are (and DDP sees no unused ones)
         for name, head in model.heads.items():

@@ -38,7 +38,8 @@ class EventOutputs(Metric):
         self.y.append(y.detach())
         if self.multilabel:
             if y_multi is None:
-                raise ValueError("EventOutputs(multilabel=True) needs y_multi")
+                msg = "EventOutputs(multilabel=True) needs y_multi"
+                raise ValueError(msg)  # programming error: hepfm's loops pass y_multi
             self.y_multi.append(y_multi.detach().float())
 
     def compute(self) -> dict[str, np.ndarray]:
