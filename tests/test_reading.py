@@ -132,9 +132,29 @@ def test_nan_and_inf(tmp_path, caplog):
     assert "Jet.PT" in msg and "MissingET.MET" in msg and "on_invalid='drop'" in msg
     with caplog.at_level(logging.WARNING):
         t = read_table(p, on_invalid="drop")
-    assert len(t) == 8 and "dropped 2 events" in caplog.text
+    warning = caplog.text.strip().splitlines()
+    assert len(t) == 8 and len(warning) == 1
+    assert f"'{p}': dropped 2 of 10 events" in warning[0]
+    assert "'Jet.PT' (NaN or infinite, first at entry 3)" in warning[0]
+    assert "'MissingET.MET' (NaN or infinite, first at entry 7)" in warning[0]
     met = t.pt[t.node_type == 5]
     assert sorted(met.tolist()) == [1000.0 + k for k in range(10) if k not in (3, 7)]
+    kept = [k for k in range(10) if k not in (3, 7)]
+    assert t.entry.tolist() == kept  # entry numbers in the file, gaps where events went
+    chunked = read_table(p, on_invalid="drop", step_size=3)  # a chunk of one bad event
+    assert chunked.entry.tolist() == kept and np.array_equal(chunked.pt, t.pt)
+    assert read_table(p, on_invalid="drop", max_events=5).entry.tolist() == [0, 1, 2, 4]
+    with pytest.raises(ValueError, match="on_invalid must be 'error' or 'drop'"):
+        read_table(p, on_invalid="skip")
+
+
+def test_every_event_keeps_its_entry_number(tmp_path):
+    p = write_delphes(tmp_path / "e.root", random_events(9))
+    assert read_table(p, step_size=4).entry.tolist() == list(range(9))
+    assert read_table(p, entry_ranges=[(2, 6)]).entry.tolist() == [2, 3, 4, 5]
+    t = read_table([p, p])
+    assert t.entry.tolist() == [*range(9), *range(9)]
+    assert t.subset([10, 3]).entry.tolist() == [1, 3] and t[4:6].entry.tolist() == [4, 5]
 
 
 def test_empty_file(tmp_path):

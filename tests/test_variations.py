@@ -143,3 +143,17 @@ def test_names_and_sizes():
         parse_variation("jes_up:big")
     with pytest.raises(ArgumentError, match="fraction"):
         Variation("jer", 1.5)
+
+
+def test_a_variation_follows_the_entry_numbers_when_events_are_dropped(tmp_path):
+    events = random_events(12, seed=3)
+    good = write_delphes(tmp_path / "good.root", events, truth=False)
+    events[4]["jets"] = [(float("nan"), 0.0, 0.0, 1.0, 0)]
+    bad = write_delphes(tmp_path / "bad.root", events, truth=False)
+    jer = Variation("jer", 0.1, seed=5)
+    dropped = read_table(bad, variation=jer, on_invalid="drop", step_size=5)
+    keep = [k for k in range(12) if k != 4]
+    reference = read_table(good, variation=jer).subset(keep)  # the same events, same shifts
+    assert dropped.entry.tolist() == keep
+    assert np.array_equal(dropped.offsets, reference.offsets)
+    assert np.array_equal(dropped.pt, reference.pt)

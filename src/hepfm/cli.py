@@ -45,8 +45,9 @@ def _error(message: str, status: int = EXIT_USAGE) -> None:
 
 
 def fail(err: Exception) -> None:
-    """Print a hepfm error as one clear line and exit with status 2."""
-    _error(str(err))
+    """Print a hepfm error as one clear line (its command-line wording when it has one) and
+    exit with status 2."""
+    _error(getattr(err, "cli_message", None) or str(err))
 
 
 #: Click's UsageError (BadParameter, NoSuchOption, ...), from the click that typer uses.

@@ -7,7 +7,19 @@ from collections.abc import Sequence
 
 
 class HepfmError(Exception):
-    """Base class of all hepfm errors."""
+    """Base class of all hepfm errors.
+
+    `cli_message`, when set, is what the ``hepfm`` command prints instead of ``str(err)``:
+    the same fault with its remedy named by command-line options, where the message names
+    Python arguments (``on_invalid='drop'`` is ``--on-invalid drop`` on the command line).
+    """
+
+    cli_message: str | None = None
+
+    def for_cli(self, message: str) -> HepfmError:
+        """This error, printed as `message` by the ``hepfm`` command."""
+        self.cli_message = message
+        return self
 
 
 class UnknownNameError(HepfmError, KeyError):

@@ -171,7 +171,7 @@ def load_events(
     selection: Selection = DEFAULT_SELECTION,
     label_of: LabelOf = None,
     *,
-    on_invalid: OnInvalid = "raise",
+    on_invalid: OnInvalid = "error",
     step_size: int = DEFAULT_STEP_SIZE,
     cache_dir: PathLike | None = None,
     entry_ranges: Mapping[str, tuple[int, int]] | None = None,
@@ -355,7 +355,7 @@ class StreamingEvents(_EpochDataset):
                  selection: Selection = DEFAULT_SELECTION, label_of: LabelOf = None, *,
                  shuffle: bool = True, seed: int = 0, step_size: int = 10_000,
                  buffer_events: int = 100_000, drop_last: bool = False,
-                 on_invalid: OnInvalid = "raise", split_files: bool | None = None):
+                 on_invalid: OnInvalid = "error", split_files: bool | None = None):
         self.sources = resolve_sources(source, processes)
         self.names = tuple(self.sources)
         self.labels = [label_for(p, i, label_of) for i, p in enumerate(self.names)]

@@ -38,11 +38,14 @@ from hepfm.data.features import (
 from hepfm.data.labels import MULTILABELS, multilabels
 from hepfm.data.table import EventTable
 from hepfm.data.variations import Variation
-from hepfm.errors import InputDataError
+from hepfm.errors import ArgumentError, InputDataError
 
 log = logging.getLogger(__name__)
 
-OnInvalid = Literal["raise", "drop"]
+OnInvalid = Literal["error", "drop"]
+#: What to do with an event holding a value the model cannot take: stop with an error
+#: naming file, branch and entry, or drop the event (counted in one warning per file).
+ON_INVALID: tuple[str, ...] = ("error", "drop")
 _TYPE_OF = {"electron": ELECTRON, "muon": MUON, "photon": PHOTON}
 DEFAULT_STEP_SIZE = 100_000
 _F32_MAX = float(np.finfo(np.float32).max)
@@ -132,8 +135,14 @@ def _is_jagged(arr: ak.Array) -> bool:
 
 
 class _Ctx:
-    def __init__(self, source: str, branch_map: BranchMap, entry_start: int):
-        self.source, self.bm, self.entry_start = source, branch_map, entry_start
+    """Where a chunk comes from: file, branch map and the entry number of every row."""
+
+    def __init__(self, source: str, branch_map: BranchMap, entries: np.ndarray):
+        self.source, self.bm, self.entries = source, branch_map, entries
+
+    def entry(self, row: int) -> int:
+        """The entry number in the file of the chunk's `row`."""
+        return int(self.entries[row])
 
     def where(self, branch: str) -> str:
         return f"'{self.source}', tree '{self.bm.tree}', branch '{branch}'"
@@ -161,7 +170,7 @@ def _collection(arrays: ak.Array, ctx: _Ctx, coll: str) -> tuple[dict[str, np.nd
             ev = int(np.flatnonzero(c != counts)[0])
             raise InputDataError(
                 f"{ctx.where(b)}: jagged lengths disagree with '{first}' in the same "
-                f"collection ({coll}): entry {ctx.entry_start + ev} has {c[ev]} vs "
+                f"collection ({coll}): entry {ctx.entry(ev)} has {c[ev]} vs "
                 f"{counts[ev]} values")
         out[f] = flat
     assert counts is not None
@@ -198,7 +207,7 @@ def _check_btag(values: np.ndarray, counts: np.ndarray, ctx: _Ctx) -> None:
     if not bad.any():
         return
     k = int(np.flatnonzero(bad)[0])
-    entry = ctx.entry_start + int(np.searchsorted(np.cumsum(counts), k, side="right"))
+    entry = ctx.entry(int(np.searchsorted(np.cumsum(counts), k, side="right")))
     hint = ("if it is a score, give a working point (--btag NUMBER"
             + (f" or one of {', '.join(ctx.bm.btag.working_points)}"
                if ctx.bm.btag.working_points else "") + ")")
@@ -219,7 +228,7 @@ def _met(arrays: ak.Array, ctx: _Ctx) -> dict[str, np.ndarray]:
             if np.any(c != 1):
                 ev = int(np.flatnonzero(c != 1)[0])
                 raise InputDataError(f"{ctx.where(b)}: MET must have exactly one entry per "
-                                     f"event; entry {ctx.entry_start + ev} has {c[ev]}")
+                                     f"event; entry {ctx.entry(ev)} has {c[ev]}")
         else:
             flat = np.asarray(arr)
         out[f] = flat
@@ -253,7 +262,7 @@ def _invalid_events(n: int, colls: dict[str, tuple[dict[str, np.ndarray], np.nda
     where: list[str] = []
 
     def note(branch: str, reason: str, ev_bad: np.ndarray) -> None:
-        first = ctx.entry_start + int(np.flatnonzero(ev_bad)[0])
+        first = ctx.entry(int(np.flatnonzero(ev_bad)[0]))
         where.append(f"'{branch}' ({reason}, first at entry {first})")
 
     for coll, (flds, counts) in colls.items():
@@ -296,7 +305,7 @@ def _overflowing_events(table: EventTable, ctx: _Ctx) -> tuple[np.ndarray, list[
     coll = _COLLECTION_OF_TYPE[int(table.node_type[node])]
     branch = ctx.bm.branch(coll, "met" if coll == "met" else "pt")
     return bad, [f"'{branch}' (energy {e[node]:.3g} GeV above {E_MAX:.3g}: its features "
-                 f"would overflow float32, first at entry {ctx.entry_start + int(ev[node])})"]
+                 f"would overflow float32, first at entry {ctx.entry(int(ev[node]))})"]
 
 
 def _select(flds: dict[str, np.ndarray], counts: np.ndarray, coll: str,
@@ -348,102 +357,113 @@ def arrays_to_table(
     label: int = 0,
     process: int = 0,
     processes: tuple[str, ...] = (),
-    on_invalid: OnInvalid = "raise",
+    on_invalid: OnInvalid = "error",
     source: str = "<arrays>",
     entry_start: int = 0,
+    entries: np.ndarray | None = None,
     variation: Variation | None = None,
+    problems: list[str] | None = None,
 ) -> tuple[EventTable, int]:
     """One chunk of branch arrays (fields named as in `branch_map`) -> (EventTable, n_dropped).
 
     `collections` are those present (default: all of the map's collections found in
     `arrays`). Missing photons mean no photon nodes; missing truth means ``y_multi=None``.
-    A `variation` (:mod:`hepfm.data.variations`) shifts the objects before the selection
-    (and the b-tags after it); its random numbers follow the entry numbers.
+    The rows are entries ``entry_start, entry_start + 1, ...`` of `source` (or `entries`);
+    the table's ``entry`` keeps them, gaps where events were dropped. A `variation`
+    (:mod:`hepfm.data.variations`) shifts the objects before the selection (and the b-tags
+    after it); its random numbers follow the entry numbers. Events with bad values raise
+    :class:`~hepfm.errors.InputDataError`, or with ``on_invalid="drop"`` are left out and
+    what was wrong is appended to `problems`.
     """
-    ctx = _Ctx(source, branch_map, entry_start)
+    check_on_invalid(on_invalid)
+    n = len(arrays)
+    if entries is None:
+        entries = entry_start + np.arange(n, dtype=np.int64)
+    ctx = _Ctx(source, branch_map, np.asarray(entries, dtype=np.int64))
     if collections is None:
         collections = [c for c in branch_map.branches
                        if all(b in arrays.fields for b in branch_map.collection_branches(c))]
-    n = len(arrays)
+    kwargs = dict(selection=selection, collections=collections, label=label, process=process,
+                  processes=processes, variation=variation)
     colls = {c: _collection(arrays, ctx, c) for c in OBJECT_COLLECTIONS if c in collections}
     met = _met(arrays, ctx)
     _to_gev(colls, met, units.scale(branch_map.energy_unit))
     bad, where = _invalid_events(n, colls, met, ctx)
     if bad.any():
-        return _without_bad_events(arrays, bad, where, on_invalid, ctx, selection=selection,
-                                   collections=collections, label=label, process=process,
-                                   processes=processes, variation=variation)
-    entries = entry_start + np.arange(n, dtype=np.int64)
+        return _without_bad_events(arrays, bad, where, on_invalid, ctx, problems, **kwargs)
     if variation is not None:
-        colls, met = variation.apply_objects(colls, met, entries)
-
+        colls, met = variation.apply_objects(colls, met, ctx.entries)
     if "jet" in colls:
         jets, jet_counts = colls["jet"]
         _check_btag(jets["btag"], jet_counts, ctx)
         if JET_ENERGY in jets:
             jets["mass"] = _mass_from_energy(jets)
             del jets[JET_ENERGY]
-    # selection per collection
     sel = {c: _select(flds, counts, c, selection) for c, (flds, counts) in colls.items()}
+    y_multi = None
+    if "truth" in collections:
+        tb = branch_map.branches["truth"]
+        y_multi = multilabels(arrays[tb["pid"]], arrays[tb["pt"]], arrays[tb["m1"]])
+    table = EventTable(
+        **_nodes(sel, met, n, branch_map), y=np.full(n, label, np.int64),
+        process=np.full(n, process, np.int16), processes=processes, y_multi=y_multi,
+        entry=ctx.entries.copy())
+    if variation is not None:
+        table = variation.apply_table(table, ctx.entries)
+    bad, where = _overflowing_events(table, ctx)
+    if bad.any():
+        return _without_bad_events(arrays, bad, where, on_invalid, ctx, problems, **kwargs)
+    return table, 0
+
+
+def _nodes(sel: dict[str, tuple[dict[str, np.ndarray], np.ndarray]],
+           met: dict[str, np.ndarray], n: int, branch_map: BranchMap) -> dict[str, np.ndarray]:
+    """The node arrays and offsets of `n` events: the selected objects of every collection
+    in `sel`, then the MET node of each event (phi wrapped into [-pi, pi))."""
     total = np.ones(n, dtype=np.int64)  # the MET node
     for _, c in sel.values():
         total += c
     offsets = np.zeros(n + 1, dtype=np.int64)
     np.cumsum(total, out=offsets[1:])
     N = int(offsets[-1])
-    pt = np.empty(N, np.float32)
-    eta = np.empty(N, np.float32)
-    phi = np.empty(N, np.float32)
-    mass = np.zeros(N, np.float32)
-    charge = np.zeros(N, np.int8)
-    btag = np.zeros(N, np.float32)
-    ntype = np.empty(N, np.int8)
-
+    out = {"offsets": offsets, "pt": np.empty(N, np.float32), "eta": np.empty(N, np.float32),
+           "phi": np.empty(N, np.float32), "mass": np.zeros(N, np.float32),
+           "charge": np.zeros(N, np.int8), "btag": np.zeros(N, np.float32),
+           "node_type": np.empty(N, np.int8)}
     base = offsets[:-1].copy()
     for coll, (flds, c) in sel.items():
-        m = len(flds["pt"])
         cstart = np.zeros(n + 1, dtype=np.int64)
         np.cumsum(c, out=cstart[1:])
-        dest = np.arange(m, dtype=np.int64) + np.repeat(base - cstart[:-1], c)
+        dest = np.arange(len(flds["pt"]), dtype=np.int64) + np.repeat(base - cstart[:-1], c)
         base += c
-        pt[dest] = flds["pt"]
-        eta[dest] = flds["eta"]
-        phi[dest] = flds["phi"]
+        for key in ("pt", "eta", "phi"):
+            out[key][dest] = flds[key]
         if coll == "jet":
-            mass[dest] = flds["mass"]
+            out["mass"][dest] = flds["mass"]
             isb = branch_map.btag.tagged(flds["btag"])
-            btag[dest] = isb
-            ntype[dest] = np.where(isb, BJET, JET)
+            out["btag"][dest] = isb
+            out["node_type"][dest] = np.where(isb, BJET, JET)
         else:
-            mass[dest] = OBJECT_MASSES[coll]
-            ntype[dest] = _TYPE_OF[coll]
+            out["mass"][dest] = OBJECT_MASSES[coll]
+            out["node_type"][dest] = _TYPE_OF[coll]
         if "charge" in flds:
-            charge[dest] = flds["charge"]
+            out["charge"][dest] = flds["charge"]
     dest = offsets[1:] - 1
-    pt[dest] = met["met"]
-    eta[dest] = 0.0
-    phi[dest] = met["phi"]
-    ntype[dest] = MET
-
+    out["pt"][dest] = met["met"]
+    out["eta"][dest] = 0.0
+    out["phi"][dest] = met["phi"]
+    out["node_type"][dest] = MET
+    phi = out["phi"]
     if len(phi) and (phi.min() < -np.pi or phi.max() >= np.pi):  # e.g. a [0, 2pi) convention
-        phi = (np.mod(phi.astype(np.float64) + np.pi, 2 * np.pi) - np.pi).astype(np.float32)
-    y_multi = None
-    if "truth" in collections:
-        tb = branch_map.branches["truth"]
-        y_multi = multilabels(arrays[tb["pid"]], arrays[tb["pt"]], arrays[tb["m1"]])
-    table = EventTable(
-        offsets=offsets, pt=pt, eta=eta, phi=phi, mass=mass, charge=charge, btag=btag,
-        node_type=ntype, y=np.full(n, label, np.int64), process=np.full(n, process, np.int16),
-        processes=processes, y_multi=y_multi,
-    )
-    if variation is not None:
-        table = variation.apply_table(table, entries)
-    bad, where = _overflowing_events(table, ctx)
-    if bad.any():
-        return _without_bad_events(arrays, bad, where, on_invalid, ctx, selection=selection,
-                                   collections=collections, label=label, process=process,
-                                   processes=processes, variation=variation)
-    return table, 0
+        out["phi"] = (np.mod(phi.astype(np.float64) + np.pi, 2 * np.pi) - np.pi
+                      ).astype(np.float32)
+    return out
+
+
+def check_on_invalid(on_invalid: str) -> None:
+    """Raise :class:`~hepfm.errors.ArgumentError` unless `on_invalid` is in :data:`ON_INVALID`."""
+    if on_invalid not in ON_INVALID:
+        raise ArgumentError(f"on_invalid must be 'error' or 'drop', got {on_invalid!r}")
 
 
 def _check_units(arrays: ak.Array, branch_map: BranchMap, path: str) -> bool:
@@ -461,17 +481,19 @@ def _check_units(arrays: ak.Array, branch_map: BranchMap, path: str) -> bool:
 
 
 def _without_bad_events(arrays: ak.Array, bad: np.ndarray, where: list[str],
-                        on_invalid: OnInvalid, ctx: _Ctx, **kwargs: Any
-                        ) -> tuple[EventTable, int]:
+                        on_invalid: OnInvalid, ctx: _Ctx, problems: list[str] | None,
+                        **kwargs: Any) -> tuple[EventTable, int]:
     """Raise for the `bad` events, or (``on_invalid="drop"``) read the others."""
     n_bad = int(bad.sum())
     if on_invalid != "drop":
-        raise InputDataError(
-            f"'{ctx.source}', tree '{ctx.bm.tree}': bad values in branch(es) "
-            f"{'; '.join(where)}; {n_bad} event(s) in all. Fix the file, or pass "
-            "on_invalid='drop' to skip such events.")
+        found = (f"'{ctx.source}', tree '{ctx.bm.tree}': bad values in branch(es) "
+                 f"{'; '.join(where)}; {n_bad} event(s) in all. Fix the file, or")
+        raise InputDataError(f"{found} pass on_invalid='drop' to leave such events out."
+                             ).for_cli(f"{found} pass --on-invalid drop to leave such events out.")
+    if problems is not None:
+        problems += where
     table, more = arrays_to_table(arrays[~bad], ctx.bm, on_invalid="drop", source=ctx.source,
-                                  entry_start=ctx.entry_start, **kwargs)
+                                  entries=ctx.entries[~bad], problems=problems, **kwargs)
     return table, n_bad + more
 
 
@@ -486,16 +508,18 @@ def iterate_tables(
     label: int = 0,
     process: int = 0,
     processes: tuple[str, ...] = (),
-    on_invalid: OnInvalid = "raise",
+    on_invalid: OnInvalid = "error",
     variation: Variation | None = None,
 ) -> Iterator[EventTable]:
     """Yield EventTables of up to `step_size` events from `files`, in order.
 
-    `max_events` stops after that many events in total; `entry_ranges` (one (start, stop)
-    per file) reads only those entries. Invalid events are dropped with a log message when
-    ``on_invalid="drop"``. `variation` shifts the events as they are read (see
-    :mod:`hepfm.data.variations`).
+    `max_events` stops after that many entries in total; `entry_ranges` (one (start, stop)
+    per file) reads only those entries. An event with a bad value is an error naming file,
+    branch and entry, or with ``on_invalid="drop"`` is left out, with one warning per file
+    saying how many and why (the tables' ``entry`` numbers then have gaps). `variation`
+    shifts the events as they are read (see :mod:`hepfm.data.variations`).
     """
+    check_on_invalid(on_invalid)
     if isinstance(files, (str, os.PathLike)):
         files = [files]
     files = [os.fspath(f) for f in files]
@@ -513,6 +537,7 @@ def iterate_tables(
         names = branch_map.all_branches(info.collections)
         pos = start
         dropped = 0
+        problems: list[str] = []
         it = info.tree.iterate(names, step_size=step_size, entry_start=start,
                                entry_stop=stop, library="ak")
         checked_units = "jet" not in info.collections
@@ -532,15 +557,16 @@ def iterate_tables(
             table, nd = arrays_to_table(
                 arrays, branch_map, selection, collections=info.collections, label=label,
                 process=process, processes=processes, on_invalid=on_invalid, source=path,
-                entry_start=pos, variation=variation)
+                entry_start=pos, variation=variation, problems=problems)
             pos += len(arrays)
             dropped += nd
             if remaining is not None:
                 remaining -= len(arrays)
             yield table
         if dropped:
-            log.warning("%s: dropped %d events with NaN, infinite, out-of-range or negative "
-                        "values", path, dropped)
+            first = {p.split(" (")[0]: p for p in reversed(problems)}  # first per branch
+            log.warning("'%s': dropped %d of %d events with bad values in %s", path, dropped,
+                        pos - start, "; ".join(reversed(first.values())))
 
 
 def read_table(
@@ -556,5 +582,5 @@ def read_table(
     return tables[0] if len(tables) == 1 else EventTable.concat(tables)
 
 
-__all__ = ["MULTILABELS", "FileInfo", "arrays_to_table", "iterate_tables", "open_file",
-           "read_table"]
+__all__ = ["MULTILABELS", "ON_INVALID", "FileInfo", "arrays_to_table", "check_on_invalid",
+           "iterate_tables", "open_file", "read_table"]

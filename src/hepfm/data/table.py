@@ -15,6 +15,8 @@ from hepfm.errors import ArgumentError
 
 NODE_ARRAYS: tuple[str, ...] = ("pt", "eta", "phi", "mass", "charge", "btag", "node_type")
 EVENT_ARRAYS: tuple[str, ...] = ("y", "process")
+#: Fields that :meth:`EventTable.to_arrays` writes only when present (and ``processes``).
+_OPTIONAL = ("processes", "y_multi", "entry")
 
 
 def segment_gather(offsets: np.ndarray, idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -36,7 +38,9 @@ class EventTable:
     Node arrays: ``pt``, ``eta``, ``phi``, ``mass`` (float32, GeV), ``charge`` (int8),
     ``btag`` (float32, 0 or 1), ``node_type`` (int8, index into ``NODE_TYPES``).
     Event arrays: ``offsets`` (int64 [B+1]), ``y`` (int64 class label), ``process``
-    (int16 index into ``processes``), ``y_multi`` (float32 [B, L] or None without truth).
+    (int16 index into ``processes``), ``y_multi`` (float32 [B, L] or None without truth),
+    ``entry`` (int64 entry number of each event in the file it was read from, or None):
+    events dropped while reading leave gaps there.
     """
 
     offsets: np.ndarray
@@ -51,6 +55,7 @@ class EventTable:
     process: np.ndarray
     processes: tuple[str, ...] = ()
     y_multi: np.ndarray | None = None
+    entry: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.offsets) - 1
@@ -80,6 +85,7 @@ class EventTable:
             y=self.y[start:stop], process=self.process[start:stop],
             processes=self.processes,
             y_multi=None if self.y_multi is None else self.y_multi[start:stop],
+            entry=None if self.entry is None else self.entry[start:stop],
             **nodes,
         )
 
@@ -92,6 +98,7 @@ class EventTable:
             offsets=offsets,
             y=self.y[idx], process=self.process[idx], processes=self.processes,
             y_multi=None if self.y_multi is None else self.y_multi[idx],
+            entry=None if self.entry is None else self.entry[idx],
             **{k: getattr(self, k)[nodes] for k in NODE_ARRAYS},
         )
 
@@ -148,12 +155,15 @@ class EventTable:
         y_multi = None
         if all(t.y_multi is not None for t in tables):
             y_multi = np.concatenate([t.y_multi for t in tables])
+        entry = None
+        if all(t.entry is not None for t in tables):
+            entry = np.concatenate([t.entry for t in tables])
         return EventTable(
             offsets=offsets,
             y=np.concatenate([t.y for t in tables]),
             process=np.concatenate(procs).astype(np.int16),
             processes=tuple(names),
-            y_multi=y_multi,
+            y_multi=y_multi, entry=entry,
             **{k: np.concatenate([_nodes(t, k) for t in tables]) for k in NODE_ARRAYS},
         )
 
@@ -165,21 +175,17 @@ class EventTable:
     def to_arrays(self) -> dict[str, np.ndarray]:
         """Plain arrays (for ``np.savez``); inverse of :meth:`from_arrays`."""
         t = self[0:len(self)] if self.offsets[0] != 0 else self
-        out = {f.name: getattr(t, f.name) for f in fields(t)
-               if f.name not in ("processes", "y_multi")}
+        out = {f.name: getattr(t, f.name) for f in fields(t) if f.name not in _OPTIONAL}
         out["processes"] = np.array(t.processes, dtype=str)
-        if t.y_multi is not None:
-            out["y_multi"] = t.y_multi
+        out.update({k: getattr(t, k) for k in ("y_multi", "entry") if getattr(t, k) is not None})
         return out
 
     @classmethod
     def from_arrays(cls, arrays: dict[str, np.ndarray]) -> EventTable:
         """Inverse of :meth:`to_arrays`."""
-        kw = {f.name: np.asarray(arrays[f.name]) for f in fields(cls)
-              if f.name not in ("processes", "y_multi")}
-        return cls(processes=tuple(str(p) for p in arrays["processes"]),
-                   y_multi=np.asarray(arrays["y_multi"]) if "y_multi" in arrays else None,
-                   **kw)
+        kw = {f.name: np.asarray(arrays[f.name]) for f in fields(cls) if f.name not in _OPTIONAL}
+        kw.update({k: np.asarray(arrays[k]) for k in ("y_multi", "entry") if k in arrays})
+        return cls(processes=tuple(str(p) for p in arrays["processes"]), **kw)
 
     @staticmethod
     def empty(processes: tuple[str, ...] = (), n_labels: int | None = None) -> EventTable:
