@@ -293,6 +293,11 @@ DEVICE = typer.Option("auto", help="auto (cuda when torch sees a GPU, else cpu),
 #: --model: one model, a shipped name or a model directory.
 MODEL_HELP = "Model: a shipped name (see 'hepfm models') or a model directory"
 FORCE = typer.Option(False, "--force", help="Replace what --out holds (default: refuse).")
+#: --on-invalid: hepfm.data.reading.ON_INVALID, for every command that reads event files.
+ON_INVALID = typer.Option("error", "--on-invalid", help="An event with a NaN, infinite, "
+                          "out-of-range or negative value: error (stop, naming file, branch "
+                          "and entry) or drop (leave it out; one warning per file says how "
+                          "many and why).", callback=one_of(("error", "drop")))
 VERBOSE = typer.Option(False, "--verbose", help="Show progress bars and what third-party "
                        "libraries print (Lightning tips, device lines).")
 
@@ -474,6 +479,7 @@ def cka(
     out: str = typer.Option("cka", help="Output directory for CSV and PNG files.",
                             callback=writable_dir),
     force: bool = FORCE,
+    on_invalid: str = ON_INVALID,
     device: str = DEVICE,
     seed: int = seed_option("Seed of the event sample and minibatches."),
 ) -> None:
@@ -492,7 +498,7 @@ def cka(
 
     common = dict(task=task, data=data, processes=processes, events=events, kernel=kernel,
                   batch_size=batch_size, out=out, device=resolve_device(device), seed=seed,
-                  force=force)
+                  force=force, on_invalid=on_invalid)
     if group_a and group_b:
         summary = cka_group_report(group_a.split(","), group_b.split(","),
                                    labels=(names[0], names[1]), **common)
@@ -560,6 +566,7 @@ def pretrain(
                                    "per file; --events-per-process then caps each file)."),
     num_workers: int = typer.Option(0, help="DataLoader worker processes.",
                                     callback=at_least(0)),
+    on_invalid: str = ON_INVALID,
     verbose: bool = VERBOSE,
 ) -> None:
     """Pretrain the foundation model (multiclass, multilabel and/or MPM) with Lightning."""
@@ -574,7 +581,8 @@ def pretrain(
                  batch_size=batch_size, device=resolve_device(device), precision=precision,
                  devices=devices, num_nodes=num_nodes, seed=seed, resume=resume,
                  generate=gen, force=force, mpm=mpm or None, threads=threads,
-                 streaming=streaming, num_workers=num_workers, verbose=verbose)
+                 streaming=streaming, num_workers=num_workers, verbose=verbose,
+                 on_invalid=on_invalid)
 
 
 # --- the events of a task (hepfm.taskdata.task_data) --------------------------------------
@@ -681,6 +689,7 @@ def finetune(
     calibrate: bool = typer.Option(False, "--calibrate", help="Temperature-scale the scores "
                                    "on the validation events (saved in the model)."),
     variation: list[str] = VARIATION,
+    on_invalid: str = ON_INVALID,
     device: str = DEVICE,
     verbose: bool = VERBOSE,
 ) -> None:
@@ -693,7 +702,7 @@ def finetune(
 
     quiet_chatter(not verbose)
     inputs = task_data(task, **_sources(**locals()), events_per_process=events_per_process,
-                       generate=gen)
+                       generate=gen, on_invalid=on_invalid)
     r = finetune_task(inputs, model, mode, train_size, epochs, seed, out, force=force,
                       allow_overlap=allow_overlap, device=resolve_device(device),
                       progress=verbose, yields=yields_from_options(yields, luminosity, xsec),
@@ -777,6 +786,7 @@ def scan(
                                         "NAME:SIZE, comma-separated or repeated; see "
                                         "'hepfm finetune --help'): variations.csv holds the "
                                         "AUC and significance shifts."),
+    on_invalid: str = ON_INVALID,
     device: str = DEVICE,
     verbose: bool = VERBOSE,
 ) -> None:
@@ -802,7 +812,8 @@ def scan(
     sources = _sources(**locals())
     names = [task] if any(sources[k] for k in sources if k != "data") else task_names(task)
     inputs = [task_data(name, **sources, events_per_process=events_per_process,
-                        generate=gen, sample_events=max(size_list) * 2 + 400)
+                        generate=gen, sample_events=max(size_list) * 2 + 400,
+                        on_invalid=on_invalid)
               for name in names]
     out_dir = scan_tasks(inputs, model, size_list, [m.strip() for m in modes.split(",")],
                          [int(n) for n in seeds.split(",")], out, epochs, resume=resume,
@@ -873,6 +884,11 @@ def predict(
     variation: str = typer.Option(None, help="Score systematically varied events (jes_up, "
                                   "jes_down, jer, les_up, les_down, btag_up, btag_down; NAME "
                                   "or NAME:SIZE): outputs <input>_hepfm_<name>.root."),
+    on_invalid: str = typer.Option("error", "--on-invalid", help="An event with a NaN, "
+                                   "infinite, out-of-range or negative value: error (stop, "
+                                   "naming file, branch and entry) or drop (score it NaN, so "
+                                   "that the output still matches the input entry by entry; "
+                                   "one warning per file).", callback=one_of(("error", "drop"))),
     device: str = DEVICE,
 ) -> None:
     """Score every event of ROOT files; write the scores as friend trees next to the data."""
@@ -887,7 +903,8 @@ def predict(
     outs = predict_files(model, files, out, head, load_branch_map(branch_map, btag), fmt=fmt,
                          step_size=step_size, batch_size=batch_size, force=force,
                          device=resolve_device(device),
-                         variation=_variations([variation])[0] if variation else None)
+                         variation=_variations([variation])[0] if variation else None,
+                         on_invalid=on_invalid)
     for f, o in zip(files, outs, strict=True):
         console.print(f"{f} -> {o}", highlight=False)
     if fmt == "root":

@@ -22,6 +22,14 @@ class HepfmError(Exception):
         return self
 
 
+def naming(cls: type[HepfmError], template: str, setting: str) -> HepfmError:
+    """A `cls` error whose message `template` names the setting `setting` where it says
+    ``{setting}``: as the Python argument (``label_branch``) and, printed by the ``hepfm``
+    command, as its option (``--label-branch``)."""
+    err = cls(template.replace("{setting}", setting))
+    return err.for_cli(template.replace("{setting}", "--" + setting.replace("_", "-")))
+
+
 class UnknownNameError(HepfmError, KeyError):
     """A process, task, objective or model name that hepfm does not know."""
 

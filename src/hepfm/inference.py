@@ -3,12 +3,14 @@ friend trees (or parquet files) with the same entries in the same order.
 
 Each input file is read in chunks of `step_size` entries (never whole), each chunk turned
 into graphs and scored, and the scores appended to the output tree. Events that the
-selection leaves without objects are scored on their MET node alone. The output is written to
+selection leaves without objects are scored on their MET node alone; with
+``on_invalid="drop"`` an event with a bad value (NaN, infinite, out of range) gets NaN scores,
+so that the output still matches the input entry by entry. The output is written to
 a temporary file and renamed into place when complete; an existing output is never replaced
 unless ``force=True``. Its metadata (``hepfm_info``: a JSON string object in the ROOT file,
 the schema metadata in parquet) names the model (its directory, ``model_identity``: name,
 version and weights SHA-256, and ``base_model``: those of the pretrained model it was
-fine-tuned from), the hepfm version and the input file.
+fine-tuned from), the hepfm version, the input file and ``on_invalid``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from hepfm.atomic import atomic_path
 from hepfm.data.branches import DELPHES, BranchMap
 from hepfm.data.btag import btag_mismatch
 from hepfm.data.features import DEFAULT_SELECTION, Selection
-from hepfm.data.reading import iterate_tables, open_file
+from hepfm.data.reading import OnInvalid, check_on_invalid, iterate_tables, open_file
 from hepfm.data.table import EventTable
 from hepfm.data.variations import Variation
 from hepfm.errors import HepfmError
@@ -120,9 +122,10 @@ def predict_file(model: FoundationModel, path: str, out: Path, head: str, info: 
                  branch_map: BranchMap = DELPHES, selection: Selection = DEFAULT_SELECTION,
                  fmt: Format = "root", step_size: int = 100_000, batch_size: int = 4096,
                  force: bool = False, on_chunk: Callable[[int], None] | None = None,
-                 variation: Variation | None = None) -> int:
+                 variation: Variation | None = None, on_invalid: OnInvalid = "error") -> int:
     """Score every entry of `path` into `out` chunk by chunk (the events shifted by
-    `variation` as they are read, when given); returns the number of entries."""
+    `variation` as they are read, when given; events dropped by ``on_invalid="drop"``
+    scored NaN); returns the number of entries."""
     n = open_file(path, branch_map, allow_empty=True).num_entries
     names = output_names(model, head)
     writer_cls = _RootWriter if fmt == "root" else _ParquetWriter
@@ -133,16 +136,36 @@ def predict_file(model: FoundationModel, path: str, out: Path, head: str, info: 
         try:
             if n:
                 for table in iterate_tables(path, branch_map, selection, step_size=step_size,
-                                            variation=variation):
-                    writer.write(scores(model, table, head, batch_size).astype(np.float32))
-                    written += len(table)
+                                            variation=variation, on_invalid=on_invalid):
+                    if not len(table):
+                        continue
+                    s = scores(model, table, head, batch_size).astype(np.float32)
+                    assert table.entry is not None  # reading numbers every event
+                    stop = int(table.entry[-1]) + 1
+                    writer.write(_aligned(s, table.entry - written, stop - written))
                     if on_chunk is not None:
-                        on_chunk(len(table))
+                        on_chunk(stop - written)
+                    written = stop
+                if written < n:  # dropped events at the end of the file
+                    writer.write(_aligned(np.zeros((0, len(names)), np.float32),
+                                          np.zeros(0, np.int64), n - written))
+                    if on_chunk is not None:
+                        on_chunk(n - written)
+                    written = n
         finally:
             writer.close()
-        if written != n:  # never expected: reading raises on invalid events
+        if written != n:  # programming error: every entry is written, scored or NaN
             raise HepfmError(f"'{path}': scored {written} of {n} entries")
     return n
+
+
+def _aligned(s: np.ndarray, rows: np.ndarray, n: int) -> np.ndarray:
+    """`n` rows of scores: `s` at `rows`, NaN in the rows of dropped events."""
+    if len(rows) == n:
+        return s
+    out = np.full((n, s.shape[1]), np.nan, np.float32)
+    out[rows] = s
+    return out
 
 
 def predict_files(model_dir: str | os.PathLike, files: Sequence[str], out_dir: str | os.PathLike,
@@ -150,12 +173,15 @@ def predict_files(model_dir: str | os.PathLike, files: Sequence[str], out_dir: s
                   selection: Selection = DEFAULT_SELECTION, fmt: Format = "root",
                   step_size: int = 100_000, batch_size: int = 4096, force: bool = False,
                   progress: bool = True, device: str = "cpu",
-                  variation: Variation | None = None) -> list[Path]:
+                  variation: Variation | None = None,
+                  on_invalid: OnInvalid = "error") -> list[Path]:
     """Scores of the model in `model_dir` for every event of `files`, one output per file
     (see :func:`output_paths`), computed on the torch `device`; returns the output paths.
     With a `variation` (:mod:`hepfm.data.variations`) the events are shifted as they are
     read, the outputs are named ``<stem>_hepfm_<variation name>`` and their metadata
-    records the variation."""
+    records the variation. An event with a bad value is an error naming file, branch and
+    entry, or with ``on_invalid="drop"`` gets NaN scores (one warning per file)."""
+    check_on_invalid(on_invalid)
     model = load_pretrained(model_dir, device=device)
     head = head or default_head(model)
     if head not in model.heads:
@@ -177,7 +203,8 @@ def predict_files(model_dir: str | os.PathLike, files: Sequence[str], out_dir: s
             "base_model": (model.run_config or {}).get("base_model"),
             "hepfm_version": __version__, "task": (model.run_config or {}).get("task"),
             "tree": branch_map.tree, **branch_map.record(),
-            "variation": None if variation is None else variation.to_dict()}
+            "variation": None if variation is None else variation.to_dict(),
+            "on_invalid": on_invalid}
     with tqdm(total=sum(totals), unit="ev", unit_scale=True, disable=not progress,
               desc="hepfm predict") as bar:
         for path, out in zip(files, outs, strict=True):
@@ -185,7 +212,7 @@ def predict_files(model_dir: str | os.PathLike, files: Sequence[str], out_dir: s
             try:
                 predict_file(model, path, out, head, info, branch_map, selection, fmt,
                              step_size, batch_size, force, on_chunk=bar.update,
-                             variation=variation)
+                             variation=variation, on_invalid=on_invalid)
             except FileExistsError:
                 raise HepfmError(f"output '{out}' appeared while writing it (another job?); "
                                  "left it alone") from None

@@ -29,6 +29,7 @@ import numpy as np
 from hepfm.data.branches import BRANCH_MAPS, BranchMap
 from hepfm.data.datasets import process_of_file, resolve_sources
 from hepfm.data.labelled import LabelledEvents, expand_files, load_branch_map, read_labelled
+from hepfm.data.reading import OnInvalid, check_on_invalid
 from hepfm.data.table import EventTable
 from hepfm.data.variations import Variation
 from hepfm.errors import ArgumentError, InputDataError
@@ -93,6 +94,8 @@ class TaskData:
     samples: TaskSamples | None = None
     #: a systematic variation applied as the events are read (None: nominal)
     variation: Variation | None = None
+    #: events with bad values: "error" (stop, naming file, branch and entry) or "drop"
+    on_invalid: OnInvalid = "error"
 
     @classmethod
     def from_task(cls, task: Task | str,
@@ -172,7 +175,8 @@ class TaskData:
                                label_branch=self.label_branch if label is None else None,
                                weight_branch=self.weight_branch,
                                max_events=self.events_per_process,
-                               process=process_of_file(files[0]), variation=self.variation)
+                               process=process_of_file(files[0]), variation=self.variation,
+                               on_invalid=self.on_invalid)
                  for files, label in groups]
         if warn and not mix:
             _warn_shared(parts[:n_sig], parts[n_sig:])
@@ -210,11 +214,24 @@ def task_data(task: str | None = None, signal: str | Sequence[str] | None = None
               branch_map: str | BranchMap | None = None, btag: str | None = None,
               data: str | os.PathLike[str] | None = None,
               events_per_process: int | None = None, generate: bool = False,
-              sample_events: int | None = None) -> TaskData:
+              sample_events: int | None = None, on_invalid: OnInvalid = "error") -> TaskData:
     """The :class:`TaskData` that ``hepfm finetune``/``scan`` options name: a built-in task
     (`task` alone), a task of process names (`signal` and `background` names, in the
     samples of `data`), or files (paths, globs, directories; `task` then names it).
-    `btag` is the b-tag working point of the branch map (``--btag``)."""
+    `btag` is the b-tag working point of the branch map; `on_invalid` what happens to
+    events with bad values (``"error"`` or ``"drop"``)."""
+    check_on_invalid(on_invalid)
+    return replace(_task_data(task, signal, background, mixed, test_signal, test_background,
+                              test_mixed, label_branch, weight_branch, branch_map, btag, data,
+                              events_per_process, generate, sample_events),
+                   on_invalid=on_invalid)
+
+
+def _task_data(task: str | None, signal: Any, background: Any, mixed: Any, test_signal: Any,
+               test_background: Any, test_mixed: Any, label_branch: str | None,
+               weight_branch: str | None, branch_map: str | BranchMap | None,
+               btag: str | None, data: Any, events_per_process: int | None, generate: bool,
+               sample_events: int | None) -> TaskData:
     from hepfm.data.labelled import split_list
 
     items = split_list(signal) + split_list(background)

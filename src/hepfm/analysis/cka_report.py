@@ -34,7 +34,7 @@ from hepfm.analysis.cka import Kernel, cka_diagonal, cka_matrix
 from hepfm.analysis.plots import plot_cka_diagonal, plot_cka_heatmap
 from hepfm.analysis.representations import extract_representations
 from hepfm.atomic import atomic_path, refuse_existing, write_text
-from hepfm.errors import HepfmError
+from hepfm.errors import ArgumentError, HepfmError, naming
 
 PathLike = str | os.PathLike[str]
 
@@ -43,7 +43,8 @@ def resolve_processes(task: str | None, processes: str | Sequence[str] | None) -
     """Processes to draw events from: those of ``task``, or ``processes`` (a list, or
     ``"all"``, ``"everything"`` or ``"A,B,..."``; names need not be in the catalog)."""
     if task is not None and processes:
-        raise HepfmError("give either --task or --processes, not both")
+        raise HepfmError("give either task or processes, not both").for_cli(
+            "give either --task or --processes, not both")
     if task is not None:
         from hepfm.tasks import get_task
 
@@ -55,29 +56,31 @@ def resolve_processes(task: str | None, processes: str | Sequence[str] | None) -
             return expand(processes)
         processes = [p.strip() for p in processes.split(",") if p.strip()]
     if not processes:
-        raise HepfmError("say which events to compare on: --task NAME or --processes A,B,...")
+        raise HepfmError("say which events to compare on: task or processes").for_cli(
+            "say which events to compare on: --task NAME or --processes A,B,...")
     return list(dict.fromkeys(processes))
 
 
 def load_cka_events(data: PathLike | None, processes: Sequence[str], events: int,
-                    seed: int = 0):  # -> EventTable
+                    seed: int = 0, on_invalid: str = "error"):  # -> EventTable
     """``events`` events, an equal share per process, drawn at random (``seed``).
 
     The first ``ceil(events / n_processes)`` events of each process are read; ``data``
     defaults to the directory ``hepfm pretrain`` uses ($HEPFM_DATA or the user cache). CKA
     compares representations, so these may be training events; to use held-out events,
-    point ``data`` at files the runs were not trained on.
+    point ``data`` at files the runs were not trained on. `on_invalid`: ``"error"`` or
+    ``"drop"`` (events with bad values, see :func:`hepfm.data.reading.iterate_tables`).
     """
     from hepfm.data import load_events
 
     if events < 4:
-        raise HepfmError(f"--events must be at least 4, got {events}")
+        raise naming(ArgumentError, f"{{setting}} must be at least 4, got {events}", "events")
     per_process = math.ceil(events / len(processes))
     if data is None:
         from hepfm.samples import default_data_dir
 
         data = default_data_dir()
-    table = load_events(data, list(processes), per_process)
+    table = load_events(data, list(processes), per_process, on_invalid=on_invalid)
     if len(table) > events:
         pick = np.random.default_rng(seed).choice(len(table), events, replace=False)
         table = table.subset(np.sort(pick))
@@ -122,11 +125,13 @@ def cka_report(
     device: str | torch.device = "cpu",
     seed: int = 0,
     force: bool = False,
+    on_invalid: str = "error",
 ) -> pd.DataFrame:
     """CKA matrix of two runs on the same events; writes CSVs and PNGs into ``out`` (a
     directory that holds files is refused unless `force`)."""
     refuse_existing(out, force)
-    table = load_cka_events(data, resolve_processes(task, processes), events, seed)
+    table = load_cka_events(data, resolve_processes(task, processes), events, seed,
+                            on_invalid)
     reps_a = representations_of(run_a, table, device=device)
     reps_b = representations_of(run_b, table, device=device)
     matrix = cka_matrix(reps_a, reps_b, kernel=kernel, batch_size=batch_size, seed=seed,
@@ -166,13 +171,15 @@ def cka_group_report(
     seed: int = 0,
     labels: tuple[str, str] = ("A", "B"),
     force: bool = False,
+    on_invalid: str = "error",
 ) -> pd.DataFrame:
     """Mean and spread of same-stage CKA within and across two groups of runs (written into
     ``out``, refused when it holds files unless `force`)."""
     if len(group_a) < 1 or len(group_b) < 1 or len(group_a) + len(group_b) < 2:
         raise HepfmError("group mode needs at least one run in each group")
     refuse_existing(out, force)
-    table = load_cka_events(data, resolve_processes(task, processes), events, seed)
+    table = load_cka_events(data, resolve_processes(task, processes), events, seed,
+                            on_invalid)
     reps = {str(r): representations_of(r, table, device=device)
             for r in dict.fromkeys([*map(str, group_a), *map(str, group_b)])}
     record_models(list(reps), out)

@@ -21,10 +21,10 @@ import yaml
 
 from hepfm.data.branches import BRANCH_MAPS, BranchMap
 from hepfm.data.features import DEFAULT_SELECTION, Selection
-from hepfm.data.reading import open_file, read_table
+from hepfm.data.reading import OnInvalid, open_file, read_table
 from hepfm.data.table import EventTable
 from hepfm.data.variations import Variation
-from hepfm.errors import HepfmError, InputDataError
+from hepfm.errors import HepfmError, InputDataError, naming
 
 #: Process names of the classes of a user task (``EventTable.processes``; process == y).
 CLASSES = ("background", "signal")
@@ -169,16 +169,18 @@ class LabelledEvents:
             np.concatenate([p.weight for p in parts]) if all(has_w) else None)
 
 
-def _branch(info: Any, name: str, option: str) -> np.ndarray:
-    """A flat numeric branch of the file's tree, read whole, with a clear error if absent."""
+def _branch(info: Any, name: str, setting: str) -> np.ndarray:
+    """A flat numeric branch of the file's tree, read whole, with a clear error if absent
+    (naming the `setting` that asked for it)."""
     keys = info.tree.keys(recursive=True)
     if name not in keys:
-        raise InputDataError(f"'{info.path}', tree '{info.tree.name}': no branch '{name}' "
-                             f"({option}). Branches: {', '.join(sorted(keys)[:40])}")
+        raise naming(InputDataError, f"'{info.path}', tree '{info.tree.name}': no branch "
+                     f"'{name}' ({{setting}}). Branches: {', '.join(sorted(keys)[:40])}",
+                     setting)
     arr = info.tree[name].array(library="np")
     if arr.dtype == object or arr.ndim != 1 or arr.dtype.kind not in "biuf":
-        raise InputDataError(f"'{info.path}', branch '{name}' ({option}) must hold one number "
-                             f"per event, got {arr.dtype}")
+        raise naming(InputDataError, f"'{info.path}', branch '{name}' ({{setting}}) must hold "
+                     f"one number per event, got {arr.dtype}", setting)
     return arr
 
 
@@ -186,11 +188,13 @@ def read_labelled(files: Sequence[str], branch_map: BranchMap, label: int | None
                   label_branch: str | None = None, weight_branch: str | None = None,
                   selection: Selection = DEFAULT_SELECTION,
                   max_events: int | None = None, process: str | None = None,
-                  variation: Variation | None = None) -> LabelledEvents:
-    """All events of `files` (the first `max_events` of them, in order, when given) with
-    label `label`, or per event from `label_branch` (0/1). The table's process is `process`
-    when named, else its class (:data:`CLASSES`); `variation` shifts the events as they are
-    read (:mod:`hepfm.data.variations`)."""
+                  variation: Variation | None = None,
+                  on_invalid: OnInvalid = "error") -> LabelledEvents:
+    """All events of `files` (those of the first `max_events` entries, in order, when given)
+    with label `label`, or per event from `label_branch` (0/1). The table's process is
+    `process` when named, else its class (:data:`CLASSES`); `variation` shifts the events as
+    they are read (:mod:`hepfm.data.variations`); `on_invalid` (``"error"`` or ``"drop"``)
+    says what happens to events with bad values (:func:`~hepfm.data.reading.iterate_tables`)."""
     if (label is None) == (label_branch is None):
         msg = "give exactly one of label and label_branch"
         raise ValueError(msg)  # programming error: callers choose one, not user input
@@ -202,31 +206,32 @@ def read_labelled(files: Sequence[str], branch_map: BranchMap, label: int | None
         info = open_file(path, branch_map)
         table = read_table(path, branch_map, selection, max_events=left,
                            processes=CLASSES if process is None else (process,),
-                           variation=variation)
+                           variation=variation, on_invalid=on_invalid)
         n = len(table)
+        entry = np.arange(n, dtype=np.int64) if table.entry is None else table.entry
         if left is not None:
-            left -= n
+            left -= min(info.num_entries, left)
         if label_branch is not None:
-            raw = _branch(info, label_branch, "--label-branch")[:n]
+            raw = _branch(info, label_branch, "label_branch")[entry]
             bad = ~np.isin(raw, (0, 1))
             if bad.any():
                 k = int(np.flatnonzero(bad)[0])
-                raise InputDataError(
-                    f"'{path}', branch '{label_branch}' (--label-branch) must be 0 "
-                    f"(background) or 1 (signal); entry {k} is {raw[k]!r}")
+                raise naming(InputDataError, f"'{path}', branch '{label_branch}' ({{setting}}) "
+                             f"must be 0 (background) or 1 (signal); entry {entry[k]} is "
+                             f"{raw[k]!r}", "label_branch")
             y = raw.astype(np.int64)
         else:
             y = np.full(n, label, np.int64)
         w = None
         if weight_branch is not None:
-            w = _branch(info, weight_branch, "--weight-branch")[:n].astype(np.float64)
+            w = _branch(info, weight_branch, "weight_branch")[entry].astype(np.float64)
             if not np.all(np.isfinite(w)):
                 k = int(np.flatnonzero(~np.isfinite(w))[0])
-                raise InputDataError(f"'{path}', branch '{weight_branch}' (--weight-branch): "
-                                     f"entry {k} is {w[k]}")
+                raise naming(InputDataError, f"'{path}', branch '{weight_branch}' ({{setting}}): "
+                             f"entry {entry[k]} is {w[k]}", "weight_branch")
         table = table.with_labels(y)
         if process is None:
             table.process = y.astype(np.int16)
-        parts.append(LabelledEvents(table, np.zeros(n, np.int32), np.arange(n, dtype=np.int64),
+        parts.append(LabelledEvents(table, np.zeros(n, np.int32), entry.copy(),
                                     [SourceFile(path, info.num_entries)], w))
     return LabelledEvents.concat(parts)

@@ -102,8 +102,10 @@ class EventDataModule(L.LightningDataModule):
                  cache_dir: str | os.PathLike[str] | None = None, streaming: bool = False,
                  stats_events: int = STATS_EVENTS, eval_events: int = EVAL_EVENTS, *,
                  generate: bool = False, sample_events: int | None = None,
-                 generate_workers: int | None = None, verbose: bool = True):
+                 generate_workers: int | None = None, verbose: bool = True,
+                 on_invalid: str = "error"):
         super().__init__()
+        self.on_invalid = on_invalid
         self.generate = generate or data_dir is None
         self.data_dir = default_data_dir() if data_dir is None else Path(data_dir).expanduser()
         self.sample_events = sample_events or events_per_process or SAMPLE_EVENTS
@@ -134,13 +136,13 @@ class EventDataModule(L.LightningDataModule):
             self._setup_streaming()
             return
         table = load_events(self.data_dir, self.processes, self.events_per_process,
-                            cache_dir=self.cache_dir)
+                            cache_dir=self.cache_dir, on_invalid=self.on_invalid)
         self.train, self.val, self.test = table.split(self.split, seed=self.seed)
         self.stats = FeatureStats.from_table(self.train)
 
     def _read(self, part: int, max_events: int | None) -> EventTable:
         """The first `max_events` events of split `part` (0 train, 1 val, 2 test) per process."""
-        return load_events(self.sources, None, max_events,
+        return load_events(self.sources, None, max_events, on_invalid=self.on_invalid,
                            entry_ranges={f: r[part] for f, r in self.ranges.items()})
 
     def _setup_streaming(self) -> None:
@@ -197,7 +199,8 @@ class EventDataModule(L.LightningDataModule):
         if self.streaming:
             ds = RangedStreamingEvents(
                 self.sources, {f: r[0] for f, r in self.ranges.items()},
-                num_workers=self.num_workers, batch_size=self.batch_size, seed=self.seed)
+                num_workers=self.num_workers, batch_size=self.batch_size, seed=self.seed,
+                on_invalid=self.on_invalid)
             return DataLoader(ds, batch_size=None, num_workers=self.num_workers,
                               persistent_workers=False)
         return self._loader(self.train, shuffle=True)

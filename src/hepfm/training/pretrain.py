@@ -55,6 +55,7 @@ DEFAULTS: dict[str, Any] = {
     "lr": 2e-3,
     "schedule": "cosine",
     "patience": 4,
+    "on_invalid": "error",
 }
 RUN_SETTINGS = "run.yaml"
 PRECISIONS = {"32": "32-true", "32-true": "32-true", "bf16": "bf16-mixed",
@@ -139,6 +140,7 @@ def check_settings(s: dict[str, Any], device: str, precision: str, devices: int 
                    num_nodes: int = 1) -> None:
     """Raise :class:`ArgumentError` for a setting that cannot work, before anything is
     loaded or generated: sizes below 1, unknown device, precision or objective."""
+    from hepfm.data.reading import check_on_invalid
     from hepfm.objectives.mpm import parse_objective
 
     for key in ("epochs", "batch_size", "events_per_process", "patience"):
@@ -151,6 +153,7 @@ def check_settings(s: dict[str, Any], device: str, precision: str, devices: int 
         raise ArgumentError(f"unknown precision '{precision}': use one of "
                             f"{', '.join(PRECISIONS)}")
     resolve_device(device, "device")
+    check_on_invalid(s["on_invalid"])
     if num_nodes < 1 or (devices != -1 and isinstance(devices, int) and devices < 1):
         raise ArgumentError(f"devices must be >= 1 (or -1: all) and num_nodes >= 1, got "
                             f"{devices} and {num_nodes}")
@@ -211,6 +214,7 @@ def pretrain(
     generate_workers: int | None = None,
     progress: bool = True,
     verbose: bool = True,
+    on_invalid: str | None = None,
 ) -> PretrainResult:
     """Pretrain the foundation model on `processes` and write a run directory.
 
@@ -227,7 +231,8 @@ def pretrain(
     With `streaming`, training events are streamed from the files (split by entry ranges
     per file, see :class:`~hepfm.training.datamodule.EventDataModule`); there
     `events_per_process` caps the entries read per file and, unless given, reads them all.
-    `num_workers`: DataLoader worker processes.
+    `num_workers`: DataLoader worker processes. `on_invalid`: ``"error"`` (default) or
+    ``"drop"``, what happens to events with bad values (recorded in ``run.yaml``).
     """
     out_dir = _run_dir(out_dir, resume, devices, num_nodes)
     if not resume and distributed_rank() == 0:  # ranks > 0 start after rank 0 wrote there
@@ -241,7 +246,7 @@ def pretrain(
         "batch_size": batch_size, "seed": seed, "lr": lr, "schedule": schedule,
         "patience": patience, "model": model_config, "mpm": mpm,
         "data_dir": None if data_dir is None else str(Path(data_dir).expanduser()),
-        "streaming": streaming or None,
+        "streaming": streaming or None, "on_invalid": on_invalid,
     }.items() if v is not None})
     names = resolve_processes(s["processes"])
     check_settings(s, device, precision, devices, num_nodes)
@@ -296,7 +301,8 @@ def _data_module(s: dict[str, Any], names: list[str], num_workers: int, generate
                          num_workers=num_workers, streaming=bool(s.get("streaming")),
                          cache_dir=Path(data_dir or default_data_dir()).expanduser() / ".cache",
                          generate=generate, sample_events=sample_events,
-                         generate_workers=generate_workers, verbose=verbose)
+                         generate_workers=generate_workers, verbose=verbose,
+                         on_invalid=s["on_invalid"])
     dm.prepare_data()  # before the model: it is built with the data's normalisation
     return dm
 

@@ -118,7 +118,8 @@ def finetune_task(task: TaskData | Task | str, model: str | None = None, mode: s
               "train_events": len(splits.train), "val_events": len(splits.val),
               "test_events": len(splits.test), "explicit_test_set": test is not None,
               "weighted": splits.test.weight is not None,
-              "inputs": data.branch_map.record(), **metrics,
+              "inputs": {**data.branch_map.record(), "on_invalid": data.on_invalid},
+              **metrics,
               "train_seconds": res.train_seconds, "epochs_to_best": res.best_epoch,
               "epochs_run": res.epochs_run, "seed": seed, "history": res.history,
               "pretraining_overlap": overlap,
@@ -129,6 +130,7 @@ def finetune_task(task: TaskData | Task | str, model: str | None = None, mode: s
                               train_size=len(splits.train), seed=seed,
                               base_model=pretrained.identity,
                               inputs={**data.branch_map.record(),
+                                      "on_invalid": data.on_invalid,
                                       "label_branch": data.label_branch,
                                       "weight_branch": data.weight_branch})
     write_json(out_dir / "metrics.json", record)
@@ -238,7 +240,8 @@ def scan_task(data: TaskData, models: Mapping[str, FoundationModel], sizes: Sequ
     files = sorted({f["path"] for ev in parts for f in ev.provenance()})
     return scan_splits(data.name, split, data_key, models, sizes, modes, seeds, out,
                        FinetuneConfig(epochs=epochs, accelerator=device), progress,
-                       info={"data": files, "inputs": data.branch_map.record()},
+                       info={"data": files, "inputs": {**data.branch_map.record(),
+                                                       "on_invalid": data.on_invalid}},
                        variations=varied)
 
 
