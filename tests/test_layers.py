@@ -119,7 +119,7 @@ LAYERS = ("hepfm.cli", "hepfm.exporting", "hepfm.inference", "hepfm.training",
           "hepfm.analysis", "hepfm.taskdata", "hepfm.samples", "hepfm.provenance",
           "hepfm.objectives", "hepfm.hub", "hepfm.models", "hepfm.generate", "hepfm.data",
           "hepfm.tasks", "hepfm.processes", "hepfm.pretrained", "hepfm.devices",
-          "hepfm.defaults", "hepfm.atomic", "hepfm.errors")
+          "hepfm.defaults", "hepfm.progress", "hepfm.atomic", "hepfm.errors")
 
 
 def test_every_module_has_a_layer():

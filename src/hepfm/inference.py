@@ -25,7 +25,6 @@ from typing import Any, Literal
 import numpy as np
 import torch
 import uproot
-from tqdm.auto import tqdm
 
 from hepfm import __version__
 from hepfm.atomic import atomic_path
@@ -38,6 +37,7 @@ from hepfm.data.variations import Variation
 from hepfm.errors import HepfmError
 from hepfm.hub import load_pretrained, resolve_model_dir
 from hepfm.models.foundation import FoundationModel
+from hepfm.progress import progress_bar
 from hepfm.training.evaluate import predict
 
 Format = Literal["root", "parquet"]
@@ -205,8 +205,8 @@ def predict_files(model_dir: str | os.PathLike, files: Sequence[str], out_dir: s
             "tree": branch_map.tree, **branch_map.record(),
             "variation": None if variation is None else variation.to_dict(),
             "on_invalid": on_invalid}
-    with tqdm(total=sum(totals), unit="ev", unit_scale=True, disable=not progress,
-              desc="hepfm predict") as bar:
+    with progress_bar(sum(totals), "hepfm predict", unit_scale=True,
+                      disable=not progress) as bar:
         for path, out in zip(files, outs, strict=True):
             bar.set_postfix_str(Path(path).name)
             try:

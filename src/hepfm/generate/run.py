@@ -272,8 +272,9 @@ def _resolve_existing(plans: list[SamplePlan], mine: list[Part],
 def _write_parts(tasks: list[ChunkTask], todo: list[Part], metadata: dict[Path, dict[str, Any]],
                  workers: int, executor: str, scheduler: str | None, progress: bool) -> None:
     """Run the chunk tasks and write each part as its chunks arrive (in order)."""
-    from tqdm.auto import tqdm
     from tqdm.contrib.logging import logging_redirect_tqdm
+
+    from hepfm.progress import progress_bar
 
     part_of = {p.path: p for p in todo}
     writers: dict[Path, SampleWriter] = {}
@@ -281,8 +282,7 @@ def _write_parts(tasks: list[ChunkTask], todo: list[Part], metadata: dict[Path, 
     stage = {"pythia": 0.0, "objects": 0.0, "jets": 0.0, "write": 0.0}
     cpu = dict.fromkeys(part_of, 0.0)
     wall = time.perf_counter()
-    bar = tqdm(total=sum(t.n_events for t in tasks), unit="ev", disable=not progress,
-               desc="generate")
+    bar = progress_bar(sum(t.n_events for t in tasks), "generate", disable=not progress)
     try:
         with logging_redirect_tqdm():
             for result in results(run_chunk, tasks, workers, executor, scheduler):
