@@ -11,8 +11,9 @@ inputs 64). Features are synthetic but correlated across stages (successive rand
   are computed once and kept (about 0.8 GB each at 10k events), A's one at a time.
 * baseline (feature space): the numpy ``||Y^T X||^2 / (||X^T X|| ||Y^T Y||)`` loop.
 
-Usage: ``python benchmarks/cka.py [--events 10000] [--threads 1]``; writes
-``benchmarks/results/cka.md``. Run it alone: the full-matrix baseline holds ~6.5 GB.
+Usage: ``python benchmarks/cka.py [--events 10000] [--threads 1]``; writes a new dated file
+``benchmarks/results/cka-<date>.md`` (``--out``; never over an existing file without
+``--force``). Run it alone: the full-matrix baseline holds ~6.5 GB.
 """
 
 from __future__ import annotations
@@ -30,11 +31,11 @@ for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
 
 import platform  # noqa: E402
 import time  # noqa: E402
-from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
+from _results import add_output_options, output_path  # noqa: E402
 from hepfm.analysis.cka import cka_matrix  # noqa: E402
 
 STAGES = {"encoder": 128, "block_1": 128, "block_2": 128, "block_3": 128, "readout": 64,
@@ -105,8 +106,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-full-matrix", action="store_true",
                         help="skip the n x n numpy baseline (memory ~ 7 n^2 x 8 bytes)")
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results" / "cka.md"))
+    add_output_options(parser, "cka")
     args = parser.parse_args()
+    out = output_path(args, "cka")
     torch.set_num_threads(args.threads)
     load = os.getloadavg()[0]
     n = args.events
@@ -157,8 +159,6 @@ def main() -> None:
                  f"{float((m_lin - m_lin_b).to_numpy().mean()):+.4f}")
     text = "\n".join(lines) + "\n"
     print(text)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp")
     tmp.write_text(text)
     os.replace(tmp, out)

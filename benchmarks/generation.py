@@ -23,6 +23,7 @@ from datetime import datetime, timezone
 from importlib.metadata import version
 from pathlib import Path
 
+from _results import RESULTS, dated, refuse_existing
 from hepfm.generate import DetectorConfig, file_metadata
 from hepfm.generate.run import ChunkTask, run_chunk
 from hepfm.generate.writer import SampleWriter
@@ -53,8 +54,14 @@ def main() -> None:
     parser.add_argument("--processes", default="everything")
     parser.add_argument("--mpi", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--out", default=str(Path(__file__).parent / "results"))
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder of the result "
+                        "files generation[_nompi]-<today>.md and .csv [results/]")
+    parser.add_argument("--force", action="store_true",
+                        help="replace existing result files (default: refuse)")
     args = parser.parse_args()
+    tag = "" if args.mpi else "_nompi"
+    md, table_csv = (refuse_existing(args.out / dated(f"generation{tag}", s), args.force)
+                     for s in (".md", ".csv"))
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -90,14 +97,12 @@ def main() -> None:
     table = header + "\n".join(lines)
     print("\n" + table + "\n\n" + summary)
 
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    tag = "" if args.mpi else "_nompi"
-    (out / f"generation{tag}.md").write_text(
+    args.out.mkdir(parents=True, exist_ok=True)
+    md.write_text(
         f"# Generation benchmark{' (MPI off)' if not args.mpi else ''}\n\n{info}.\n\n"
         f"`.venv/bin/python benchmarks/generation.py --events-per-process {args.events}"
         f"{'' if args.mpi else ' --no-mpi'}`\n\n{table}\n\n{summary}\n")
-    with open(out / f"generation{tag}.csv", "w", newline="") as f:
+    with open(table_csv, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)

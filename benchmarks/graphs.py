@@ -10,7 +10,8 @@ with different basket sizes: how fast reading is depends on how a file was writt
 Without ``--files`` Delphes-layout files of synthetic events are written with numpy first,
 one per ``--basket-events`` (events per basket; ROOT's default 32 kB baskets hold about 1600
 events of ``Jet.PT`` here, ``hepfm generate`` writes 500). The result table is printed and
-saved to ``benchmarks/results/graphs.md``.
+saved to a new dated file ``benchmarks/results/graphs-<date>.md`` (``--out``; never over an
+existing file without ``--force``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ import uproot
 from torch_geometric.data import Batch, Data
 from torch_geometric.loader import DataLoader
 
+from _results import add_output_options, output_path
 from hepfm.data import DELPHES, EventTable, arrays_to_table, build_batch, open_file
 from hepfm.data import graphs as hgraphs
 from hepfm.data.edge_kernel import HAVE_NUMBA, numba
@@ -159,8 +161,9 @@ def main() -> None:
     ap.add_argument("--basket-events", type=int, nargs="+", default=[1600],
                     help="events per basket of the synthetic files (one file each)")
     ap.add_argument("--repeat", type=int, default=3)
-    ap.add_argument("--out", default=str(Path(__file__).parent / "results" / "graphs.md"))
+    add_output_options(ap, "graphs")
     args = ap.parse_args()
+    out = output_path(args, "graphs")
     torch.set_num_threads(1)
     backends = [hgraphs.BACKEND] + [b for b in ("numba", "numpy")
                                     if b != hgraphs.BACKEND and (b == "numpy" or HAVE_NUMBA)]
@@ -336,8 +339,7 @@ def main() -> None:
     ]
     text = "\n".join(lines)
     print(text)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text)
+    out.write_text(text)
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ PyTorch inference, in one run on the CPU with one thread.
 
 The model is the shipped ``hepfm-small`` with a new binary head (199k parameters). The file
 is written first with synthetic ttbar-like events (``benchmarks/graphs.py``). The table is
-printed and saved to ``benchmarks/results/predict.md``.
+printed and saved to a new dated file ``benchmarks/results/predict-<date>.md`` (``--out``;
+never over an existing file without ``--force``).
 """
 
 from __future__ import annotations
@@ -35,13 +36,12 @@ import torch
 import uproot
 
 sys.path.insert(0, str(Path(__file__).parent))
+from _results import add_output_options, output_path
 from graphs import synthetic_file
 from hepfm.data import DELPHES, open_file, read_table
 from hepfm.exporting import ExportWrapper, export_onnx, onnx_inputs
 from hepfm.hub import load_pretrained
 from hepfm.inference import predict_files
-
-RESULTS = Path(__file__).parent / "results" / "predict.md"
 
 
 def best_of(fn: Callable[[], object], repeat: int) -> float:
@@ -60,8 +60,9 @@ def main() -> None:
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--step-size", type=int, default=100_000)
     ap.add_argument("--batch-size", type=int, default=4096)
-    ap.add_argument("--out", type=Path, default=RESULTS)
+    add_output_options(ap, "predict")
     args = ap.parse_args()
+    out = output_path(args, "predict")
     torch.set_num_threads(1)
     tmp = Path(tempfile.mkdtemp(prefix="hepfm-bench-predict-"))
     path = synthetic_file(tmp / "events.root", args.events, seed=0)
@@ -143,8 +144,7 @@ def main() -> None:
     lines += ["", f"Max |ONNX Runtime - PyTorch| over all scores: {diff:.1e}.", ""]
     text = "\n".join(lines)
     print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
+    out.write_text(text)
 
 
 if __name__ == "__main__":

@@ -9,13 +9,15 @@ trained from scratch and the BDT, on task samples that no model saw (task seed s
     python benchmarks/scaling.py pretrain --data samples/scale --out runs/scaling
     python benchmarks/scaling.py scan --out runs/scaling --data samples/tasks
     python benchmarks/scaling.py ship --out runs/scaling --data samples/tasks
-    python benchmarks/scaling.py report runs/scaling --results benchmarks/results/scaling
+    python benchmarks/scaling.py report runs/scaling     # -> results/scaling-<date>/
 
 Each step resumes: finished pretrainings (model directories) and stored scan runs are kept.
-``report`` writes ``scaling.csv`` (AUC and gain over scratch with 68% test-bootstrap
-intervals, per task, training size, width and pretraining size), ``scaling.png`` and
-``pretraining.csv`` (each model's cost on this host and its 12-process test scores),
-``steps.csv`` (each pretraining size minus the next smaller one, paired) and,
+``report`` writes into a new dated folder ``benchmarks/results/scaling-<date>``
+(``--results``; a folder holding files is written into only with ``--force``):
+``scaling.csv`` (AUC and gain over scratch with 68% test-bootstrap intervals, per task,
+training size, width and pretraining size), ``scaling.png`` and ``pretraining.csv`` (each
+model's cost on this host and its 12-process test scores), ``steps.csv`` (each pretraining
+size minus the next smaller one, paired) and,
 when ``runs/scaling/scan-ship`` holds a paired scan of the 32k models beside the shipped
 ``hepfm-small`` (``full`` mode, same tasks and sizes), ``candidates.csv``: each model's AUC
 minus hepfm-small's with paired bootstrap intervals.
@@ -30,6 +32,8 @@ import platform
 from pathlib import Path
 
 import pandas as pd
+
+from _results import RESULTS, dated, refuse_existing
 
 SIZES = (2000, 8000, 32000)
 WIDTHS = (64, 128)
@@ -231,7 +235,10 @@ def main() -> None:
     c.add_argument("--size", type=int, default=max(SIZES))
     r = sub.add_parser("report")
     r.add_argument("out", type=Path)
-    r.add_argument("--results", type=Path, default=Path("benchmarks/results/scaling"))
+    r.add_argument("--results", type=Path, default=None,
+                   help="result folder [benchmarks/results/scaling-<today>]")
+    r.add_argument("--force", action="store_true",
+                   help="write into a result folder that holds files (default: refuse)")
     args = parser.parse_args()
 
     def ints(text: str) -> tuple[int, ...]:
@@ -244,7 +251,8 @@ def main() -> None:
     elif args.step == "ship":
         scan_candidates(args.out, args.data, ints(args.widths), args.size)
     else:
-        print(report(args.out, args.results).to_string(index=False))
+        results = refuse_existing(args.results or RESULTS / dated("scaling", ""), args.force)
+        print(report(args.out, results).to_string(index=False))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ with the same loss, optimiser and batch size; they differ only in how that is do
 
 Events per second are training events processed per wall-clock second (loader + forward +
 backward + AdamW step). On CPU the thread count is fixed (default 1) and reported; on a
-CUDA machine fp32 and bf16-mixed are measured too. Results go to benchmarks/results/train.md.
+CUDA machine fp32 and bf16-mixed are measured too. Results go to a new dated file
+benchmarks/results/train-<date>.md (--out; never over an existing file without --force).
 
     python benchmarks/train.py --data ~/.cache/hepfm/data      # generated samples
     python benchmarks/train.py                                 # synthetic events
@@ -42,12 +43,11 @@ from torch_geometric.nn import MetaLayer, global_mean_pool
 from torch_geometric.utils import scatter
 
 import hepfm
+from _results import add_output_options, output_path
 from hepfm.data import EventBatches, EventTable, FeatureStats, build_batch, load_events
 from hepfm.models import FoundationModel, ModelConfig
 from hepfm.models import scatter as hscatter
 from hepfm.models.blocks import GraphNetBlock
-
-RESULTS = Path(__file__).parent / "results" / "train.md"
 
 
 # ------------------------------------------------------------------ the baseline network
@@ -437,8 +437,9 @@ def main() -> None:
     ap.add_argument("--backends", nargs="+", choices=["torch", "torch_scatter", EARLIER],
                     help="hepfm aggregation backends to time (default: all installed); "
                     f"'{EARLIER}' is the earlier native path, for comparison")
-    ap.add_argument("--out", default=str(RESULTS))
+    add_output_options(ap, "train")
     args = ap.parse_args()
+    out = output_path(args, "train")
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
@@ -606,8 +607,6 @@ def main() -> None:
     if not torch.cuda.is_available():
         lines += ["", "No CUDA device in this run: GPU rows (fp32, bf16) are measured when "
                   "one is available."]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n")
     print(f"written to {out}")
 
