@@ -147,3 +147,43 @@ def test_cli_choices_are_the_library_ones() -> None:
 
     assert cli.MODE_CHOICES == MODES
     assert cli.DEVICE_CHOICES == DEVICES and set(cli.PRECISION_CHOICES) == set(PRECISIONS)
+
+
+def test_every_value_error_left_is_a_commented_programming_error() -> None:
+    """User input raises hepfm errors; a bare ValueError is a bug of hepfm, said where."""
+    src = Path(hepfm.samples.__file__).parent
+    bare = [f"{path.relative_to(src)}:{k}" for path in sorted(src.rglob("*.py"))
+            for k, line in enumerate(path.read_text().splitlines(), 1)
+            if "raise ValueError" in line and "# programming error: " not in line]
+    assert bare == []
+
+
+def test_library_errors_reach_the_cli_as_one_line(tmp_path: Path) -> None:
+    """Errors raised by the library (not by an option's check) are one line and exit 2."""
+    import yaml
+
+    detector = tmp_path / "detector.yaml"
+    detector.write_text("btag_b_norm: 0.7\nno_such_parameter: 1\n")
+    listing = tmp_path / "list.yaml"
+    listing.write_text("- 1\n- 2\n")
+    from hepfm.models.foundation import FoundationModel, ModelConfig
+
+    model = tmp_path / "model"
+    FoundationModel(ModelConfig(hidden=8, blocks=1, head_hidden=8)).save_pretrained(model)
+    config = yaml.safe_load((model / "config.yaml").read_text())
+    config["model"]["no_such_field"] = 1
+    (model / "config.yaml").write_text(yaml.safe_dump(config))
+    cases = [
+        (["generate", "--events-per-process", "5", "--out", str(tmp_path / "g"), "--detector",
+          str(detector)], f"detector file '{detector}'", "no_such_parameter"),
+        (["generate", "--events-per-process", "5", "--out", str(tmp_path / "g"), "--detector",
+          str(listing)], f"detector file '{listing}' must hold 'name: value' lines"),
+        (["pretrain", "--objective", "mpm:x+multiclass"], "'--objective'",
+         "weight 'x' is not a number"),
+        (["export", "--model", str(model), "--out", str(tmp_path / "m.onnx")],
+         "architecture not understood", "no_such_field"),
+        (["predict", "--model", str(model), "--input", __file__, "--out", str(tmp_path / "p")],
+         "architecture not understood"),
+    ]
+    for args, *expected in cases:
+        _one_line_error(args, *expected)
