@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from hepfm.atomic import atomic_path
 from hepfm.data.graphs import build_batch
 from hepfm.data.table import EventTable
-from hepfm.errors import ArgumentError, HepfmError, MissingExtraError, OutputExistsError
+from hepfm.errors import ArgumentError, HepfmError, MissingExtraError, OutputExistsError, naming
 from hepfm.models import scatter
 from hepfm.models.foundation import FoundationModel
 
@@ -215,8 +215,8 @@ def export_onnx(model: FoundationModel, path: str | os.PathLike, head: str,
 def _check_output(path: str | os.PathLike, force: bool) -> Path:
     path = Path(path)
     if path.exists() and not force:
-        raise OutputExistsError(f"output exists: '{path}'; pass --force (force=True) to "
-                                "replace it")
+        raise naming(OutputExistsError, f"output exists: '{path}'; pass {{setting}} to "
+                     "replace it", "force")
     return path
 
 

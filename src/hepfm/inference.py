@@ -191,8 +191,9 @@ def predict_files(model_dir: str | os.PathLike, files: Sequence[str], out_dir: s
                         "_hepfm" if variation is None else f"_hepfm_{variation.name}")
     existing = [str(o) for o in outs if o.exists()]
     if existing and not force:
-        raise HepfmError(f"output exists: '{existing[0]}' ({len(existing)} in all); "
-                         "pass --force to replace, or choose another --out")
+        found = f"output exists: '{existing[0]}' ({len(existing)} in all); pass"
+        raise HepfmError(f"{found} force=True to replace, or choose another out_dir").for_cli(
+            f"{found} --force to replace, or choose another --out")
     totals = [open_file(f, branch_map, allow_empty=True).num_entries for f in files]
     differs = btag_mismatch(((model.run_config or {}).get("inputs") or {}).get("btag"),
                             branch_map.btag)

@@ -282,10 +282,13 @@ def _run_dir(out_dir: str | os.PathLike[str] | None, resume: bool, devices: int 
     """The run directory: `out_dir`, or a new ``runs/pretrain-<time>`` for a single process."""
     if out_dir is None:
         if resume:
-            raise HepfmError("--resume needs --out RUN_DIR (the run to continue)")
+            raise HepfmError("resume needs out_dir, the run to continue").for_cli(
+                "--resume needs --out RUN_DIR (the run to continue)")
         if devices != 1 or num_nodes != 1:
-            raise HepfmError("give --out RUN_DIR with --devices/--num-nodes: every rank must "
-                             "write to the same run directory")
+            raise HepfmError("give out_dir with devices/num_nodes: every rank must write to "
+                             "the same run directory").for_cli(
+                "give --out RUN_DIR with --devices/--num-nodes: every rank must write to the "
+                "same run directory")
         out_dir = Path("runs") / time.strftime("pretrain-%Y%m%d-%H%M%S")
     return Path(out_dir).expanduser().absolute()
 
