@@ -128,15 +128,7 @@ def check_process(directory: str | os.PathLike[str], process: str,
     files = sorted(f for f in d.glob("*.root") if process_of_file(f) == process)
     report.files = [f.name for f in files]
     summary_file = summary_path(d, process)
-    summary = None
-    if summary_file.exists():
-        try:
-            summary = json.loads(summary_file.read_text())
-            if not _is_summary(summary):
-                raise InputDataError("not a hepfm run summary")
-        except (OSError, ValueError) as err:
-            report.problems.append(f"{summary_file.name} cannot be read: {err}")
-            summary = None
+    summary = _read_summary(summary_file, report)
     temps = [t for t in d.glob(f".{process}*.root.*.tmp")
              if process_of_file(t.name[1:].split(".root.")[0] + ".root") == process]
     if temps:
@@ -146,6 +138,48 @@ def check_process(directory: str | os.PathLike[str], process: str,
         report.problems.append(f"no file for {process}")
         report.incomplete = True
         return report
+    metas, placed = _read_parts(files, report)
+    if not metas:
+        if not report.problems:
+            report.notes.append(f"{len(files)} file(s) without hepfm metadata, not checked")
+        return report
+    if len(metas) < len(files):
+        others = [f.name for f in files if f not in metas]
+        report.problems.append(f"hepfm parts mixed with other files: {', '.join(others)}")
+    _check_settings(process, metas, summary, report)
+    for f, (a, _) in placed.items():  # which chunks each file holds
+        if len(files) > 1 and f.name != f"{process}_{a}.root":
+            report.problems.append(f"{f.name} holds chunks from {a} (its name should be "
+                                   f"{process}_{a}.root)")
+    first, n_chunks, events = _sample_range(metas, placed, summary, report)
+    if summary is None and len(metas) > 1:
+        report.notes.append(f"no {summary_file.name} (checked against the parts' own record)")
+    if not _check_chunks(metas, placed, first, n_chunks, events, report):
+        return report
+    if summary:
+        _check_listing(summary, summary_file.name, metas, report)
+    if checksums:
+        _check_checksums(metas, report)
+    return report
+
+
+def _read_summary(summary_file: Path, report: ProcessReport) -> dict[str, Any] | None:
+    """The run summary, or None (absent, or unreadable: a problem of `report`)."""
+    if not summary_file.exists():
+        return None
+    try:
+        summary = json.loads(summary_file.read_text())
+        if not _is_summary(summary):
+            raise InputDataError("not a hepfm run summary")
+    except (OSError, ValueError) as err:
+        report.problems.append(f"{summary_file.name} cannot be read: {err}")
+        return None
+    return summary
+
+
+def _read_parts(files: list[Path], report: ProcessReport
+                ) -> tuple[dict[Path, dict[str, Any]], dict[Path, tuple[int, int]]]:
+    """The hepfm metadata of each part and its (first chunk, number of chunks)."""
     metas: dict[Path, dict[str, Any]] = {}
     placed: dict[Path, tuple[int, int]] = {}
     for f in files:
@@ -160,14 +194,12 @@ def check_process(directory: str | os.PathLike[str], process: str,
         metas[f] = meta
         if problem:
             report.problems.append(f"{f.name} {problem}")
-    if not metas:
-        if not report.problems:
-            report.notes.append(f"{len(files)} file(s) without hepfm metadata, not checked")
-        return report
-    if len(metas) < len(files):
-        others = [f.name for f in files if f not in metas]
-        report.problems.append(f"hepfm parts mixed with other files: {', '.join(others)}")
+    return metas, placed
 
+
+def _check_settings(process: str, metas: dict[Path, dict[str, Any]],
+                    summary: dict[str, Any] | None, report: ProcessReport) -> None:
+    """Every part holds `process` and has the sample's settings."""
     for f, meta in metas.items():
         if meta.get("process") != process:
             report.problems.append(f"{f.name} holds events of {meta.get('process')}, "
@@ -180,31 +212,34 @@ def check_process(directory: str | os.PathLike[str], process: str,
             report.problems.append(f"{f.name} has other settings than the sample: "
                                    f"{', '.join(diff[:4])}")
 
-    # which chunks each file holds, and which the sample should hold
-    for f, (a, _) in placed.items():
-        if len(files) > 1 and f.name != f"{process}_{a}.root":
-            report.problems.append(f"{f.name} holds chunks from {a} (its name should be "
-                                   f"{process}_{a}.root)")
+
+def _sample_range(metas: dict[Path, dict[str, Any]], placed: dict[Path, tuple[int, int]],
+                  summary: dict[str, Any] | None, report: ProcessReport
+                  ) -> tuple[int, int, int | None]:
+    """(first chunk, number of chunks, events) the sample should hold: from the summary,
+    else the sample record the parts share, else the chunks the parts hold."""
     records = {json.dumps(m.get("sample"), sort_keys=True) for m in metas.values()}
     if summary:
-        first, n_chunks, events = summary["first_chunk"], summary["n_chunks"], summary["n_events"]
-    elif len(records) == 1 and next(iter(metas.values())).get("sample"):
+        return summary["first_chunk"], summary["n_chunks"], summary["n_events"]
+    if len(records) == 1 and next(iter(metas.values())).get("sample"):
         rec = next(iter(metas.values()))["sample"]
-        first, n_chunks, events = rec["first_chunk"], rec["n_chunks"], rec["n_events"]
-    else:
-        if len(records) > 1:
-            report.problems.append("the parts belong to different samples (no summary to "
-                                   "say which one is meant)")
-        first = min(a for a, _ in placed.values())
-        n_chunks = max(a + n for a, n in placed.values()) - first
-        events = None
-    if summary is None and len(metas) > 1:
-        report.notes.append(f"no {summary_file.name} (checked against the parts' own record)")
+        return rec["first_chunk"], rec["n_chunks"], rec["n_events"]
+    if len(records) > 1:
+        report.problems.append("the parts belong to different samples (no summary to "
+                               "say which one is meant)")
+    first = min(a for a, _ in placed.values())
+    return first, max(a + n for a, n in placed.values()) - first, None
+
+
+def _check_chunks(metas: dict[Path, dict[str, Any]], placed: dict[Path, tuple[int, int]],
+                  first: int, n_chunks: int, events: int | None, report: ProcessReport) -> bool:
+    """Every chunk of the sample present exactly once, none outside it, and the event count;
+    False when the metadata's chunk range is implausible (nothing more to check)."""
     lo = min([first] + [a for a, _ in placed.values()])
     hi = max([first + n_chunks] + [a + n for a, n in placed.values()])
     if hi - lo > MAX_CHUNKS:
         report.problems.append(f"implausible chunk range {lo}-{hi - 1} in the metadata")
-        return report
+        return False
     count = np.zeros(hi - lo, np.int64)
     for a, n in placed.values():
         count[a - lo:a - lo + n] += 1
@@ -227,29 +262,34 @@ def check_process(directory: str | os.PathLike[str], process: str,
     report.chunks = int(np.sum(count > 0))
     if events is not None and report.events != events and not (len(dup) or len(missing)):
         report.problems.append(f"{report.events} events in the files, the sample has {events}")
+    return True
 
-    if summary:
-        listed = {str(p.get("file")): p for p in summary["parts"]}
-        for f, meta in metas.items():
-            entry = listed.pop(f.name, None)
-            if entry is None:
-                report.problems.append(f"{f.name} is not listed in {summary_file.name}")
-            elif entry.get("events_sha256") != meta.get("events_sha256"):
-                report.problems.append(f"{f.name} is not the file {summary_file.name} lists "
-                                       "(other events_sha256)")
-        if listed:
-            report.problems.append(f"{summary_file.name} lists missing file(s) "
-                                   f"{', '.join(sorted(listed))}")
-    if checksums:
-        unverified = 0
-        for f, meta in metas.items():
-            ok = verify_events(f, meta)
-            if ok is False:
-                report.problems.append(f"{f.name}: its events do not match its events_sha256")
-            unverified += ok is None
-        if unverified:
-            report.notes.append(f"{unverified} file(s) without a checksum (older hepfm)")
-    return report
+
+def _check_listing(summary: dict[str, Any], name: str, metas: dict[Path, dict[str, Any]],
+                   report: ProcessReport) -> None:
+    """The parts are the files the summary lists, with their events_sha256."""
+    listed = {str(p.get("file")): p for p in summary["parts"]}
+    for f, meta in metas.items():
+        entry = listed.pop(f.name, None)
+        if entry is None:
+            report.problems.append(f"{f.name} is not listed in {name}")
+        elif entry.get("events_sha256") != meta.get("events_sha256"):
+            report.problems.append(f"{f.name} is not the file {name} lists "
+                                   "(other events_sha256)")
+    if listed:
+        report.problems.append(f"{name} lists missing file(s) {', '.join(sorted(listed))}")
+
+
+def _check_checksums(metas: dict[Path, dict[str, Any]], report: ProcessReport) -> None:
+    """Each part's events against its events_sha256."""
+    unverified = 0
+    for f, meta in metas.items():
+        ok = verify_events(f, meta)
+        if ok is False:
+            report.problems.append(f"{f.name}: its events do not match its events_sha256")
+        unverified += ok is None
+    if unverified:
+        report.notes.append(f"{unverified} file(s) without a checksum (older hepfm)")
 
 
 def check_directory(directory: str | os.PathLike[str], processes: Sequence[str] | None = None,
