@@ -269,7 +269,8 @@ def test_finetune_nanoaod_records_the_working_point_and_predict_warns_on_another
     assert res.exit_code == 0, res.output
     record = {"branch_map": "nanoaod", "energy_unit": "GeV",
               "btag": {"kind": "score", "cut": 0.2783}}
-    assert json.loads((run / "metrics.json").read_text())["inputs"] == record
+    assert json.loads((run / "metrics.json").read_text())["inputs"] == {**record,
+                                                                        "on_invalid": "error"}
     assert {k: v for k, v in yaml.safe_load((run / "config.yaml").read_text())["inputs"].items()
             if k in record} == record
     data = str(copies / "nanoaod" / "signal" / "sig_1.root")
