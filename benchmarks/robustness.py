@@ -52,8 +52,10 @@ N_BOOT = 1000
 
 def run(data: str, vincia: str, out: Path, model: str, modes: tuple[str, ...]) -> None:
     from hepfm.taskdata import TaskData
+    from hepfm.training.quiet import quiet_chatter
     from hepfm.training.task_run import scan_tasks
 
+    quiet_chatter(True)
     scan_tasks([TaskData.from_task(t, data) for t in TASKS], {"pretrained": model},
                list(SIZES), list(modes), list(SEEDS), out, resume=True,
                variations=list(VARIATIONS), test_samples={SAMPLE: vincia}, n_boot=N_BOOT)
