@@ -102,19 +102,20 @@ def runs_table(frame: pd.DataFrame, boot: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows).sort_values(["task", "train_size", "mode", "objective", "seed"])
 
 
-def summary_table(frame: pd.DataFrame, boot: pd.DataFrame) -> pd.DataFrame:
+def summary_table(frame: pd.DataFrame, boot: pd.DataFrame, versus: str = "multiclass"
+                  ) -> pd.DataFrame:
     """Mean AUC over seeds per (task, size, curve), with the paired test-bootstrap
-    difference to scratch and to the multiclass model in the same mode."""
+    difference to scratch and to the model `versus` in the same mode."""
     from hepfm.training.scan import differences, summarise
 
     summary = summarise(frame, boot)
-    refs = ("scratch", "full (multiclass)", "frozen (multiclass)")
+    refs = ("scratch", f"full ({versus})", f"frozen ({versus})")
     diffs = differences(frame, boot, references=refs)
     cols = ["diff_mean", "diff_lo68", "diff_hi68"]
-    for ref, tag in (("scratch", "vs_scratch"), (None, "vs_multiclass")):
-        if ref is None:  # each mode against multiclass in the same mode
+    for ref, tag in (("scratch", "vs_scratch"), (None, f"vs_{versus}")):
+        if ref is None:  # each mode against `versus` in the same mode
             d = diffs[diffs["reference"] == diffs["curve"].str.split(" ").str[0]
-                      + " (multiclass)"]
+                      + f" ({versus})"]
         else:
             d = diffs[diffs["reference"] == ref]
         d = d[["task", "train_size", "curve", *cols]].rename(
@@ -173,14 +174,14 @@ def pretraining_table(out: Path) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def report(out: Path, results: Path) -> pd.DataFrame:
+def report(out: Path, results: Path, versus: str = "multiclass") -> pd.DataFrame:
     from hepfm.training.scan import ScanStore, bootstrap_runs, label_efficiencies, load_scan
 
     results.mkdir(parents=True, exist_ok=True)
     frame = load_scan(out / "scan")
     boot = bootstrap_runs(frame, ScanStore(out / "scan"), 1000, 0)
     runs_table(frame, boot).to_csv(results / "runs.csv", index=False, float_format="%.4f")
-    summary = summary_table(frame, boot)
+    summary = summary_table(frame, boot, versus)
     summary.to_csv(results / "summary.csv", index=False, float_format="%.4f")
     label_efficiencies(frame, boot).to_csv(results / "label_efficiency.csv", index=False,
                                            float_format="%.4f")
@@ -207,10 +208,12 @@ def _plot(summary: pd.DataFrame, path: Path) -> None:
     panels = list(tuned.groupby(["task", "train_size"], sort=True))
     fig, axes = plt.subplots(1, len(panels), figsize=(3.3 * len(panels), 3.8), sharey=True,
                              squeeze=False)
-    x = np.arange(len(OBJECTIVES))
+    present = set(tuned["objective"])
+    labels = [o for o in OBJECTIVES if o in present] + sorted(present - set(OBJECTIVES))
+    x = np.arange(len(labels))
     for ax, ((task, size), g) in zip(axes[0], panels, strict=True):
         for k, mode in enumerate(("full", "frozen")):
-            m = g[g["mode"] == mode].set_index("objective").reindex(OBJECTIVES)
+            m = g[g["mode"] == mode].set_index("objective").reindex(labels)
             mean = m["vs_scratch_mean"].to_numpy()
             err = [mean - m["vs_scratch_lo68"].to_numpy(), m["vs_scratch_hi68"].to_numpy() - mean]
             ax.errorbar(x + (k - 0.5) * 0.25, mean, yerr=err, fmt="o", capsize=3, label=mode)
@@ -219,7 +222,7 @@ def _plot(summary: pd.DataFrame, path: Path) -> None:
         if len(bdt):
             ax.axhline(float(bdt.iloc[0]), color="k", ls="--", lw=1, label="BDT")
         ax.axhline(0, color="k", lw=0.8)
-        ax.set_xticks(x, OBJECTIVES, rotation=45, ha="right", fontsize=8)
+        ax.set_xticks(x, labels, rotation=45, ha="right", fontsize=8)
         ax.set_title(f"{task}, {size} events", fontsize=9)
     axes[0, 0].set_ylabel("AUC minus scratch (paired, 68 % bootstrap)")
     axes[0, 0].legend(fontsize=7)
@@ -248,6 +251,8 @@ def main() -> None:
     r = sub.add_parser("report")
     r.add_argument("out", type=Path)
     r.add_argument("--results", type=Path, default=Path("benchmarks/results/objectives"))
+    r.add_argument("--versus", default="multiclass",
+                   help="the model every curve is also compared with, mode by mode")
     args = parser.parse_args()
     if args.step == "pretrain":
         pretrain_all(args.data, args.out, tuple(args.only.split(",")), args.events_per_process,
@@ -257,7 +262,7 @@ def main() -> None:
                  tuple(args.tasks.split(",")), args.part,
                  tuple(n for n in args.shipped.split(",") if n))
     else:
-        print(report(args.out, args.results).to_string(index=False))
+        print(report(args.out, args.results, args.versus).to_string(index=False))
 
 
 if __name__ == "__main__":

@@ -124,3 +124,70 @@ def test_scan_reports_significance_and_variation_shifts(generated_dir, tiny_pret
     assert res.exit_code == 0, res.output
     after = {p.name for p in (tmp_path / "scores" / "ttH_vs_tt").iterdir()}
     assert {f"{r}@les_up.npy" for r in frame["run_id"]} == after - before
+
+
+@pytest.fixture(scope="module")
+def other_sample(tmp_path_factory):
+    """ttH and tt events of another seed: a second test sample of ttH_vs_tt."""
+    pytest.importorskip("pythia8mc")
+    from hepfm.generate import generate_samples
+
+    out = tmp_path_factory.mktemp("other")
+    generate_samples(["ttH", "tt"], 120, out, seed=7, workers=1, mpi=False, progress=False)
+    return out
+
+
+def test_scan_scores_every_run_on_another_test_sample(generated_dir, tiny_pretrained,
+                                                     other_sample, tmp_path):
+    from hepfm.analysis.metrics import rank_auc
+    from hepfm.training.scan import load_scan
+
+    args = ["scan", "--task", "ttH_vs_tt", "--model", str(tiny_pretrained),
+            "--data", str(generated_dir), "--sizes", "60", "--modes", "bdt,frozen",
+            "--seeds", "0,1", "--epochs", "1", "--events-per-process", "200",
+            "--out", str(tmp_path), "--bootstrap", "200",
+            "--test-sample", f"other={other_sample}"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    assert "other test samples" in res.output
+    shifts = pd.read_csv(tmp_path / "test_samples.csv")
+    assert set(shifts["curve"]) == {"bdt", "frozen"} and set(shifts["sample"]) == {"other"}
+    frame = load_scan(tmp_path)
+    scores = tmp_path / "scores" / "ttH_vs_tt"
+    run = json.loads((tmp_path / "runs" / f"{frame['run_id'].iloc[0]}.json").read_text())
+    with np.load(scores / f"test-{run['test_samples']['other']}.npz") as t:
+        y_other = t["y"]
+    with np.load(scores / f"test-{frame['test_id'].iloc[0]}.npz") as t:
+        y = t["y"]
+    assert len(y_other) == len(read_table(sorted(other_sample.glob("*.root")))) != len(y)
+    # the BDT's mean AUC on the other sample and its shift, by hand from the stored scores
+    ids = frame.loc[frame["mode"] == "bdt", "run_id"]
+    other = [rank_auc(y_other, np.load(scores / f"{r}@sample=other.npy")) for r in ids]
+    nominal = [rank_auc(y, np.load(scores / f"{r}.npy")) for r in ids]
+    row = shifts[shifts["curve"] == "bdt"].iloc[0]
+    assert row["auc_sample_mean"] == pytest.approx(np.mean(other), abs=1e-9)
+    assert row["auc_shift_mean"] == pytest.approx(np.mean(other) - np.mean(nominal), abs=1e-9)
+    assert row["auc_shift_lo68"] < row["auc_shift_hi68"]
+    assert row["z_asimov_shift_lo68"] <= row["z_asimov_shift_hi68"]
+    # other test samples are no systematic variation of the same events
+    assert not (tmp_path / "variations.csv").exists()
+    # resumed with the same sample: nothing is trained again
+    before = {p.name: p.stat().st_mtime_ns for p in scores.iterdir()}
+    res = runner.invoke(app, [*args, "--resume"])
+    assert res.exit_code == 0, res.output
+    assert {p.name: p.stat().st_mtime_ns for p in scores.iterdir()} == before
+
+
+@pytest.mark.parametrize("value, message", [
+    ("other", "--test-sample: 'other': give NAME=DIR"),
+    ("same={data}", "test sample 'same': file '{data}/ttH.root' has the content of")])
+def test_scan_refuses_a_bad_test_sample(generated_dir, tiny_pretrained, tmp_path, value,
+                                        message):
+    res = runner.invoke(app, ["scan", "--task", "ttH_vs_tt", "--model", str(tiny_pretrained),
+                              "--data", str(generated_dir), "--sizes", "60", "--modes",
+                              "bdt", "--out", str(tmp_path / "scan"), "--test-sample",
+                              value.format(data=generated_dir)])
+    assert res.exit_code == 2, res.output
+    assert message.format(data=generated_dir) in res.output.replace("\n", " ")
+    assert len(res.output.strip().splitlines()) == 1
+    assert not (tmp_path / "scan" / "runs").exists()

@@ -787,11 +787,18 @@ def scan(
                                         "'hepfm finetune --help'): variations.csv holds the "
                                         "AUC and significance shifts."),
     on_invalid: str = ON_INVALID,
+    test_sample: list[str] = typer.Option(None, help="Also score every trained model on all "
+                                          "events of another sample of the task's "
+                                          "processes, NAME=DIR (a task sample directory, "
+                                          "e.g. made with 'hepfm generate --shower "
+                                          "vincia'; repeated for several): "
+                                          "test_samples.csv holds the shifts."),
     device: str = DEVICE,
     verbose: bool = VERBOSE,
 ) -> None:
     """Learning curves: AUC and significance against training size for each mode, with seed
-    spread and test-bootstrap intervals; shifts under systematic variations."""
+    spread and test-bootstrap intervals; shifts under systematic variations and on other
+    test samples."""
     from hepfm.analysis.significance import yields_from_options
     from hepfm.training.scan import summarise_scan
 
@@ -819,11 +826,25 @@ def scan(
                          [int(n) for n in seeds.split(",")], out, epochs, resume=resume,
                          allow_overlap=allow_overlap, n_boot=bootstrap,
                          device=resolve_device(device), progress=verbose,
-                         yields=chosen_yields, variations=variations)
+                         yields=chosen_yields, variations=variations,
+                         test_samples=_test_samples(test_sample))
     console.print(f"wrote scan.csv, summary.csv, learning curves and compute.csv in {out_dir}")
     _print_scan_summary(out_dir)
     console.print((out_dir / "compute.txt").read_text())
     console.print((out_dir / "label_efficiency.txt").read_text(), highlight=False)
+
+
+def _test_samples(values: list[str] | None) -> dict[str, str]:
+    """{name: directory} of --test-sample NAME=DIR (repeated)."""
+    samples: dict[str, str] = {}
+    for value in values or []:
+        name, sep, directory = value.partition("=")
+        if not (sep and name.strip() and directory.strip()):
+            raise typer.BadParameter(f"'{value}': give NAME=DIR", param_hint="--test-sample")
+        if name.strip() in samples:
+            raise typer.BadParameter(f"'{name}' given twice", param_hint="--test-sample")
+        samples[name.strip()] = directory.strip()
+    return samples
 
 
 def _print_scan_summary(out_dir: Any) -> None:
@@ -856,6 +877,18 @@ def _print_scan_summary(out_dir: Any) -> None:
         for _, r in shifts.iterrows():
             table.add_row(str(r["task"]), str(r["curve"]), str(r["train_size"]),
                           str(r["variation"]), cell(r, "auc_shift_mean", "+.4f"),
+                          cell(r, "z_asimov_shift_mean", "+.3f"))
+        console.print(table)
+    path = out_dir / "test_samples.csv"
+    if path.is_file():
+        shifts = pd.read_csv(path)
+        table = Table("task", "curve", "size", "sample", "AUC", "AUC shift [68%]",
+                      "z_asimov shift [68%]", title="other test samples: shift from the "
+                      "task's test events")
+        for _, r in shifts.iterrows():
+            table.add_row(str(r["task"]), str(r["curve"]), str(r["train_size"]),
+                          str(r["sample"]), cell(r, "auc_sample_mean", ".4f"),
+                          cell(r, "auc_shift_mean", "+.4f"),
                           cell(r, "z_asimov_shift_mean", "+.3f"))
         console.print(table)
 

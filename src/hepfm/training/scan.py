@@ -56,7 +56,14 @@ from hepfm.training.finetune import (
     predict_proba,
     prepare_model,
 )
-from hepfm.training.scan_trust import significance_summary, variation_summary, varied_score_path
+from hepfm.training.scan_trust import (
+    SAMPLE,
+    has_sample_scores,
+    sample_summary,
+    significance_summary,
+    variation_summary,
+    varied_score_path,
+)
 
 log = logging.getLogger(__name__)
 
@@ -234,7 +241,8 @@ def scan_splits(name: str, split: Callable[[int, int], tuple[Part, Part, Part]],
                 progress: bool = True, bdt: BDTBaseline | None = None,
                 info: Mapping[str, Any] | None = None,
                 variations: Mapping[str, Callable[[int, int], tuple[Part, Part, Part]]]
-                | None = None) -> pd.DataFrame:
+                | None = None, test_samples: Mapping[str, Part] | None = None
+                ) -> pd.DataFrame:
     """Train each model of `models` ({label: model}) in each mode, size and seed on one
     task's events: ``split(size, seed)`` gives the training, validation and test parts
     (tables, or events with weights: then training uses the weights rescaled per class and
@@ -242,7 +250,9 @@ def scan_splits(name: str, split: Callable[[int, int], tuple[Part, Part, Part]],
     in every run's key; `info` is stored with every run. `variations` ({label: split of the
     varied events}) score every trained model on the varied test events too
     (:mod:`hepfm.training.scan_trust`); a stored run without the scores of a requested
-    variation is trained again.
+    variation is trained again. `test_samples` ({name: test part}) are other test samples of
+    the task (other events: another parton shower, say) that every trained model is scored
+    on too (:func:`~hepfm.training.scan_trust.sample_summary`).
 
     `out` is the scan directory (or its ``scan.csv``). ``scratch`` and ``bdt`` run once per
     (size, seed), whatever the number of models (model label ``none``); ``bdt`` uses the
@@ -263,6 +273,9 @@ def scan_splits(name: str, split: Callable[[int, int], tuple[Part, Part, Part]],
     for label, model in models.items():
         ids[label] = (model_identity(model), model_identity(model, weights=False))
     first = next(iter(models), None)
+    samples = {label: _stored_test(store, name, part)
+               for label, part in (test_samples or {}).items()}
+    sample_ids = {label: test_id for label, (_, test_id) in samples.items()}
 
     def key_of(label: str, mode: str, size: int, seed: int) -> dict[str, Any]:
         key: dict[str, Any] = {**common, "model": label, "mode": mode, "train_size": size,
@@ -288,21 +301,36 @@ def scan_splits(name: str, split: Callable[[int, int], tuple[Part, Part, Part]],
                     planned.add(rid)
                     if not store.has(rid, key) or any(
                             not varied_score_path(store.scores, name, rid, v).is_file()
-                            for v in variations or {}):
+                            for v in variations or {}) or not has_sample_scores(
+                                store, name, rid, sample_ids):
                         todo.append((size, seed, mode, label, key, rid))
     if todo:
-        _train_runs(name, split, todo, models, first, base, bdt, store, info, progress,
-                    variations or {})
+        _train_runs(name, split, todo, models, first, base, bdt, store,
+                    {**(info or {}), "test_samples": sample_ids}, progress, variations or {},
+                    {label: table for label, (table, _) in samples.items()})
     frame = store.assemble()
     return frame[frame["run_id"].isin(planned)].reset_index(drop=True)
+
+
+def _test_id(test: EventTable, weight: np.ndarray | None) -> str:
+    return table_identity(test) if weight is None else digest(
+        [table_identity(test), np.ascontiguousarray(weight, np.float64).tobytes()])
+
+
+def _stored_test(store: ScanStore, name: str, part: Part) -> tuple[EventTable, str]:
+    """The table of a test part, with its labels and weights stored under its test id."""
+    table, weight = _table_and_weight(part)
+    test_id = _test_id(table, weight)
+    store.save_test(name, test_id, table.y, weight)
+    return table, test_id
 
 
 def _train_runs(name: str, split: Callable[[int, int], tuple[Part, Part, Part]], todo: list,
                 models: Mapping[str, FoundationModel], first: str | None,
                 base: FinetuneConfig, bdt: BDTBaseline, store: ScanStore,
                 info: Mapping[str, Any] | None, progress: bool,
-                variations: Mapping[str, Callable[[int, int], tuple[Part, Part, Part]]]
-                ) -> None:
+                variations: Mapping[str, Callable[[int, int], tuple[Part, Part, Part]]],
+                test_samples: Mapping[str, EventTable]) -> None:
     from hepfm.taskdata import class_balanced
 
     splits_of: dict[tuple[int, int], Any] = {}
@@ -313,10 +341,10 @@ def _train_runs(name: str, split: Callable[[int, int], tuple[Part, Part, Part]],
             splits_of[(size, seed)] = [_table_and_weight(p) for p in split(size, seed)]
             varied_tests = {label: _table_and_weight(vs(size, seed)[2])[0]
                             for label, vs in variations.items()}
+            varied_tests.update({SAMPLE + label: t for label, t in test_samples.items()})
         (train, w_train), (val, w_val), (test, w_test) = splits_of[(size, seed)]
         w_train, w_val = class_balanced(w_train, train.y), class_balanced(w_val, val.y)
-        test_id = table_identity(test) if w_test is None else digest(
-            [table_identity(test), np.ascontiguousarray(w_test, np.float64).tobytes()])
+        test_id = _test_id(test, w_test)
         store.save_test(name, test_id, test.y, w_test)
         if mode == "bdt":
             est = replace_params(bdt, random_state=seed).fit(train, val, w_train, w_val)
@@ -582,7 +610,8 @@ def summarise_scan(directory: str | os.PathLike[str], frame: pd.DataFrame | None
     seeded bootstrap resamples of the test events for every interval. ``summary.csv``
     carries the significance columns of
     :func:`~hepfm.training.scan_trust.significance_summary` for `yields`, and
-    ``variations.csv`` the systematic shifts when runs were scored on variations.
+    ``variations.csv`` the systematic shifts when runs were scored on variations,
+    ``test_samples.csv`` the shifts on other test samples.
 
     `pretrain_seconds` defaults to the per-model times in ``pretrain_seconds.json``. With
     `fallback` rows, a directory that mixes runs of different settings is summarised from
@@ -612,6 +641,9 @@ def summarise_scan(directory: str | os.PathLike[str], frame: pd.DataFrame | None
     shifts = variation_summary(curves, store, yields, n_boot, seed)
     if len(shifts):
         write_text(directory / "variations.csv", shifts.to_csv(index=False))
+    others = sample_summary(curves, store, yields, n_boot, seed)
+    if len(others):
+        write_text(directory / "test_samples.csv", others.to_csv(index=False))
     write_text(directory / "differences.csv", differences(frame, boot).to_csv(index=False))
     efficiency = label_efficiencies(frame, boot)
     write_text(directory / "label_efficiency.csv", efficiency.to_csv(index=False))

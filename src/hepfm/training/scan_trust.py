@@ -10,11 +10,16 @@ events in the same order, see :mod:`hepfm.data.variations`). From these alone:
   test-bootstrap interval of that mean (columns added to ``summary.csv``);
 - :func:`variation_summary`: per task, curve, size and variation, the mean shift (varied
   minus nominal) of AUC and of each significance, with paired bootstrap intervals (the same
-  resampled events for nominal and varied scores): ``variations.csv``.
+  resampled events for nominal and varied scores): ``variations.csv``;
+- :func:`sample_summary`: the same shifts on another test sample of the task (other events,
+  for example generated with another parton shower: ``scores/<task>/<run_id>@sample=<label>
+  .npy``, its labels in ``test-<test_id>.npz``, the run record naming that test id), with
+  intervals from resampling both test samples: ``test_samples.csv``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +37,9 @@ from hepfm.analysis.significance import (
 #: Separator between a run id and a variation label in a score file's name.
 SEP = "@"
 
+#: Prefix of the label of another test sample (``sample:<name>``) among a run's score files.
+SAMPLE = "sample:"
+
 
 def varied_score_path(scores_dir: Path, task: str, rid: str, label: str) -> Path:
     """Where the scores of run `rid` on test events with variation `label` are stored."""
@@ -39,9 +47,19 @@ def varied_score_path(scores_dir: Path, task: str, rid: str, label: str) -> Path
 
 
 def stored_variations(scores_dir: Path, task: str, rid: str) -> list[str]:
-    """Labels of the variations run `rid` was scored on."""
-    return sorted(p.stem.split(SEP, 1)[1].replace("=", ":")
-                  for p in (scores_dir / task).glob(f"{rid}{SEP}*.npy"))
+    """Labels of the variations run `rid` was scored on (not its other test samples)."""
+    labels = (p.stem.split(SEP, 1)[1].replace("=", ":")
+              for p in (scores_dir / task).glob(f"{rid}{SEP}*.npy"))
+    return sorted(label for label in labels if not label.startswith(SAMPLE))
+
+
+def has_sample_scores(store: Any, task: str, rid: str, samples: Mapping[str, str]) -> bool:
+    """Whether run `rid` is stored with its scores on each test sample of `samples`
+    ({name: test id}), scored on exactly those events."""
+    record = store.load_run(rid) or {}
+    known = record.get("test_samples") or {}
+    return all(known.get(name) == test_id and varied_score_path(
+        store.scores, task, rid, SAMPLE + name).is_file() for name, test_id in samples.items())
 
 
 def _test(store: Any, task: str, test_id: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -138,3 +156,70 @@ def variation_summary(frame: pd.DataFrame, store: Any, yields: Yields | None = N
                                          f"{m}_shift"))
             rows.append(row)
     return pd.DataFrame(rows)
+
+
+def sample_summary(frame: pd.DataFrame, store: Any, yields: Yields | None = None,
+                   n_boot: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Per task, curve, size and other test sample (:func:`has_sample_scores`): the mean
+    over seeds of the AUC on the nominal test events (``auc_nominal_mean``) and on the
+    sample (``auc_sample_mean``), and of the shifts (sample minus nominal) of the AUC and of
+    each significance, with 68% intervals from resampling both test samples (independently
+    of each other; every curve of a task sees the same resamples, so differences between
+    curves are paired). Empty without scores on other samples. `frame` as for
+    :func:`significance_summary`."""
+    yields = yields or Yields()
+    rows = []
+    for (task, curve, size), g in frame.groupby(["task", "curve", "train_size"], sort=True):
+        task = str(task)
+        if g["test_id"].nunique() != 1:
+            continue
+        nominal_test = _test(store, task, str(g["test_id"].iloc[0]))
+        records = [store.load_run(r) or {} for r in g["run_id"]]
+        tests = [r.get("test_samples") or {} for r in records]
+        if nominal_test is None or not tests:
+            continue
+        for name in sorted(set.intersection(*[set(t) for t in tests])):
+            ids = {t[name] for t in tests}
+            sample_test = _test(store, task, ids.pop()) if len(ids) == 1 else None
+            if sample_test is None:
+                continue
+            nominal = np.stack([np.load(store.score_path(task, r)) for r in g["run_id"]])
+            other = np.stack([np.load(varied_score_path(store.scores, task, r, SAMPLE + name))
+                              for r in g["run_id"]])
+            row: dict[str, Any] = {"task": task, "curve": curve, "train_size": size,
+                                   "sample": name, "seeds": len(nominal)}
+            row.update(_sample_shifts(nominal_test, nominal, sample_test, other, yields,
+                                      n_boot, seed))
+            rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _sample_shifts(nominal_test: tuple[np.ndarray, np.ndarray], nominal: np.ndarray,
+                   sample_test: tuple[np.ndarray, np.ndarray], other: np.ndarray,
+                   yields: Yields, n_boot: int, seed: int) -> dict[str, float]:
+    """Mean AUC and significance shifts (other minus nominal scores [k, n]) with intervals."""
+    out: dict[str, float] = {}
+    per_sample = []
+    for (y, w), scores in ((nominal_test, nominal), (sample_test, other)):
+        weighted = None if np.all(w == 1) else w
+        ys = _yields(yields, y, w)
+        auc = np.asarray(rank_auc(y, scores, weighted)).ravel()
+        sig = [significance_metrics(y, s, weighted, ys, n_boot=0) for s in scores]
+        boot = None
+        if n_boot:
+            boot = {"auc": bootstrap_auc(y, scores, weighted, n_boot=n_boot, seed=seed),
+                    **bootstrap_significance(y, scores, weighted, ys, n_boot, seed)}
+        per_sample.append((auc, sig, boot))
+        seed += 1  # the two samples are resampled independently
+    (auc0, sig0, boot0), (auc1, sig1, boot1) = per_sample
+    out["auc_nominal_mean"] = float(np.mean(auc0))
+    out["auc_sample_mean"] = float(np.mean(auc1))
+    out["auc_shift_mean"] = float(np.mean(auc1 - auc0))
+    for m in METRICS:
+        out[f"{m}_shift_mean"] = float(np.nanmean(
+            [b[m] - a[m] for a, b in zip(sig0, sig1, strict=True)]))
+    for m in ("auc", *METRICS):
+        shift = None if boot0 is None or boot1 is None else \
+            boot1[m].mean(1) - boot0[m].mean(1)
+        out.update(_interval(shift, f"{m}_shift"))
+    return out

@@ -22,6 +22,7 @@ and ``models.json`` (name, version and weights SHA-256 of each pretrained model 
 from __future__ import annotations
 
 import json
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
@@ -40,6 +41,7 @@ from hepfm.data.branches import BranchMap
 from hepfm.data.btag import btag_mismatch
 from hepfm.data.labelled import LabelledEvents
 from hepfm.data.variations import Variation, parse_variation
+from hepfm.errors import ArgumentError, InputDataError
 from hepfm.hub import load_model, parse_models, resolve_model_dir
 from hepfm.models.foundation import FoundationModel
 from hepfm.models.model_dir import identity_of
@@ -175,7 +177,8 @@ def scan_tasks(tasks: Sequence[TaskData | Task | str],
                resume: bool = False, pretrain_seconds: float | None = None,
                allow_overlap: bool = False, n_boot: int = defaults.N_BOOT,
                device: str = "auto", progress: bool = True, yields: Yields | None = None,
-               variations: Sequence[str | Variation] = ()) -> Path:
+               variations: Sequence[str | Variation] = (),
+               test_samples: Mapping[str, str | os.PathLike[str]] | None = None) -> Path:
     """Learning curves for every task (modes of :data:`~hepfm.training.scan.SCAN_MODES`),
     each run stored in the scan directory `out` (see :mod:`hepfm.training.scan`), then the
     summary, plots and compute tables of the directory (with `n_boot` test-set resamples).
@@ -186,7 +189,9 @@ def scan_tasks(tasks: Sequence[TaskData | Task | str],
     unless `resume` (finished runs with identical settings are then reused, and several
     scans may write to one directory at once). Networks train on `device`. Significance for
     `yields`; every trained model is also scored on the test events read with each of
-    `variations` (``variations.csv``).
+    `variations` (``variations.csv``), and on the events of each of `test_samples` ({name:
+    task sample directory}: the same processes made otherwise, for example with another
+    parton shower; ``test_samples.csv``).
     """
     check_modes(modes)
     chosen = [parse_variation(v) for v in variations]
@@ -197,7 +202,7 @@ def scan_tasks(tasks: Sequence[TaskData | Task | str],
     loaded = scan_models(models, modes)
     frames = [scan_task(_task_data(t), loaded, sizes, modes, seeds, out_dir, epochs,
                         allow_overlap=allow_overlap, device=device, progress=progress,
-                        sources=models, variations=chosen)
+                        sources=models, variations=chosen, test_samples=test_samples)
               for t in tasks]
     summarise_with_costs(out_dir, models, bool(loaded), n_boot, pretrain_seconds,
                          fallback=pd.concat(frames, ignore_index=True), yields=yields)
@@ -209,19 +214,25 @@ def scan_task(data: TaskData, models: Mapping[str, FoundationModel], sizes: Sequ
               epochs: int = defaults.EPOCHS, *, allow_overlap: bool = False,
               device: str = "auto", progress: bool = True,
               sources: Mapping[str, str | None] | None = None,
-              variations: Sequence[Variation] = ()) -> pd.DataFrame:
+              variations: Sequence[Variation] = (),
+              test_samples: Mapping[str, str | os.PathLike[str]] | None = None
+              ) -> pd.DataFrame:
     """The runs of one task in the scan directory `out` (:func:`~hepfm.training.scan.
     scan_splits` with the splits of :func:`~hepfm.taskdata.split_task`); returns their rows.
     `models` are loaded models ({label: model}); `sources` their names, for messages; every
-    trained model is also scored on the test events read with each of `variations`."""
+    trained model is also scored on the test events read with each of `variations`, and on
+    all events of each of `test_samples` (:func:`other_test_samples`)."""
     for label, model in models.items():
         warn_if_read_otherwise(model, data.branch_map, (sources or {}).get(label))
+    others = other_test_samples(data, test_samples or {})
     data = data.resolved()
     events, test = data.load()
     parts = [ev for ev in (events, test) if ev is not None]
+    check_disjoint_files(parts, others)
+    parts_checked = parts + list(others.values())
     if any(m not in MODEL_FREE_MODES for m in modes):  # pretrained weights are used
-        check_overlap(parts, {str((sources or {}).get(label) or DEFAULT_MODEL): model
-                              for label, model in models.items()}, allow_overlap)
+        check_overlap(parts_checked, {str((sources or {}).get(label) or DEFAULT_MODEL): model
+                                      for label, model in models.items()}, allow_overlap)
 
     def splitter(events: LabelledEvents, test: LabelledEvents | None) -> Any:
         def split(size: int, seed: int
@@ -241,8 +252,41 @@ def scan_task(data: TaskData, models: Mapping[str, FoundationModel], sizes: Sequ
     return scan_splits(data.name, split, data_key, models, sizes, modes, seeds, out,
                        FinetuneConfig(epochs=epochs, accelerator=device), progress,
                        info={"data": files, "inputs": {**data.branch_map.record(),
-                                                       "on_invalid": data.on_invalid}},
-                       variations=varied)
+                                                       "on_invalid": data.on_invalid},
+                             "test_sample_data": {name: sorted({f["path"] for f in
+                                                                ev.provenance()})
+                                                  for name, ev in others.items()}},
+                       variations=varied, test_samples=others)
+
+
+def other_test_samples(data: TaskData, samples: Mapping[str, str | os.PathLike[str]]
+                       ) -> dict[str, LabelledEvents]:
+    """All events of the task's processes in each directory of `samples` ({name: task
+    sample directory}), read as the task's own events are; only a task of processes has
+    them."""
+    task = data.samples.task if data.samples is not None else None
+    if samples and task is None:
+        raise ArgumentError(f"task '{data.name}': other test samples (--test-sample) need a "
+                            "task of processes (--task, or process names), not files")
+    out = {}
+    for name, directory in samples.items():
+        if not Path(directory).is_dir():
+            raise InputDataError(f"test sample '{name}': '{directory}' is not a directory")
+        other = replace(TaskData.from_task(task, directory),  # type: ignore[arg-type]
+                        branch_map=data.branch_map, on_invalid=data.on_invalid)
+        out[name] = other.load()[0]
+    return out
+
+
+def check_disjoint_files(parts: Sequence[LabelledEvents],
+                         others: Mapping[str, LabelledEvents]) -> None:
+    """Refuse another test sample that holds a file of the task's own events."""
+    own = {f.sha256: f.path for ev in parts for f in ev.files}
+    for name, ev in others.items():
+        for f in ev.files:
+            if f.sha256 in own:
+                raise InputDataError(f"test sample '{name}': file '{f.path}' has the content "
+                                     f"of the task's file '{own[f.sha256]}'")
 
 
 def scan_models(models: Mapping[str, str | None], modes: Sequence[str]
