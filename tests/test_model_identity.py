@@ -55,9 +55,12 @@ def test_shipped_model_records_its_release(name):
 
 
 def test_versions_of_shipped_models():
-    assert _config("hepfm-base")["version"] == "1.0.0"
     # re-pretrained on another detector under the same name: a new major version
+    assert _config("hepfm-base")["version"] == "2.0.0"
     assert _config("hepfm-small")["version"] == "2.0.0"
+    base = {r["version"]: r["weights_sha256"] for r in read_releases()
+            if r["name"] == "hepfm-base"}
+    assert set(base) == {"1.0.0", "2.0.0"} and base["1.0.0"] != base["2.0.0"]
     small = {r["version"]: r["weights_sha256"] for r in read_releases()
              if r["name"] == "hepfm-small"}
     assert set(small) == {"1.0.0", "2.0.0"} and small["1.0.0"] != small["2.0.0"]
@@ -68,7 +71,10 @@ def test_an_earlier_version_is_refused_not_replaced():
     with pytest.raises(CheckpointError, match=r"hepfm-small 1\.0\.0 \(weights dd3105622d7b.*"
                        r"not in this installation.*hepfm-small 2\.0\.0"):
         load_pretrained("hepfm-small@1.0.0")
-    with pytest.raises(CheckpointError, match=r"no such version of hepfm-base.*1\.0\.0"):
+    with pytest.raises(CheckpointError, match=r"hepfm-base 1\.0\.0 \(weights 420c5165b9d4.*"
+                       r"not in this installation.*hepfm-base 2\.0\.0"):
+        load_pretrained("hepfm-base@1.0.0")
+    with pytest.raises(CheckpointError, match=r"no such version of hepfm-base.*2\.0\.0"):
         load_pretrained("hepfm-base@1.1.0")
     with pytest.raises(CheckpointError, match="neither a version"):
         load_pretrained("hepfm-base@latest")
@@ -87,9 +93,9 @@ def test_shipped_directory_with_other_weights_is_refused(monkeypatch, tmp_path):
     monkeypatch.setattr(pretrained, "PRETRAINED_DIR", shipped)
     monkeypatch.setattr(pretrained, "RELEASES_FILE", shipped / "releases.yaml")
     base = shipped / "hepfm-base"
-    _save(base, 3, name="hepfm-base", version="1.0.0")  # new weights, the old version
-    with pytest.raises(CheckpointError, match=r"hepfm-base 1\.0\.0 was released with weights "
-                       r"420c5165b9d4.*need a new version"):
+    _save(base, 3, name="hepfm-base", version="2.0.0")  # new weights, the old version
+    with pytest.raises(CheckpointError, match=r"hepfm-base 2\.0\.0 was released with weights "
+                       r"f8a795c35b7f.*need a new version"):
         load_pretrained("hepfm-base")
 
 

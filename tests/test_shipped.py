@@ -35,7 +35,7 @@ def test_models_lists_the_shipped_models_from_their_files():
 
     rows = {r["name"]: r for r in describe_models()}
     assert rows["hepfm-base"]["default"] and not rows["hepfm-small"]["default"]
-    assert rows["hepfm-base"]["events_per_process"] == 32000
+    assert rows["hepfm-base"]["events_per_process"] == 80000
     metrics = json.loads((PRETRAINED_DIR / "hepfm-small" / "metrics.json").read_text())
     small = rows["hepfm-small"]
     assert small["accuracy"] == metrics["test"]["accuracy"]
