@@ -23,6 +23,18 @@ from the task seed stream (no model saw them). Scratch and the BDT also run at 3
     python benchmarks/objectives.py scan reference --data samples/tasks --only multiclass
     python benchmarks/objectives.py report runs/objectives
 
+A second study on more pretraining events reuses the first one's BDT, scratch and model runs
+(``copy-runs``; the earlier models relabelled) and is compared with a shipped model:
+
+    python benchmarks/objectives.py pretrain --data samples/pretrain --out runs/objectives80k \
+        --events-per-process 80000 --only both
+    python benchmarks/objectives.py copy-runs runs/objectives --out runs/objectives80k \
+        --labels both=both@20k,multiclass=multiclass@20k,hepfm-base=hepfm-base
+    python benchmarks/objectives.py scan models --out runs/objectives80k --data samples/tasks \
+        --only both
+    python benchmarks/objectives.py report runs/objectives80k \
+        --results benchmarks/results/objectives/80k --versus hepfm-base
+
 Every step resumes: finished pretrainings (``metrics.json`` present) and stored scan runs are
 kept, so several processes can share the work (``pretrain --only mpm``). ``report`` writes
 ``benchmarks/results/objectives/``: ``runs.csv`` (objective, task, size, mode, seed, AUC and
@@ -85,6 +97,38 @@ def scan_all(out: Path, data: str, objectives: tuple[str, ...], tasks: tuple[str
                     "baselines": (TRAIN_SIZES, ["bdt", "scratch"]),
                     "reference": (REFERENCE_SIZES, ["scratch"])}[part]
     scan_tasks(task_list, models, list(sizes), modes, SEEDS, out / "scan", resume=True)
+
+
+def copy_runs(source: Path, out: Path, labels: dict[str, str]) -> int:
+    """Copy the stored scan runs of `source` that need no new training into the scan of
+    `out`: the BDT and scratch runs, and those of the models in `labels` ({label: new
+    label}, e.g. ``both`` -> ``both@20k``, so that models of two studies can sit side by
+    side). Returns the number of runs copied."""
+    import shutil
+
+    from hepfm.atomic import write_json, write_text
+
+    src, dst = source / "scan", out / "scan"
+    (dst / "runs").mkdir(parents=True, exist_ok=True)
+    n = 0
+    for f in sorted((src / "runs").glob("*.json")):
+        record = json.loads(f.read_text())
+        label = record["key"]["model"]
+        if label != "none" and label not in labels:
+            continue
+        record["key"]["model"] = record["row"]["model"] = labels.get(label, label)
+        task = record["row"]["task"]
+        (dst / "scores" / task).mkdir(parents=True, exist_ok=True)
+        for scores in (src / "scores" / task).glob(f"{f.stem}*.npy"):
+            shutil.copyfile(scores, dst / "scores" / task / scores.name)
+        write_json(dst / "runs" / f.name, record, indent=1)
+        n += 1
+    for test in (src / "scores").glob("*/test-*.npz"):
+        shutil.copyfile(test, dst / "scores" / test.parent.name / test.name)
+    seconds = json.loads((src / "pretrain_seconds.json").read_text())
+    write_text(dst / "pretrain_seconds.json", json.dumps(
+        {labels[k]: v for k, v in seconds.items() if k in labels}, indent=1))
+    return n
 
 
 def runs_table(frame: pd.DataFrame, boot: pd.DataFrame) -> pd.DataFrame:
@@ -248,6 +292,11 @@ def main() -> None:
                    help="objectives whose models to fine-tune (baselines: the architecture)")
     s.add_argument("--tasks", default=",".join(TASKS))
     s.add_argument("--shipped", default="", help="shipped models to fine-tune beside them")
+    c = sub.add_parser("copy-runs", help="seed the scan of --out with the BDT, scratch and "
+                       "relabelled model runs of another study's scan")
+    c.add_argument("source", type=Path, help="the other study's --out")
+    c.add_argument("--out", type=Path, required=True)
+    c.add_argument("--labels", required=True, help="label=new,label=new (e.g. both=both@20k)")
     r = sub.add_parser("report")
     r.add_argument("out", type=Path)
     r.add_argument("--results", type=Path, default=Path("benchmarks/results/objectives"))
@@ -257,6 +306,9 @@ def main() -> None:
     if args.step == "pretrain":
         pretrain_all(args.data, args.out, tuple(args.only.split(",")), args.events_per_process,
                      args.threads)
+    elif args.step == "copy-runs":
+        labels = dict(item.split("=", 1) for item in args.labels.split(","))
+        print(f"{copy_runs(args.source, args.out, labels)} runs copied")
     elif args.step == "scan":
         scan_all(args.out, args.data, tuple(o for o in args.only.split(",") if o),
                  tuple(args.tasks.split(",")), args.part,
