@@ -41,8 +41,8 @@ kept, so several processes can share the work (``pretrain --only mpm``). ``repor
 its 68 % test-bootstrap interval), ``summary.csv`` (mean over seeds, with the paired
 difference to scratch and to ``multiclass``), ``label_efficiency.csv`` (the scratch training
 events each fine-tuned AUC matches), ``finetuned_1000_vs_scratch_10000.csv`` (paired),
-``pretraining.csv`` (cost of each objective on this host), ``objectives.png`` and
-``host.txt``.
+``pretraining.csv`` (cost of each objective on this host), ``scaling.csv`` (each fine-tuned
+AUC against the number of pretraining events), ``objectives.png`` and ``host.txt``.
 """
 
 from __future__ import annotations
@@ -54,6 +54,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
+
+from hepfm.processes import PRETRAINING
 
 OBJECTIVES = ("multiclass", "multilabel", "both", "mpm", "mpm+multiclass")
 EVENTS_PER_PROCESS = 40000
@@ -129,6 +132,27 @@ def copy_runs(source: Path, out: Path, labels: dict[str, str]) -> int:
     write_text(dst / "pretrain_seconds.json", json.dumps(
         {labels[k]: v for k, v in seconds.items() if k in labels}, indent=1))
     return n
+
+
+def scaling_table(summary: pd.DataFrame, events: dict[str, int]) -> pd.DataFrame:
+    """Rows of the scaling curve of detector version 2 from a report's ``summary.csv``: every
+    fine-tuned curve of a model pretrained on a known number of events per process
+    (`events`: {model label: events}; ``<objective>@<N>k`` labels name theirs), with its AUC
+    and its gain over scratch (68 % intervals)."""
+    tuned = summary[summary["curve"].str.contains(r"\(")].copy()
+    tuned["mode"] = tuned["curve"].str.split(" ").str[0]
+    tuned["model"] = tuned["curve"].str.extract(r"\((.*)\)")[0]
+    known = {**{m: int(m.rsplit("@", 1)[1].removesuffix("k")) * 1000
+                for m in tuned["model"] if m.endswith("k") and "@" in m}, **events}
+    tuned = tuned[tuned["model"].isin(known)]
+    return pd.DataFrame({
+        "task": tuned["task"], "train_size": tuned["train_size"], "mode": tuned["mode"],
+        "objective": tuned["model"].str.split("@").str[0], "detector_version": 2,
+        "pretrain_events_per_process": tuned["model"].map(known),
+        "pretrain_events": (tuned["model"].map(known) * len(PRETRAINING) * 0.8).astype(int),
+        **{c: tuned[c] for c in ("auc_mean", "auc_lo68", "auc_hi68", "vs_scratch_mean",
+                                 "vs_scratch_lo68", "vs_scratch_hi68")}}).sort_values(
+        ["task", "train_size", "mode", "objective", "pretrain_events"])
 
 
 def runs_table(frame: pd.DataFrame, boot: pd.DataFrame) -> pd.DataFrame:
@@ -234,6 +258,10 @@ def report(out: Path, results: Path, versus: str = "multiclass") -> pd.DataFrame
     pretraining_table(out).to_csv(results / "pretraining.csv", index=False,
                                   float_format="%.4f")
     _plot(summary, results / "objectives.png")
+    events = {o: yaml.safe_load((_run(out, o) / "run.yaml").read_text())["events_per_process"]
+              for o in OBJECTIVES if (_run(out, o) / "run.yaml").is_file()}
+    scaling_table(summary, events).to_csv(results / "scaling.csv", index=False,
+                                          float_format="%.4f")
     (results / "host.txt").write_text(f"{platform.processor() or platform.machine()}, "
                                       f"{platform.platform()}\n")
     return summary
