@@ -131,8 +131,8 @@ class FoundationModel(nn.Module):
         """A model directory, or a model shipped with hepfm by name, in eval mode on `device`
         (``"auto"``: a GPU when there is one).
 
-        A shipped name may be pinned: ``"hepfm-base@1.0.0"`` (a version) or
-        ``"hepfm-base@420c5165"`` (the start of the weights' SHA-256). Raises
+        A shipped name may be pinned: ``"hepfm-base@2.0.0"`` (a version) or
+        ``"hepfm-base@f8a795c3"`` (the start of the weights' SHA-256). Raises
         :class:`~hepfm.errors.CheckpointError` naming what differs when the directory comes
         from another hepfm major version, architecture or feature set, when its weights are
         not the file its ``config.yaml`` records (SHA-256) or a pin does not match, and

@@ -2,7 +2,7 @@
 
 Where they are, which versions of each name were ever released (``releases.yaml``: name,
 version, weights SHA-256, date, what changed) and how a name, a pinned name
-(``hepfm-base@1.0.0``, or ``@`` and the first 8 or more hex digits of the weights' SHA-256)
+(``hepfm-base@2.0.0``, or ``@`` and the first 8 or more hex digits of the weights' SHA-256)
 or a path resolves to a model directory. A shipped model's ``config.yaml`` records its
 ``name``, ``version`` and ``weights_sha256``; a shipped directory that is not the release
 ``releases.yaml`` lists under its version is refused, so an earlier name never silently
