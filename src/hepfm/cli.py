@@ -455,7 +455,8 @@ def check(
 
 @app.command()
 def cka(
-    model: list[str] = typer.Option(None, "--model", help=MODEL_HELP + "; give it twice "
+    model: list[str] = typer.Option(None, "--model", metavar="NAME|DIR",
+                                    help=MODEL_HELP + "; give it twice "
                                     "(models A and B).", callback=checked_by(
                                         lambda v: [_model(m) for m in v])),
     group_a: str = typer.Option(None, help="Group mode: MODEL,MODEL,... (e.g. scratch "
@@ -624,7 +625,7 @@ XSEC = typer.Option(None, help="Cross-sections SIG,BKG (fb) of the selected even
                     "--luminosity.")
 VARIATION = typer.Option(None, help="Also evaluate on systematically varied test events: "
                          "jes_up, jes_down, jer, les_up, les_down, btag_up, btag_down (NAME or "
-                         "NAME:SIZE; comma-separated or repeated).")
+                         "NAME:SIZE; comma-separated or repeated).", metavar="NAME[:SIZE]")
 
 
 def _variations(values: list[str] | None) -> list[Any]:
@@ -785,14 +786,16 @@ def scan(
                                         "systematically varied test events (NAME or "
                                         "NAME:SIZE, comma-separated or repeated; see "
                                         "'hepfm finetune --help'): variations.csv holds the "
-                                        "AUC and significance shifts."),
+                                        "AUC and significance shifts.",
+                                        metavar="NAME[:SIZE]"),
     on_invalid: str = ON_INVALID,
     test_sample: list[str] = typer.Option(None, help="Also score every trained model on all "
                                           "events of another sample of the task's "
                                           "processes, NAME=DIR (a task sample directory, "
                                           "e.g. made with 'hepfm generate --shower "
                                           "vincia'; repeated for several): "
-                                          "test_samples.csv holds the shifts."),
+                                          "test_samples.csv holds the shifts.",
+                                          metavar="NAME=DIR"),
     device: str = DEVICE,
     verbose: bool = VERBOSE,
 ) -> None:
@@ -897,9 +900,9 @@ def _print_scan_summary(out_dir: Any) -> None:
 def predict(
     ctx: typer.Context,
     model: str = model_option(MODEL_HELP + " (a fine-tuned run directory scores its task)."),
-    input: list[str] = typer.Option(..., "--input", help="Input ROOT files: paths, quoted "
-                                    "globs, folders, comma-separated or repeated (unquoted "
-                                    "globs work too)."),
+    input: list[str] = typer.Option(..., "--input", metavar="FILES", help="Input ROOT "
+                                    "files: paths, quoted globs, folders, comma-separated or "
+                                    "repeated (unquoted globs work too)."),
     out: str = typer.Option(..., help="Output folder: one <input>_hepfm.root per input, in "
                             "the inputs' folder structure."),
     head: str = typer.Option(None, help="Head to score [the task head]."),
