@@ -145,12 +145,10 @@ class TaskData:
         if not self.has_test:
             return train, None
         test = self._read(self.test_signal, self.test_background, self.test_mixed)
-        shared = {f.sha256: f.path for f in train.files}
-        for f in test.files:
-            if f.sha256 in shared:
-                raise InputDataError(f"test file '{f.path}' has the same content as training "
-                                     f"file '{shared[f.sha256]}': test events must never be "
-                                     "trained on")
+        if shared := same_content([train], [test]):
+            path, train_path = shared[0]
+            raise InputDataError(f"test file '{path}' has the same content as training "
+                                 f"file '{train_path}': test events must never be trained on")
         return train, test
 
     def _read(self, sig: list[str], bkg: list[str], mix: list[str]) -> LabelledEvents:
@@ -191,17 +189,22 @@ def _by_process(files: Sequence[str]) -> list[list[str]]:
     return list(groups.values())
 
 
+def same_content(first: Sequence[LabelledEvents], second: Sequence[LabelledEvents]
+                 ) -> list[tuple[str, str]]:
+    """(file of `second`, file of `first`) for every file of `second` with the bytes of a
+    file of `first` (the same file, or a copy), in order."""
+    seen = {f.sha256: f.path for ev in first for f in ev.files}
+    return [(f.path, seen[f.sha256]) for ev in second for f in ev.files if f.sha256 in seen]
+
+
 def _warn_shared(signal: Sequence[LabelledEvents], background: Sequence[LabelledEvents]
                  ) -> None:
     """Warn when a signal and a background file are the same file or have the same bytes."""
-    seen = {f.sha256: f.path for ev in signal for f in ev.files}
-    for ev in background:
-        for f in ev.files:
-            if f.sha256 in seen:
-                same = os.path.realpath(f.path) == os.path.realpath(seen[f.sha256])
-                log.warning("signal file '%s' and background file '%s' %s: their events are "
-                            "labelled both ways", seen[f.sha256], f.path,
-                            "are the same file" if same else "have the same content")
+    for path, signal_path in same_content(signal, background):
+        same = os.path.realpath(path) == os.path.realpath(signal_path)
+        log.warning("signal file '%s' and background file '%s' %s: their events are "
+                    "labelled both ways", signal_path, path,
+                    "are the same file" if same else "have the same content")
 
 
 def task_data(task: str | None = None, signal: str | Sequence[str] | None = None,

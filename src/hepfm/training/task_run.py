@@ -46,7 +46,15 @@ from hepfm.hub import load_model, parse_models, resolve_model_dir
 from hepfm.models.foundation import FoundationModel
 from hepfm.models.model_dir import identity_of
 from hepfm.pretrained import DEFAULT_MODEL
-from hepfm.taskdata import SPLIT, Splits, TaskData, check_overlap, class_balanced, split_task
+from hepfm.taskdata import (
+    SPLIT,
+    Splits,
+    TaskData,
+    check_overlap,
+    class_balanced,
+    same_content,
+    split_task,
+)
 from hepfm.tasks import Task
 from hepfm.training.assess import Assessment, assess
 from hepfm.training.finetune import (
@@ -281,12 +289,11 @@ def other_test_samples(data: TaskData, samples: Mapping[str, str | os.PathLike[s
 def check_disjoint_files(parts: Sequence[LabelledEvents],
                          others: Mapping[str, LabelledEvents]) -> None:
     """Refuse another test sample that holds a file of the task's own events."""
-    own = {f.sha256: f.path for ev in parts for f in ev.files}
     for name, ev in others.items():
-        for f in ev.files:
-            if f.sha256 in own:
-                raise InputDataError(f"test sample '{name}': file '{f.path}' has the content "
-                                     f"of the task's file '{own[f.sha256]}'")
+        if shared := same_content(parts, [ev]):
+            path, own = shared[0]
+            raise InputDataError(f"test sample '{name}': file '{path}' has the content of "
+                                 f"the task's file '{own}'")
 
 
 def scan_models(models: Mapping[str, str | None], modes: Sequence[str]
