@@ -29,11 +29,12 @@ def add_output_options(parser: argparse.ArgumentParser, name: str, suffix: str =
                         help="replace an existing result file (default: refuse)")
 
 
-def refuse_existing(path: Path, force: bool) -> Path:
-    """`path`, unless it holds a result and not `force` (then exit with a one-line error)."""
+def refuse_existing(path: Path, force: bool, option: str = "--out") -> Path:
+    """`path`, unless it holds a result and not `force` (then exit with a one-line error
+    naming `option`, where the path was given)."""
     if not force and (path.is_file() or (path.is_dir() and any(path.iterdir()))):
         raise SystemExit(f"error: {path} exists (a recorded result): give --force to replace "
-                         "it, or another --out")
+                         f"it, or another {option}")
     return path
 
 

@@ -21,7 +21,7 @@ from the task seed stream (no model saw them). Scratch and the BDT also run at 3
     python benchmarks/objectives.py scan models --data samples/tasks
     python benchmarks/objectives.py scan models --data samples/tasks --only "" --shipped hepfm-base
     python benchmarks/objectives.py scan reference --data samples/tasks --only multiclass
-    python benchmarks/objectives.py report runs/objectives
+    python benchmarks/objectives.py report runs/objectives --results benchmarks/results/objectives
 
 A second study on more pretraining events reuses the first one's BDT, scratch and model runs
 (``copy-runs``; the earlier models relabelled) and is compared with a shipped model:
@@ -37,7 +37,8 @@ A second study on more pretraining events reuses the first one's BDT, scratch an
 
 Every step resumes: finished pretrainings (``metrics.json`` present) and stored scan runs are
 kept, so several processes can share the work (``pretrain --only mpm``). ``report`` writes
-``benchmarks/results/objectives/``: ``runs.csv`` (objective, task, size, mode, seed, AUC and
+into ``--results`` (default a new ``benchmarks/results/objectives-<date>/``; a folder that
+holds files only with ``--force``): ``runs.csv`` (objective, task, size, mode, seed, AUC and
 its 68 % test-bootstrap interval), ``summary.csv`` (mean over seeds, with the paired
 difference to scratch and to ``multiclass``), ``label_efficiency.csv`` (the scratch training
 events each fine-tuned AUC matches), ``finetuned_1000_vs_scratch_10000.csv`` (paired),
@@ -56,6 +57,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
+from _results import RESULTS, dated, refuse_existing
 from hepfm.processes import PRETRAINING
 
 OBJECTIVES = ("multiclass", "multilabel", "both", "mpm", "mpm+multiclass")
@@ -327,7 +329,10 @@ def main() -> None:
     c.add_argument("--labels", required=True, help="label=new,label=new (e.g. both=both@20k)")
     r = sub.add_parser("report")
     r.add_argument("out", type=Path)
-    r.add_argument("--results", type=Path, default=Path("benchmarks/results/objectives"))
+    r.add_argument("--results", type=Path, default=None,
+                   help="result folder [benchmarks/results/objectives-<today>]")
+    r.add_argument("--force", action="store_true",
+                   help="write into a result folder that holds files (default: refuse)")
     r.add_argument("--versus", default="multiclass",
                    help="the model every curve is also compared with, mode by mode")
     args = parser.parse_args()
@@ -342,7 +347,9 @@ def main() -> None:
                  tuple(args.tasks.split(",")), args.part,
                  tuple(n for n in args.shipped.split(",") if n))
     else:
-        print(report(args.out, args.results, args.versus).to_string(index=False))
+        results = refuse_existing(args.results or RESULTS / dated("objectives", ""), args.force,
+                                  "--results")
+        print(report(args.out, results, args.versus).to_string(index=False))
 
 
 if __name__ == "__main__":

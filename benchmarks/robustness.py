@@ -20,10 +20,11 @@ the paired interval (every curve sees the same resamples).
 
     python benchmarks/robustness.py run --data samples/tasks --vincia samples/tasks-vincia \\
         --out runs/robustness
-    python benchmarks/robustness.py report runs/robustness
+    python benchmarks/robustness.py report runs/robustness --results benchmarks/results/robustness
 
 ``run`` resumes (stored runs are kept; ``--modes`` splits the work between processes).
-``report`` writes ``benchmarks/results/robustness/``: ``summary.csv`` (nominal AUC and
+``report`` writes into ``--results`` (default a new ``benchmarks/results/robustness-<date>/``;
+a folder that holds files only with ``--force``): ``summary.csv`` (nominal AUC and
 significance per task, size and curve), ``shifts.csv`` (every shift with its interval),
 ``shift_vs_scratch.csv`` and ``shift_vs_bdt.csv`` (the paired difference of shifts),
 ``robustness.png``, ``models.json`` (the pretrained model's name, version and weights
@@ -40,6 +41,8 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from _results import RESULTS, dated, refuse_existing
 
 TASKS = ("ttH_vs_tt", "VBF_vs_ggF")
 SIZES = (1000, 10000)
@@ -216,14 +219,18 @@ def main() -> None:
     r.add_argument("--modes", default=",".join(MODES))
     p = sub.add_parser("report", help="write benchmarks/results/robustness/")
     p.add_argument("out", type=Path)
-    p.add_argument("--results", type=Path,
-                   default=Path(__file__).parent / "results" / "robustness")
+    p.add_argument("--results", type=Path, default=None,
+                   help="result folder [benchmarks/results/robustness-<today>]")
+    p.add_argument("--force", action="store_true",
+                   help="write into a result folder that holds files (default: refuse)")
     args = parser.parse_args()
     if args.command == "run":
         run(args.data, args.vincia, args.out, args.model, tuple(args.modes.split(",")))
     else:
-        report(args.out, args.results)
-        print(json.dumps(json.loads((args.results / "models.json").read_text()), indent=1))
+        results = refuse_existing(args.results or RESULTS / dated("robustness", ""), args.force,
+                                  "--results")
+        report(args.out, results)
+        print(json.dumps(json.loads((results / "models.json").read_text()), indent=1))
 
 
 if __name__ == "__main__":

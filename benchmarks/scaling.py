@@ -251,7 +251,8 @@ def main() -> None:
     elif args.step == "ship":
         scan_candidates(args.out, args.data, ints(args.widths), args.size)
     else:
-        results = refuse_existing(args.results or RESULTS / dated("scaling", ""), args.force)
+        results = refuse_existing(args.results or RESULTS / dated("scaling", ""), args.force,
+                                  "--results")
         print(report(args.out, results).to_string(index=False))
 
 
