@@ -189,13 +189,15 @@ def one_of(choices: Sequence[str], separator: str | None = None) -> Validator:
 
 
 def checked_by(function: Callable[[Any], Any]) -> Validator:
-    """A value that `function` accepts (a hepfm error or ValueError becomes the message)."""
+    """A value that `function` accepts (a hepfm error, in its command-line wording, or a
+    ValueError becomes the message)."""
     def check(value: Any) -> Any:
         if value is not None:
             try:
                 function(value)
             except (HepfmError, ValueError, KeyError) as err:
-                raise typer.BadParameter(str(err).strip("'\"")) from None
+                message = getattr(err, "cli_message", None) or str(err).strip("'\"")
+                raise typer.BadParameter(message) from None
         return value
     return check
 
@@ -931,7 +933,7 @@ def predict(
     from hepfm.data.labelled import expand_files, load_branch_map
     from hepfm.inference import TREE_NAME, predict_files
 
-    files = expand_files([*input, *ctx.args], "--input")
+    files = expand_files([*input, *ctx.args], "input")
     if threads:
         import torch
 

@@ -152,7 +152,7 @@ def check_settings(s: dict[str, Any], device: str, precision: str, devices: int 
     if str(precision) not in PRECISIONS:
         raise ArgumentError(f"unknown precision '{precision}': use one of "
                             f"{', '.join(PRECISIONS)}")
-    resolve_device(device, "device")
+    resolve_device(device)
     check_on_invalid(s["on_invalid"])
     if num_nodes < 1 or (devices != -1 and isinstance(devices, int) and devices < 1):
         raise ArgumentError(f"devices must be >= 1 (or -1: all) and num_nodes >= 1, got "
@@ -236,7 +236,7 @@ def pretrain(
     """
     out_dir = _run_dir(out_dir, resume, devices, num_nodes)
     if not resume and distributed_rank() == 0:  # ranks > 0 start after rank 0 wrote there
-        refuse_existing(out_dir, force, resume="--resume")
+        refuse_existing(out_dir, force, "out_dir", "resume", option="--out")
     saved = _saved_settings(out_dir, resume)
     s = {**DEFAULTS, **saved}  # defaults, then the saved run, then what is given here
     s.update({k: v for k, v in {
