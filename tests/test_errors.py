@@ -118,7 +118,7 @@ def _cli_cases(files: tuple[str, str], out: str) -> list[tuple[list[str], str]]:
         (["finetune", "--task", "ttH_vs_tt", "--btag", "medium"],
          "--btag applies to your own files (with --branch-map)"),
         (["finetune"], "give --task (a built-in task"),
-        (["scan"], "give --task NAME,NAME or --task all"),
+        (["scan"], "give --task (a built-in task"),
         (["finetune", "--signal", sig, "--background", bkg, "--btag", "0.5"],
          "--btag 0.5: branch 'Jet.BTag' is a bit mask"),
         (["finetune", "--signal", sig, "--background", bkg, "--branch-map", "nowhere.yaml"],

@@ -710,6 +710,11 @@ def finetune(
                       allow_overlap=allow_overlap, device=resolve_device(device),
                       progress=verbose, yields=yields_from_options(yields, luminosity, xsec),
                       calibrate=calibrate, variations=_variations(variation))
+    _print_finetune(r)
+
+
+def _print_finetune(r: dict[str, Any]) -> None:
+    """The metrics of a fine-tuning result `r`, its systematic shifts and where it is."""
     title = "weighted, " if r.get("weighted") else ""
     table = Table("metric", "value", title=f"{r['task']} ({title}{r['mode']}, "
                   f"{r['train_events']} training events, {r['test_events']} test events)")
@@ -805,34 +810,42 @@ def scan(
     spread and test-bootstrap intervals; shifts under systematic variations and on other
     test samples."""
     from hepfm.analysis.significance import yields_from_options
-    from hepfm.training.scan import summarise_scan
+    from hepfm.taskdata import task_data_list
 
     chosen_yields = yields_from_options(yields, luminosity, xsec)
     variations = _variations(variation)
     if summarise_only:
-        out_dir = summarise_scan(out, n_boot=bootstrap, yields=chosen_yields)
-        console.print(f"wrote summary.csv, learning curves and compute.csv in {out_dir}")
-        _print_scan_summary(out_dir)
+        _summarise_scan(out, bootstrap, chosen_yields)
         return
-    from hepfm.taskdata import task_data
-    from hepfm.tasks import task_names
+    size_list = [int(n) for n in sizes.split(",")]
+    inputs = task_data_list(task, **_sources(**locals()), events_per_process=events_per_process,
+                            generate=gen, sample_events=max(size_list) * 2 + 400,
+                            on_invalid=on_invalid)
+    _train_scan(inputs, model, size_list, modes, seeds, verbose, out=out, epochs=epochs,
+                resume=resume, allow_overlap=allow_overlap, n_boot=bootstrap,
+                device=resolve_device(device), yields=chosen_yields, variations=variations,
+                test_samples=_test_samples(test_sample))
+
+
+def _summarise_scan(out: str, n_boot: int, yields: Any) -> None:
+    """``hepfm scan --summarise-only``: the summary of the stored runs of `out`, remade."""
+    from hepfm.training.scan import summarise_scan
+
+    out_dir = summarise_scan(out, n_boot=n_boot, yields=yields)
+    console.print(f"wrote summary.csv, learning curves and compute.csv in {out_dir}")
+    _print_scan_summary(out_dir)
+
+
+def _train_scan(inputs: list[Any], model: str | None, sizes: list[int], modes: str, seeds: str,
+                verbose: bool, **settings: Any) -> None:
+    """``hepfm scan``: the learning curves of the tasks `inputs`
+    (:func:`hepfm.training.task_run.scan_tasks` with `settings`), then their summary."""
     from hepfm.training.quiet import quiet_chatter
     from hepfm.training.task_run import scan_tasks
 
     quiet_chatter(not verbose)
-    size_list = [int(n) for n in sizes.split(",")]
-    sources = _sources(**locals())
-    names = [task] if any(sources[k] for k in sources if k != "data") else task_names(task)
-    inputs = [task_data(name, **sources, events_per_process=events_per_process,
-                        generate=gen, sample_events=max(size_list) * 2 + 400,
-                        on_invalid=on_invalid)
-              for name in names]
-    out_dir = scan_tasks(inputs, model, size_list, [m.strip() for m in modes.split(",")],
-                         [int(n) for n in seeds.split(",")], out, epochs, resume=resume,
-                         allow_overlap=allow_overlap, n_boot=bootstrap,
-                         device=resolve_device(device), progress=verbose,
-                         yields=chosen_yields, variations=variations,
-                         test_samples=_test_samples(test_sample))
+    out_dir = scan_tasks(inputs, model, sizes, [m.strip() for m in modes.split(",")],
+                         [int(n) for n in seeds.split(",")], progress=verbose, **settings)
     console.print(f"wrote scan.csv, summary.csv, learning curves and compute.csv in {out_dir}")
     _print_scan_summary(out_dir)
     console.print((out_dir / "compute.txt").read_text())

@@ -36,7 +36,7 @@ from hepfm.errors import ArgumentError, HepfmError, InputDataError, naming
 from hepfm.processes import PROCESSES
 from hepfm.provenance import check_disjoint, describe_file, pretraining_events
 from hepfm.samples import ensure_task_samples
-from hepfm.tasks import Task, get_task, make_task
+from hepfm.tasks import Task, get_task, make_task, task_names
 
 log = logging.getLogger(__name__)
 
@@ -228,6 +228,21 @@ def task_data(task: str | None = None, signal: str | Sequence[str] | None = None
                               test_mixed, label_branch, weight_branch, branch_map, btag, data,
                               events_per_process, generate, sample_events),
                    on_invalid=on_invalid)
+
+
+#: The arguments of :func:`task_data` that name the user's own events (not a built-in task).
+OWN_EVENTS = ("signal", "background", "mixed", "test_signal", "test_background", "test_mixed")
+
+
+def task_data_list(task: str | None = None, **sources: Any) -> list[TaskData]:
+    """The :class:`TaskData` of every task that ``hepfm scan`` options name: with any of
+    :data:`OWN_EVENTS` among `sources`, the one task :func:`task_data` makes of them (named
+    `task`); else every built-in task of `task`, ``NAME,NAME`` or ``all``
+    (:func:`hepfm.tasks.task_names`). `sources` are the other arguments of :func:`task_data`,
+    used for every task."""
+    own = any(sources.get(name) for name in OWN_EVENTS)
+    names = [task] if own or not task else task_names(task)
+    return [task_data(name, **sources) for name in names]
 
 
 def _task_data(task: str | None, signal: Any, background: Any, mixed: Any, test_signal: Any,
