@@ -11,6 +11,8 @@ checkpoint is saved first).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import signal
 import sys
@@ -647,26 +649,32 @@ def _print_trust(r: dict[str, Any], table: Any) -> None:
             table.add_row(key, f"{r[key]:.4g}{interval}")
 
 
-def _sources(**given: Any) -> dict[str, Any]:
-    """The keyword arguments of :func:`hepfm.taskdata.task_data` among `given`."""
-    return {k: v for k, v in given.items() if k in TASK_SOURCES}
+def task_source_options(command: Callable[..., None]) -> Callable[..., None]:
+    """`command` with the options of :data:`TASK_SOURCES` right after its ``--task``, which
+    it receives as one dict, its keyword argument ``sources`` (typer has no option groups;
+    typer reads the signature and the type hints made here, which agree)."""
+    params = [p for p in inspect.signature(command, eval_str=True).parameters.values()
+              if p.name != "sources"]
+    at = [p.name for p in params].index("task") + 1
+    added = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=option,
+                               annotation=str) for name, option in TASK_SOURCES.items()]
+
+    @functools.wraps(command)
+    def with_sources(**given: Any) -> None:
+        sources = {name: given.pop(name) for name in TASK_SOURCES}
+        command(**given, sources=sources)
+
+    signature = inspect.Signature([*params[:at], *added, *params[at:]], return_annotation=None)
+    with_sources.__signature__ = signature  # type: ignore[attr-defined]
+    with_sources.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
+    return with_sources
 
 
 @app.command()
+@task_source_options
 def finetune(
     task: str = typer.Option(None, help="Task name (see 'hepfm tasks'); with --signal and "
                              "--background, the name of your task."),
-    signal: str = TASK_SOURCES["signal"],
-    background: str = TASK_SOURCES["background"],
-    mixed: str = TASK_SOURCES["mixed"],
-    test_signal: str = TASK_SOURCES["test_signal"],
-    test_background: str = TASK_SOURCES["test_background"],
-    test_mixed: str = TASK_SOURCES["test_mixed"],
-    label_branch: str = TASK_SOURCES["label_branch"],
-    weight_branch: str = TASK_SOURCES["weight_branch"],
-    branch_map: str = TASK_SOURCES["branch_map"],
-    btag: str = BTAG,
-    data: str = TASK_SOURCES["data"],
     model: str = model_option(f"{MODEL_HELP} to start from [{DEFAULT_MODEL}].", None),
     mode: str = typer.Option("full", help="scratch, full, frozen or linear.",
                              callback=one_of(MODE_CHOICES)),
@@ -695,6 +703,8 @@ def finetune(
     on_invalid: str = ON_INVALID,
     device: str = DEVICE,
     verbose: bool = VERBOSE,
+    *,
+    sources: dict[str, str | None],
 ) -> None:
     """Fine-tune a pretrained model on a task; print AUC, significance, calibration and
     systematic shifts."""
@@ -704,7 +714,7 @@ def finetune(
     from hepfm.training.task_run import finetune_task
 
     quiet_chatter(not verbose)
-    inputs = task_data(task, **_sources(**locals()), events_per_process=events_per_process,
+    inputs = task_data(task, **sources, events_per_process=events_per_process,
                        generate=gen, on_invalid=on_invalid)
     r = finetune_task(inputs, model, mode, train_size, epochs, seed, out, force=force,
                       allow_overlap=allow_overlap, device=resolve_device(device),
@@ -743,20 +753,10 @@ def _print_finetune(r: dict[str, Any]) -> None:
 
 
 @app.command()
+@task_source_options
 def scan(
     task: str = typer.Option(None, help="Task names NAME,NAME or 'all' (the built-in "
                              "tasks); with --signal and --background, the name of your task."),
-    signal: str = TASK_SOURCES["signal"],
-    background: str = TASK_SOURCES["background"],
-    mixed: str = TASK_SOURCES["mixed"],
-    test_signal: str = TASK_SOURCES["test_signal"],
-    test_background: str = TASK_SOURCES["test_background"],
-    test_mixed: str = TASK_SOURCES["test_mixed"],
-    label_branch: str = TASK_SOURCES["label_branch"],
-    weight_branch: str = TASK_SOURCES["weight_branch"],
-    branch_map: str = TASK_SOURCES["branch_map"],
-    btag: str = BTAG,
-    data: str = TASK_SOURCES["data"],
     sizes: str = typer.Option(",".join(map(str, defaults.SCAN_SIZES)), help="Training sizes.",
                               callback=_sizes),
     modes: str = typer.Option(",".join(defaults.SCAN_MODES), help="Modes to compare: bdt "
@@ -805,6 +805,8 @@ def scan(
                                           metavar="NAME=DIR"),
     device: str = DEVICE,
     verbose: bool = VERBOSE,
+    *,
+    sources: dict[str, str | None],
 ) -> None:
     """Learning curves: AUC and significance against training size for each mode, with seed
     spread and test-bootstrap intervals; shifts under systematic variations and on other
@@ -818,7 +820,7 @@ def scan(
         _summarise_scan(out, bootstrap, chosen_yields)
         return
     size_list = [int(n) for n in sizes.split(",")]
-    inputs = task_data_list(task, **_sources(**locals()), events_per_process=events_per_process,
+    inputs = task_data_list(task, **sources, events_per_process=events_per_process,
                             generate=gen, sample_events=max(size_list) * 2 + 400,
                             on_invalid=on_invalid)
     _train_scan(inputs, model, size_list, modes, seeds, verbose, out=out, epochs=epochs,
