@@ -73,7 +73,7 @@ def _run(out: Path, objective: str) -> Path:
 
 def pretrain_all(data: str, out: Path, objectives: tuple[str, ...], events: int,
                  threads: int) -> None:
-    from hepfm.training.pretrain import pretrain
+    from hepfm.training.pretrain import PretrainConfig, pretrain
 
     for objective in objectives:
         run = _run(out, objective)
@@ -81,8 +81,8 @@ def pretrain_all(data: str, out: Path, objectives: tuple[str, ...], events: int,
             print(f"{run}: done")
             continue
         resume = (run / "checkpoints" / "last.ckpt").is_file()
-        pretrain("all", objective, data, run, events_per_process=events, epochs=EPOCHS,
-                 seed=0, device="cpu", threads=threads, resume=resume, progress=False)
+        config = PretrainConfig("all", objective, data, events, EPOCHS, seed=0)
+        pretrain(config, run, device="cpu", threads=threads, resume=resume, progress=False)
 
 
 def scan_all(out: Path, data: str, objectives: tuple[str, ...], tasks: tuple[str, ...],

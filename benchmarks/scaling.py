@@ -48,7 +48,7 @@ def _label(width: int, size: int) -> str:
 
 def pretrain_all(data: str, out: Path, sizes: tuple[int, ...], widths: tuple[int, ...],
                  threads: int) -> None:
-    from hepfm.training.pretrain import pretrain
+    from hepfm.training.pretrain import PretrainConfig, pretrain
 
     for width in widths:
         for size in sizes:
@@ -57,9 +57,9 @@ def pretrain_all(data: str, out: Path, sizes: tuple[int, ...], widths: tuple[int
                 print(f"{run}: done")
                 continue
             resume = (run / "checkpoints" / "last.ckpt").is_file()
-            pretrain("all", "multiclass", data, run, events_per_process=size, epochs=EPOCHS,
-                     seed=0, device="cpu", threads=threads, resume=resume, progress=False,
-                     model_config={"hidden": width, "head_hidden": width})
+            config = PretrainConfig("all", "multiclass", data, size, EPOCHS, seed=0,
+                                    model_config={"hidden": width, "head_hidden": width})
+            pretrain(config, run, device="cpu", threads=threads, resume=resume, progress=False)
 
 
 def scan_all(out: Path, data: str, sizes: tuple[int, ...], widths: tuple[int, ...]) -> None:

@@ -53,11 +53,11 @@ batch = build_batch(table)
 print(batch)
 print("nodes per event:", table.counts[:10])"""),
     ("markdown", """## 3. Pretrain on the 12 processes"""),
-    ("code", """from hepfm.training.pretrain import pretrain
+    ("code", """from hepfm import PretrainConfig, pretrain
 
-result = pretrain("all", "multiclass", WORK / "data", WORK / "pretrain", EVENTS, EPOCHS,
-                  batch_size=128, device="cpu", progress=False,
-                  model_config={"hidden": 32, "blocks": 2})
+config = PretrainConfig("all", "multiclass", WORK / "data", EVENTS, EPOCHS, batch_size=128,
+                        model_config={"hidden": 32, "blocks": 2})
+result = pretrain(config, WORK / "pretrain", device="cpu", progress=False)
 print(result.summary())"""),
     ("markdown", """## 4. Fine-tune on ttH vs tt, against training from scratch
 Task events come from another part of the generator's seed stream (made here if missing),

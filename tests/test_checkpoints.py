@@ -189,10 +189,10 @@ def _pretrain_args(data: Path, out: Path, *extra: str) -> list[str]:
 
 @pytest.mark.slow
 def test_resume_refuses_payload_and_falls_back(tmp_path: Path) -> None:
-    from hepfm.training.pretrain import pretrain
+    from hepfm.training.pretrain import PretrainConfig, pretrain
 
     data, run = _sample(tmp_path / "data"), tmp_path / "run"
-    pretrain("ttH,tt", "multiclass", data, run, events_per_process=200, epochs=1,
+    pretrain(PretrainConfig("ttH,tt", "multiclass", data), run, events_per_process=200, epochs=1,
              batch_size=64, device="cpu", model_config=TINY, progress=False, verbose=False)
     ckpts = run / "checkpoints"
     marker = tmp_path / "payload-ran"

@@ -100,13 +100,13 @@ def test_bad_value_is_one_line_exit_2_before_anything_runs(nothing_runs, args, e
 
 
 def test_bad_values_checked_by_the_library_before_samples(tmp_path: Path) -> None:
-    from hepfm.training.pretrain import pretrain
+    from hepfm.training.pretrain import PretrainConfig, pretrain
 
     empty = tmp_path / "no-samples"  # an InputDataError would mean the samples were looked at
     for kwargs, match in [({"batch_size": 0}, "batch_size"), ({"epochs": 0}, "epochs"),
                           ({"precision": "64"}, "precision"), ({"device": "tpu"}, "device")]:
         with pytest.raises(ArgumentError, match=match):
-            pretrain("ttH,tt", data_dir=empty, out_dir=tmp_path / "run", verbose=False,
+            pretrain(PretrainConfig("ttH,tt", data_dir=empty), tmp_path / "run", verbose=False,
                      **kwargs)
     assert not (tmp_path / "run").exists()
 

@@ -87,7 +87,7 @@ def _python_cases(files: tuple[str, str], out: str) -> list[tuple[Callable[[], A
         (lambda: finetune_task("ttH_vs_tt", out=out),
          "exists and is not empty: pass force=True to replace what is there, or choose "
          "another out", "--force"),
-        (lambda: pretrain("ttH,tt", out_dir=out, verbose=False),
+        (lambda: pretrain(processes="ttH,tt", out_dir=out, verbose=False),
          "pass force=True to replace what is there or resume=True to continue it, or choose "
          "another out_dir", "--resume"),
         (lambda: generate_samples("tt", 10, out, scheduler="tcp://h:1"),

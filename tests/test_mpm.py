@@ -235,13 +235,13 @@ def test_mpm_plus_multiclass_trains_in_lightning() -> None:
 
 @pytest.mark.slow
 def test_pretrain_mpm_end_to_end(generated_dir: Path, tmp_path: Path) -> None:
-    from hepfm.training.pretrain import pretrain
+    from hepfm.training.pretrain import PretrainConfig, pretrain
 
     out = tmp_path / "mpm"
-    result = pretrain("all", "mpm", generated_dir, out, events_per_process=200, epochs=1,
-                      batch_size=256, device="cpu", seed=2, progress=False, verbose=False,
-                      model_config={"hidden": 16, "blocks": 1, "head_hidden": 16},
-                      mpm={"codebook_size": 16})
+    config = PretrainConfig("all", "mpm", generated_dir, 200, 1, 256, seed=2,
+                            model_config={"hidden": 16, "blocks": 1, "head_hidden": 16},
+                            mpm={"codebook_size": 16})
+    result = pretrain(config, out, device="cpu", progress=False, verbose=False)
     test = result.metrics["test"]
     assert {"mpm_type_accuracy", "mpm_token_accuracy", "mpm_regression_loss"} <= set(test)
     assert 0 <= test["mpm_token_accuracy"] <= 1 and test["mpm_masked_objects"] > 0

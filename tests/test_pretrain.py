@@ -12,19 +12,19 @@ import yaml
 from typer.testing import CliRunner
 
 from hepfm.cli import app
-from hepfm.errors import InputDataError
+from hepfm.errors import HepfmError, InputDataError
 from hepfm.hub import load_pretrained
 from hepfm.processes import PRETRAINING
 from hepfm.training.datamodule import EventDataModule
 from hepfm.training.evaluate import class_scores, predict
-from hepfm.training.pretrain import pretrain
+from hepfm.training.pretrain import PretrainConfig, pretrain
 
 TINY = {"hidden": 16, "blocks": 1, "head_hidden": 16, "dropout": 0.0}
 pytestmark = pytest.mark.slow
 
 
 def _run(data: Path, out: Path, epochs: int, resume: bool = False):
-    return pretrain("all", "both", data, out, events_per_process=200, epochs=epochs,
+    return pretrain(PretrainConfig("all", "both", data), out, events_per_process=200, epochs=epochs,
                     batch_size=128, device="cpu", seed=3, resume=resume,
                     model_config=None if resume else TINY, progress=False, verbose=False)
 
@@ -74,7 +74,7 @@ def test_reload_reproduces_logged_val_accuracy(run_dir: Path, generated_dir: Pat
 
 def test_missing_files_name_the_generate_command(tmp_path: Path) -> None:
     with pytest.raises(InputDataError, match=r"(?s)ttH, tt.*hepfm generate --processes ttH,tt"):
-        pretrain("ttH,tt", data_dir=tmp_path, out_dir=tmp_path / "run", verbose=False)
+        pretrain(PretrainConfig("ttH,tt", data_dir=tmp_path), tmp_path / "run", verbose=False)
     result = CliRunner().invoke(app, ["pretrain", "--processes", "ttH", "--data",
                                       str(tmp_path), "--out", str(tmp_path / "run")])
     assert result.exit_code == 2
@@ -86,10 +86,10 @@ def test_missing_files_name_the_generate_command(tmp_path: Path) -> None:
 def test_bf16_mixed_precision_trains(generated_dir: Path, tmp_path: Path, objective: str) -> None:
     """The autocast path GPU users take (``--precision bf16-mixed``), here on the CPU:
     finite losses and weights, and a float32 model saved."""
-    result = pretrain("ttH,tt,QCD_multijet", objective, generated_dir, tmp_path / "run",
-                      events_per_process=100, epochs=1, batch_size=64, device="cpu",
-                      precision="bf16-mixed", seed=1, model_config=TINY, progress=False,
-                      verbose=False)
+    config = PretrainConfig("ttH,tt,QCD_multijet", objective, generated_dir, 100, 1, 64,
+                            seed=1, model_config=TINY)
+    result = pretrain(config, tmp_path / "run", device="cpu", precision="bf16-mixed",
+                      progress=False, verbose=False)
     log = pd.read_csv(tmp_path / "run" / "metrics.csv")
     losses = log.filter(like="loss").to_numpy(dtype=float)
     assert np.isfinite(losses[~np.isnan(losses)]).all() and (~np.isnan(losses)).any()
@@ -108,11 +108,42 @@ def test_every_compared_objective_trains_and_reloads(generated_dir: Path, tmp_pa
     from hepfm.data.labels import MULTILABELS
 
     run = tmp_path / "run"
-    pretrain("ttH,tt,ZH", objective, generated_dir, run, events_per_process=60, epochs=1,
-             batch_size=64, device="cpu", seed=2, model_config=TINY, progress=False,
-             verbose=False)
+    config = PretrainConfig("ttH,tt,ZH", objective, generated_dir, 60, 1, 64, seed=2,
+                            model_config=TINY)
+    pretrain(config, run, device="cpu", progress=False, verbose=False)
     model = load_pretrained(run)
     assert model.run_config["objective"] == objective
     assert tuple(model.config.labels) == MULTILABELS
     assert ("mpm" in model.run_config) == ("mpm" in objective)
     assert all(bool(p.isfinite().all()) for p in model.parameters())
+
+
+def test_keyword_settings_reach_config_and_compute(tmp_path: Path) -> None:
+    from hepfm.training.pretrain import ComputeConfig, PretrainConfig, _with_overrides
+
+    config, compute = _with_overrides(PretrainConfig("ttH,tt", epochs=3), ComputeConfig(),
+                                      {"epochs": 5, "device": "cpu", "threads": 2})
+    assert (config.processes, config.epochs) == ("ttH,tt", 5)
+    assert (compute.device, compute.threads, compute.devices) == ("cpu", 2, 1)
+    with pytest.raises(TypeError, match="'epoch'"):
+        pretrain(PretrainConfig("ttH,tt", data_dir=tmp_path), tmp_path / "run", epoch=3)
+    assert not (tmp_path / "run").exists()
+
+
+def test_given_settings_are_what_run_yaml_records(tmp_path: Path) -> None:
+    from hepfm.training.pretrain import PretrainConfig
+
+    given = PretrainConfig(["ttH", "tt"], data_dir="~/s", epochs=2, streaming=False).given()
+    assert given == {"processes": "ttH,tt", "data_dir": str(Path("~/s").expanduser()),
+                     "epochs": 2}
+
+
+def test_resume_refuses_a_run_yaml_with_unknown_settings(tmp_path: Path) -> None:
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "run.yaml").write_text("processes: ttH,tt\nmodel: {hidden: 16}\n")
+    with pytest.raises(HepfmError, match=r"run\.yaml' holds unknown settings model$"):
+        pretrain(out_dir=run, resume=True, verbose=False)
+    (run / "run.yaml").write_text("processes: [ttH\n")
+    with pytest.raises(HepfmError, match="not valid YAML"):
+        pretrain(out_dir=run, resume=True, verbose=False)

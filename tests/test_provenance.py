@@ -78,12 +78,12 @@ def test_user_files_are_identified_by_content(samples, tmp_path):
 
 
 def test_finetune_refuses_pretraining_events_and_runs_on_disjoint_ones(samples, tmp_path):
-    from hepfm.training.pretrain import pretrain
+    from hepfm.training.pretrain import PretrainConfig, pretrain
 
     run = tmp_path / "pre"
-    pretrain("ttH,tt", "multiclass", samples["pre"], run, events_per_process=150, epochs=1,
-             batch_size=64, device="cpu", seed=0, model_config=TINY, progress=False,
-             verbose=False)
+    config = PretrainConfig("ttH,tt", "multiclass", samples["pre"], 150, 1, 64, seed=0,
+                            model_config=TINY)
+    pretrain(config, run, device="cpu", progress=False, verbose=False)
     recorded = yaml.safe_load((run / "config.yaml").read_text())["pretraining_events"]
     assert {r["process"] for r in recorded} == {"ttH", "tt"}
 

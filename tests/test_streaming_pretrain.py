@@ -15,7 +15,7 @@ from hepfm.data.graphs import build_batch
 from hepfm.hub import load_pretrained
 from hepfm.training.datamodule import EventDataModule, entry_ranges
 from hepfm.training.module import PretrainModule
-from hepfm.training.pretrain import pretrain
+from hepfm.training.pretrain import PretrainConfig, pretrain
 
 PROCESSES = "ttH,tt,Z_jets,QCD_multijet"
 TINY = {"hidden": 16, "blocks": 1, "head_hidden": 16, "dropout": 0.0}
@@ -23,8 +23,8 @@ pytestmark = pytest.mark.slow
 
 
 def _run(data: Path, out: Path, epochs: int = 1, resume: bool = False) -> Any:
-    return pretrain(PROCESSES, "multiclass", data, out, epochs=epochs, batch_size=64,
-                    device="cpu", seed=3, resume=resume, streaming=True,
+    return pretrain(PretrainConfig(PROCESSES, "multiclass", data), out, epochs=epochs,
+                    batch_size=64, device="cpu", seed=3, resume=resume, streaming=True,
                     model_config=None if resume else TINY, progress=False, verbose=False)
 
 

@@ -9,7 +9,8 @@ The public API is re-exported here, lazily so that ``import hepfm`` stays fast:
   signal and background sources), ``task_data`` (``task_data_list``: several tasks),
   ``load_task_events``, ``split_task``;
   processes: ``PROCESSES``, ``PRETRAINING``;
-- what the commands run: ``pretrain``, ``finetune_task``, ``scan_tasks``,
+- what the commands run: ``pretrain`` (with :class:`PretrainConfig`, :class:`ComputeConfig`),
+  ``finetune_task``, ``scan_tasks``,
   ``predict_files``, ``export``, ``cka_report``; ``load_model``, ``parse_models``.
 """
 
@@ -43,6 +44,8 @@ _LAZY = {
     "finetune_task": "hepfm.training.task_run",
     "scan_tasks": "hepfm.training.task_run",
     "pretrain": "hepfm.training.pretrain",
+    "PretrainConfig": "hepfm.training.pretrain",
+    "ComputeConfig": "hepfm.training.pretrain",
     "predict_files": "hepfm.inference",
     "export": "hepfm.exporting",
     "cka_report": "hepfm.analysis.cka_report",

@@ -575,19 +575,19 @@ def pretrain(
     verbose: bool = VERBOSE,
 ) -> None:
     """Pretrain the foundation model (multiclass, multilabel and/or MPM) with Lightning."""
+    from hepfm.training.pretrain import ComputeConfig, PretrainConfig
     from hepfm.training.pretrain import pretrain as run_pretrain
     from hepfm.training.quiet import quiet_chatter
 
     quiet_chatter(not verbose)
     mpm = {k: v for k, v in (("fraction", mask_fraction), ("codebook_size", codebook_size))
            if v is not None}
-    run_pretrain(processes=processes, objective=objective, data_dir=data, out_dir=out,
-                 events_per_process=events_per_process, epochs=epochs,
-                 batch_size=batch_size, device=resolve_device(device), precision=precision,
-                 devices=devices, num_nodes=num_nodes, seed=seed, resume=resume,
-                 generate=gen, force=force, mpm=mpm or None, threads=threads,
-                 streaming=streaming, num_workers=num_workers, verbose=verbose,
-                 on_invalid=on_invalid)
+    config = PretrainConfig(processes, objective, data, events_per_process, epochs, batch_size,
+                            seed, mpm=mpm or None, streaming=streaming, on_invalid=on_invalid)
+    compute = ComputeConfig(resolve_device(device), precision, devices, num_nodes, threads,
+                            num_workers)
+    run_pretrain(config, out, compute=compute, resume=resume, force=force, generate=gen,
+                 verbose=verbose)
 
 
 # --- the events of a task (hepfm.taskdata.task_data) --------------------------------------

@@ -22,8 +22,8 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -105,7 +105,16 @@ def _saved_settings(out_dir: Path, resume: bool) -> dict[str, Any]:
     if not path.is_file():
         raise HepfmError(f"cannot resume: '{out_dir}' has no {RUN_SETTINGS} "
                          "(not a hepfm pretraining run directory)")
-    return yaml.safe_load(path.read_text())
+    try:
+        saved = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise HepfmError(f"cannot resume: '{path}' is not valid YAML ({err.problem})") from None
+    known = {f.name for f in fields(PretrainConfig)}
+    unknown = sorted(set(saved) - known) if isinstance(saved, dict) else ["(not a mapping)"]
+    if unknown:
+        raise HepfmError(f"cannot resume: '{path}' holds unknown settings "
+                         f"{', '.join(map(str, unknown))}")
+    return saved
 
 
 def _write_yaml(path: Path, data: dict[str, Any]) -> None:
@@ -136,8 +145,7 @@ def _set_cpu_threads(device: str, threads: int | None) -> None:
         torch.set_num_threads(threads or max(1, min(4, (os.cpu_count() or 1) // 2)))
 
 
-def check_settings(s: dict[str, Any], device: str, precision: str, devices: int | str = 1,
-                   num_nodes: int = 1) -> None:
+def check_settings(s: dict[str, Any], compute: ComputeConfig) -> None:
     """Raise :class:`ArgumentError` for a setting that cannot work, before anything is
     loaded or generated: sizes below 1, unknown device, precision or objective."""
     from hepfm.data.reading import check_on_invalid
@@ -149,10 +157,11 @@ def check_settings(s: dict[str, Any], device: str, precision: str, devices: int 
                                   or value < (0 if key == "patience" else 1)):
             raise ArgumentError(f"{key} must be an integer >= "
                                 f"{0 if key == 'patience' else 1}, got {value!r}")
-    if str(precision) not in PRECISIONS:
-        raise ArgumentError(f"unknown precision '{precision}': use one of "
+    devices, num_nodes = compute.devices, compute.num_nodes
+    if str(compute.precision) not in PRECISIONS:
+        raise ArgumentError(f"unknown precision '{compute.precision}': use one of "
                             f"{', '.join(PRECISIONS)}")
-    resolve_device(device)
+    resolve_device(compute.device)
     check_on_invalid(s["on_invalid"])
     if num_nodes < 1 or (devices != -1 and isinstance(devices, int) and devices < 1):
         raise ArgumentError(f"devices must be >= 1 (or -1: all) and num_nodes >= 1, got "
@@ -186,88 +195,116 @@ def _sigterm_to_lightning() -> Iterator[None]:
             signal.signal(signal.SIGTERM, previous)
 
 
+@dataclass
+class PretrainConfig:
+    """What is pretrained, on which events, and how: the settings ``run.yaml`` records.
+
+    A field left ``None`` takes the value of the run being resumed, else :data:`DEFAULTS`.
+    `objective`: ``multiclass``, ``multilabel``, ``both``, ``mpm`` or a sum such as
+    ``mpm+multiclass``; `mpm` sets masked particle modeling's ``fraction``, ``targets`` and
+    ``codebook_size`` (defaults: :data:`hepfm.objectives.mpm.MPM_DEFAULTS`);
+    `model_config`: :class:`~hepfm.models.config.ModelConfig` fields (``hidden``, ...).
+    With `streaming`, training events are streamed from the files (split by entry ranges per
+    file, see :class:`~hepfm.training.datamodule.EventDataModule`); `events_per_process`
+    then caps the entries read per file and, unless given, reads them all. `on_invalid`:
+    ``"error"`` or ``"drop"``, what happens to events with bad values.
+    """
+
+    processes: str | list[str] | None = None
+    objective: str | None = None
+    data_dir: str | os.PathLike[str] | None = None
+    events_per_process: int | None = None
+    epochs: int | None = None
+    batch_size: int | None = None
+    seed: int | None = None
+    lr: float | None = None
+    schedule: str | None = None
+    patience: int | None = None
+    model_config: dict[str, Any] | None = None
+    mpm: dict[str, Any] | None = None
+    streaming: bool | None = None
+    on_invalid: str | None = None
+
+    def given(self) -> dict[str, Any]:
+        """The fields that are set, as ``run.yaml`` writes them."""
+        given = {k: v for k, v in asdict(self).items() if v is not None}
+        if "processes" in given and not isinstance(given["processes"], str):
+            given["processes"] = ",".join(given["processes"])
+        if "data_dir" in given:
+            given["data_dir"] = str(Path(given["data_dir"]).expanduser())
+        if not self.streaming:
+            given.pop("streaming", None)
+        return given
+
+
+@dataclass
+class ComputeConfig:
+    """Where and how a run trains; not recorded (a resumed run may use other hardware).
+
+    `device`: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; `devices` per node and `num_nodes`
+    above 1 train with DDP; `threads`: torch threads on a CPU (default half the cores, at
+    most 4); `num_workers`: DataLoader worker processes; `generate_workers`: processes that
+    generate missing samples.
+    """
+
+    device: str = "auto"
+    precision: str = "32"
+    devices: int | str = 1
+    num_nodes: int = 1
+    threads: int | None = None
+    num_workers: int = 0
+    generate_workers: int | None = None
+
+
 def pretrain(
-    processes: str | Iterable[str] | None = None,
-    objective: str | None = None,
-    data_dir: str | os.PathLike[str] | None = None,
+    config: PretrainConfig | None = None,
     out_dir: str | os.PathLike[str] | None = None,
-    events_per_process: int | None = None,
-    epochs: int | None = None,
-    batch_size: int | None = None,
-    device: str = "auto",
-    precision: str = "32",
-    devices: int | str = 1,
-    num_nodes: int = 1,
-    seed: int | None = None,
-    resume: bool = False,
-    generate: bool = False,
     *,
+    compute: ComputeConfig | None = None,
+    resume: bool = False,
     force: bool = False,
-    model_config: dict[str, Any] | None = None,
-    mpm: dict[str, Any] | None = None,
-    lr: float | None = None,
-    schedule: str | None = None,
-    patience: int | None = None,
-    num_workers: int = 0,
-    streaming: bool = False,
-    threads: int | None = None,
-    generate_workers: int | None = None,
+    generate: bool = False,
     progress: bool = True,
     verbose: bool = True,
-    on_invalid: str | None = None,
+    **overrides: Any,
 ) -> PretrainResult:
-    """Pretrain the foundation model on `processes` and write a run directory.
+    """Pretrain the foundation model as `config` says and write the run directory `out_dir`.
 
-    Missing sample files are an error naming them and the ``hepfm generate`` command, unless
-    `generate` is set or `data_dir` is left at its default (then they are generated, so that
-    ``hepfm pretrain --processes all`` works on a fresh install). `seed` fixes the split,
-    the initialisation and the batch order. With `resume`, the settings come from
-    ``out_dir/run.yaml`` (arguments given here override them, e.g. more `epochs`) and
-    training continues from ``checkpoints/last.ckpt``; else an `out_dir` that holds files
-    is refused unless `force`. An `objective` with ``mpm`` (e.g.
-    ``"mpm"``, ``"mpm+multiclass"``) adds masked particle modeling; `mpm` sets its
-    ``fraction``, ``targets`` and ``codebook_size`` (defaults:
-    :data:`hepfm.objectives.mpm.MPM_DEFAULTS`).
-    With `streaming`, training events are streamed from the files (split by entry ranges
-    per file, see :class:`~hepfm.training.datamodule.EventDataModule`); there
-    `events_per_process` caps the entries read per file and, unless given, reads them all.
-    `num_workers`: DataLoader worker processes. `on_invalid`: ``"error"`` (default) or
-    ``"drop"``, what happens to events with bad values (recorded in ``run.yaml``).
+    `overrides` set fields of `config` or `compute` by name (``epochs=20``,
+    ``device="cpu"``). Missing sample files are an error naming them and the
+    ``hepfm generate`` command, unless `generate` is set or ``data_dir`` is left at its
+    default (then they are generated, so that ``hepfm pretrain --processes all`` works on a
+    fresh install). ``seed`` fixes the split, the initialisation and the batch order. With
+    `resume`, the settings come from ``out_dir/run.yaml`` (those set here override them,
+    e.g. more ``epochs``) and training continues from ``checkpoints/last.ckpt``; else an
+    `out_dir` that holds files is refused unless `force`.
     """
-    out_dir = _run_dir(out_dir, resume, devices, num_nodes)
+    config, compute = _with_overrides(config or PretrainConfig(), compute or ComputeConfig(),
+                                      overrides)
+    out_dir = _run_dir(out_dir, resume, compute)
     if not resume and distributed_rank() == 0:  # ranks > 0 start after rank 0 wrote there
         refuse_existing(out_dir, force, "out_dir", "resume", option="--out")
     saved = _saved_settings(out_dir, resume)
-    s = {**DEFAULTS, **saved}  # defaults, then the saved run, then what is given here
-    s.update({k: v for k, v in {
-        "processes": None if processes is None else (
-            processes if isinstance(processes, str) else ",".join(processes)),
-        "objective": objective, "events_per_process": events_per_process, "epochs": epochs,
-        "batch_size": batch_size, "seed": seed, "lr": lr, "schedule": schedule,
-        "patience": patience, "model": model_config, "mpm": mpm,
-        "data_dir": None if data_dir is None else str(Path(data_dir).expanduser()),
-        "streaming": streaming or None, "on_invalid": on_invalid,
-    }.items() if v is not None})
+    given = config.given()
+    s = {**DEFAULTS, **saved, **given}  # defaults, then the saved run, then what is given
     names = resolve_processes(s["processes"])
-    check_settings(s, device, precision, devices, num_nodes)
+    check_settings(s, compute)
     resume_from = None
     if resume:  # before any data is read or generated
         from hepfm.training.checkpoints import resume_checkpoint
 
         resume_from = resume_checkpoint(out_dir / "checkpoints")
     sample_events = s["events_per_process"]
-    if s.get("streaming") and events_per_process is None and "events_per_process" not in saved:
+    if s.get("streaming") and "events_per_process" not in given | saved:
         s["events_per_process"] = None  # streaming reads whole files unless capped
 
-    dm = _data_module(s, names, num_workers, generate, sample_events, generate_workers,
-                      verbose)
+    dm = _data_module(s, names, compute, generate, sample_events, verbose)
     s["data_dir"] = str(dm.data_dir)
-    _prepare_run_dir(out_dir, s, device, threads)
+    _prepare_run_dir(out_dir, s, compute)
     dm.setup("fit")
     _check_sizes(dm, s, verbose)
     module = _lightning_module(s, dm)
-    trainer = _trainer(s, out_dir, device, precision, devices, num_nodes,
-                       dm.train_events(), progress, verbose)
+    trainer = _trainer(s, out_dir, compute, dm.train_events(), progress, verbose)
     _fit(trainer, module, dm, resume_from, out_dir)
     if not trainer.is_global_zero:
         return PretrainResult(out_dir)
@@ -277,14 +314,26 @@ def pretrain(
     return result
 
 
-def _run_dir(out_dir: str | os.PathLike[str] | None, resume: bool, devices: int | str,
-             num_nodes: int) -> Path:
+def _with_overrides(config: PretrainConfig, compute: ComputeConfig, overrides: dict[str, Any]
+                    ) -> tuple[PretrainConfig, ComputeConfig]:
+    """`config` and `compute` with the fields named in `overrides` replaced."""
+    own = {f.name for f in fields(PretrainConfig)}
+    hardware = {f.name for f in fields(ComputeConfig)}
+    unknown = sorted(set(overrides) - own - hardware)
+    if unknown:  # as Python reports an unexpected keyword argument
+        raise TypeError(f"pretrain() got an unexpected keyword argument '{unknown[0]}'")
+    return (replace(config, **{k: v for k, v in overrides.items() if k in own}),
+            replace(compute, **{k: v for k, v in overrides.items() if k in hardware}))
+
+
+def _run_dir(out_dir: str | os.PathLike[str] | None, resume: bool, compute: ComputeConfig
+             ) -> Path:
     """The run directory: `out_dir`, or a new ``runs/pretrain-<time>`` for a single process."""
     if out_dir is None:
         if resume:
             raise HepfmError("resume needs out_dir, the run to continue").for_cli(
                 "--resume needs --out RUN_DIR (the run to continue)")
-        if devices != 1 or num_nodes != 1:
+        if compute.devices != 1 or compute.num_nodes != 1:
             raise HepfmError("give out_dir with devices/num_nodes: every rank must write to "
                              "the same run directory").for_cli(
                 "give --out RUN_DIR with --devices/--num-nodes: every rank must write to the "
@@ -293,25 +342,23 @@ def _run_dir(out_dir: str | os.PathLike[str] | None, resume: bool, devices: int 
     return Path(out_dir).expanduser().absolute()
 
 
-def _data_module(s: dict[str, Any], names: list[str], num_workers: int, generate: bool,
-                 sample_events: int | None, generate_workers: int | None, verbose: bool
-                 ) -> EventDataModule:
+def _data_module(s: dict[str, Any], names: list[str], compute: ComputeConfig, generate: bool,
+                 sample_events: int | None, verbose: bool) -> EventDataModule:
     """The data module of the run, its samples made (or their absence reported)."""
     from hepfm.training.datamodule import EventDataModule
 
     data_dir = s.get("data_dir")
     dm = EventDataModule(data_dir, names, s["events_per_process"], s["batch_size"], s["seed"],
-                         num_workers=num_workers, streaming=bool(s.get("streaming")),
+                         num_workers=compute.num_workers, streaming=bool(s.get("streaming")),
                          cache_dir=Path(data_dir or default_data_dir()).expanduser() / ".cache",
                          generate=generate, sample_events=sample_events,
-                         generate_workers=generate_workers, verbose=verbose,
+                         generate_workers=compute.generate_workers, verbose=verbose,
                          on_invalid=s["on_invalid"])
     dm.prepare_data()  # before the model: it is built with the data's normalisation
     return dm
 
 
-def _prepare_run_dir(out_dir: Path, s: dict[str, Any], device: str,
-                     threads: int | None) -> None:
+def _prepare_run_dir(out_dir: Path, s: dict[str, Any], compute: ComputeConfig) -> None:
     """Seed, threads, and the run directory with its settings (what a killed run left
     half-written removed first)."""
     import lightning as L
@@ -319,7 +366,7 @@ def _prepare_run_dir(out_dir: Path, s: dict[str, Any], device: str,
     from hepfm.training.quiet import ignore_irrelevant_warnings
 
     ignore_irrelevant_warnings()
-    _set_cpu_threads(device, threads)
+    _set_cpu_threads(compute.device, compute.threads)
     L.seed_everything(s["seed"], workers=True, verbose=False)
     out_dir.mkdir(parents=True, exist_ok=True)
     if distributed_rank() == 0:
@@ -349,7 +396,7 @@ def _lightning_module(s: dict[str, Any], dm: EventDataModule) -> PretrainModule:
     from hepfm.objectives.mpm import MPM_DEFAULTS, fit_codebook, parse_objective
     from hepfm.training.module import PretrainModule
 
-    cfg = ModelConfig(**(s.get("model") or {}))
+    cfg = ModelConfig(**(s.get("model_config") or {}))
     mpm = {**MPM_DEFAULTS, **(s.get("mpm") or {})}
     use_mpm = "mpm" in parse_objective(s["objective"])
     if use_mpm and cfg.mpm is None:
@@ -368,9 +415,8 @@ def _lightning_module(s: dict[str, Any], dm: EventDataModule) -> PretrainModule:
     return module
 
 
-def _trainer(s: dict[str, Any], out_dir: Path, device: str, precision: str,
-             devices: int | str, num_nodes: int, n_train: int, progress: bool,
-             verbose: bool) -> L.Trainer:
+def _trainer(s: dict[str, Any], out_dir: Path, compute: ComputeConfig, n_train: int,
+             progress: bool, verbose: bool) -> L.Trainer:
     """The Trainer: early stopping and best/last checkpoints on the validation loss (saved
     atomically, loaded weights-only, last also on SIGTERM), a timer, CSV logs per attempt."""
     import lightning as L
@@ -380,15 +426,16 @@ def _trainer(s: dict[str, Any], out_dir: Path, device: str, precision: str,
     from hepfm.training.checkpoints import LAST, CheckpointOnSigterm, SafeCheckpointIO
 
     ckpt_dir = out_dir / "checkpoints"
+    devices, num_nodes = compute.devices, compute.num_nodes
     n_dev = devices if isinstance(devices, int) else 1
     distributed = n_dev > 1 or num_nodes > 1 or devices == -1
     return L.Trainer(
         max_epochs=s["epochs"],
-        accelerator=accelerator(device),
+        accelerator=accelerator(compute.device),
         devices=devices,
         num_nodes=num_nodes,
         strategy="ddp" if distributed else "auto",
-        precision=PRECISIONS.get(str(precision), precision),
+        precision=PRECISIONS.get(str(compute.precision), compute.precision),
         callbacks=[EarlyStopping(monitor="val/loss", mode="min", patience=s["patience"]),
                    ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/loss",
                                    mode="min", save_top_k=1, save_last=True,
