@@ -61,17 +61,10 @@ def run(data: str, vincia: str, out: Path, model: str, modes: tuple[str, ...]) -
                variations=list(VARIATIONS), test_samples={SAMPLE: vincia}, n_boot=N_BOOT)
 
 
-def _scores(store, task: str, rids: list[str], label: str | None = None) -> np.ndarray:
-    from hepfm.training.scan_trust import varied_score_path
-
-    return np.stack([np.load(store.score_path(task, r) if label is None else
-                             varied_score_path(store.scores, task, r, label)) for r in rids])
-
-
 def _test(store, task: str, test_id: str) -> tuple[np.ndarray, np.ndarray | None]:
-    with np.load(store.test_path(task, test_id)) as t:
-        w = t["weight"]
-        return t["y"], None if np.all(w == 1) else w
+    """The stored test labels, and their weights unless all are 1."""
+    y, w = store.load_test(task, test_id)
+    return y, None if np.all(w == 1) else w
 
 
 def _boot(y: np.ndarray, w: np.ndarray | None, scores: np.ndarray, seed: int
@@ -105,7 +98,7 @@ def shift_differences(directory: Path, shifts: pd.DataFrame, reference: str) -> 
         if reference not in curves:
             continue
         names = sorted(curves)
-        nominal = _boot(y, w, np.concatenate([_scores(store, task, curves[c]) for c in names]),
+        nominal = _boot(y, w, np.concatenate([store.load_scores(task, curves[c]) for c in names]),
                         0)
         sources = [(v, y, w, v, 0) for v in VARIATIONS]
         for name, test_id in (record.get("test_samples") or {}).items():
@@ -113,7 +106,7 @@ def shift_differences(directory: Path, shifts: pd.DataFrame, reference: str) -> 
             sources.append((name, ys, ws, PREFIX + name, 1))
         for source, ys, ws, label, seed in sources:
             try:
-                varied = _boot(ys, ws, np.concatenate([_scores(store, task, curves[c], label)
+                varied = _boot(ys, ws, np.concatenate([store.load_scores(task, curves[c], label)
                                                        for c in names]), seed)
             except FileNotFoundError:
                 continue

@@ -381,3 +381,20 @@ def test_growing_a_sample_keeps_its_full_parts(reference: Path, tmp_path: Path):
     for name in ("tt_0.root", "tt_2.root", "tt_4.root"):
         assert same_events(tmp_path / name, reference / name)
     assert all(r.ok for r in check_directory(tmp_path))
+
+
+def test_a_part_without_a_checksum_is_not_trusted(reference: Path, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch):
+    for name in ("tt_0.root", "tt_2.root", "tt_4.root", "tt.summary.json"):
+        shutil.copy(reference / name, tmp_path / name)
+    meta = read_metadata(reference / "tt_2.root")
+    monkeypatch.setattr(EventsDigest, "hexdigest", lambda self: None)
+    with SampleWriter(tmp_path / "tt_2.root", meta) as w:  # the same events, no checksum
+        w.write(_collections(arrays(reference / "tt_2.root")))
+    monkeypatch.undo()
+    assert read_metadata(tmp_path / "tt_2.root").get("events_sha256") is None
+    report, = check_directory(tmp_path)
+    assert "tt_2.root: records no events_sha256 checksum" in report.problems
+    generate_samples("tt", out_dir=tmp_path, **KW)
+    assert read_metadata(tmp_path / "tt_2.root")["events_sha256"] == meta["events_sha256"]
+    assert all(r.ok for r in check_directory(tmp_path))

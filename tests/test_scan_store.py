@@ -128,3 +128,20 @@ def test_scan_into_a_directory_with_files_needs_resume(tmp_path):
     assert "force" not in str(err.value)  # scan_tasks has no force: never offered
     assert "--resume to continue it" in err.value.cli_message
     assert (tmp_path / "scan.csv").read_text() == mine
+
+
+def test_stored_test_events_and_scores_read_back(tmp_path):
+    from hepfm.training.scan_trust import SAMPLE, varied_score_path
+
+    store = ScanStore(tmp_path).prepare()
+    assert store.load_test("t", "abc") is None
+    store.save_test("t", "abc", np.array([0, 1, 1]))
+    store.save_test("t", "abc", np.array([1, 1, 1]), np.array([2.0, 2.0, 2.0]))  # kept
+    y, w = store.load_test("t", "abc")
+    assert y.tolist() == [0, 1, 1] and w.tolist() == [1.0, 1.0, 1.0]
+    (tmp_path / "scores" / "t").mkdir(parents=True, exist_ok=True)
+    for i, rid in enumerate(("r1", "r2")):
+        np.save(store.score_path("t", rid), np.full(3, i, np.float32))
+        np.save(varied_score_path(store.scores, "t", rid, SAMPLE + "v"), np.full(2, i + 5.0))
+    assert store.load_scores("t", ["r2", "r1"]).tolist() == [[1, 1, 1], [0, 0, 0]]
+    assert store.load_scores("t", ["r1", "r2"], SAMPLE + "v").tolist() == [[5, 5], [6, 6]]

@@ -181,13 +181,14 @@ def judge(path: Path, expected: dict[str, Any], verify: bool = True) -> tuple[Ve
                             f"{_describe(meta, expected, diff)}")
     if problem:
         return "remake", problem
-    if verify:
-        ok = verify_events(path, meta)
-        if ok is False:
-            return "remake", "does not match its events_sha256 checksum"
-        if ok is None:
-            log.info("%s: no checksum recorded (written by an older hepfm); reused", path.name)
+    if verify and not verify_events(path, meta):
+        return "remake", _checksum_problem(meta)
     return "reuse", ""
+
+
+def _checksum_problem(meta: dict[str, Any]) -> str:
+    return ("does not match its events_sha256 checksum" if meta.get("events_sha256")
+            else "records no events_sha256 checksum")
 
 
 def conflict_error(path: Path, reason: str, more: int = 0) -> SampleConflictError:

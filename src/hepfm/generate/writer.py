@@ -208,11 +208,12 @@ def _steps(n: int, step: int) -> list[tuple[int, int]]:
     return [(a, min(a + step, n)) for a in range(0, n, step)] or [(0, 0)]
 
 
-def verify_events(path: str | os.PathLike[str], metadata: dict[str, Any]) -> bool | None:
-    """Whether the file's events match its ``events_sha256`` (None: the file records none)."""
+def verify_events(path: str | os.PathLike[str], metadata: dict[str, Any]) -> bool:
+    """Whether the file's events match its ``events_sha256`` (a file that records none
+    does not)."""
     expected = metadata.get("events_sha256")
     if expected is None:
-        return None
+        return False
     try:
         return events_digest(path) == expected
     except Exception:

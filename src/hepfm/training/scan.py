@@ -160,18 +160,35 @@ class ScanStore:
             return None
         return record if isinstance(record, dict) and "row" in record else None
 
-    def has(self, rid: str, key: Mapping[str, Any]) -> bool:
-        """Whether run `rid` is stored complete with exactly this key and its scores."""
+    def complete_run(self, rid: str, key: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The record of run `rid` if it is stored complete, with exactly this key and its
+        scores; else ``None``."""
         record = self.load_run(rid)
         if record is None or record.get("key") != json.loads(json.dumps(key, default=str)):
-            return False
-        return self.score_path(record["row"]["task"], rid).is_file()
+            return None
+        return record if self.score_path(record["row"]["task"], rid).is_file() else None
 
     def score_path(self, task: str, rid: str) -> Path:
         return self.scores / task / f"{rid}.npy"
 
     def test_path(self, task: str, test_id: str) -> Path:
         return self.scores / task / f"test-{test_id}.npz"
+
+    def load_test(self, task: str, test_id: str) -> tuple[np.ndarray, np.ndarray] | None:
+        """A task's stored test labels and weights (see :meth:`save_test`), or ``None``."""
+        path = self.test_path(task, test_id)
+        if not path.is_file():
+            return None
+        with np.load(path, allow_pickle=False) as test:
+            return test["y"], test["weight"]
+
+    def load_scores(self, task: str, rids: Sequence[str], label: str | None = None
+                    ) -> np.ndarray:
+        """The stored test scores of the runs `rids`, a row each: on the nominal test events,
+        or with `label` on varied events or another test sample."""
+        return np.stack([np.load(self.score_path(task, r) if label is None else
+                                 varied_score_path(self.scores, task, r, label),
+                                 allow_pickle=False) for r in rids])
 
     def save_test(self, task: str, test_id: str, y: np.ndarray,
                   weight: np.ndarray | None = None) -> Path:
@@ -299,10 +316,11 @@ def scan_splits(name: str, split: Callable[[int, int], tuple[Part, Part, Part]],
                     key = key_of(label, mode, size, seed)
                     rid = run_id(key)
                     planned.add(rid)
-                    if not store.has(rid, key) or any(
+                    record = store.complete_run(rid, key)
+                    if record is None or any(
                             not varied_score_path(store.scores, name, rid, v).is_file()
                             for v in variations or {}) or not has_sample_scores(
-                                store, name, rid, sample_ids):
+                                record, store.scores, name, rid, sample_ids):
                         todo.append((size, seed, mode, label, key, rid))
     if todo:
         _train_runs(name, split, todo, models, first, base, bdt, store,
@@ -402,14 +420,12 @@ def bootstrap_runs(frame: pd.DataFrame, store: ScanStore, n_boot: int = 1000, se
     """
     columns: dict[str, np.ndarray] = {}
     for (task, test_id), group in frame.groupby(["task", "test_id"]):
-        test_path = store.test_path(str(task), str(test_id))
+        test = store.load_test(str(task), str(test_id))
         ids = [r for r in group["run_id"] if store.score_path(str(task), r).is_file()]
-        if not ids or not test_path.is_file():
+        if not ids or test is None:
             continue
-        with np.load(test_path, allow_pickle=False) as test:
-            y, w = test["y"], test["weight"]
-        scores = np.stack([np.load(store.score_path(str(task), r), allow_pickle=False)
-                           for r in ids])
+        y, w = test
+        scores = store.load_scores(str(task), ids)
         aucs = bootstrap_auc(y, scores, w, n_boot=n_boot, seed=seed)
         columns.update(zip(ids, aucs.T, strict=True))
     return pd.DataFrame(columns, index=pd.RangeIndex(n_boot, name="resample"))

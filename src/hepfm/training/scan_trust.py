@@ -53,21 +53,13 @@ def stored_variations(scores_dir: Path, task: str, rid: str) -> list[str]:
     return sorted(label for label in labels if not label.startswith(SAMPLE))
 
 
-def has_sample_scores(store: Any, task: str, rid: str, samples: Mapping[str, str]) -> bool:
-    """Whether run `rid` is stored with its scores on each test sample of `samples`
-    ({name: test id}), scored on exactly those events."""
-    record = store.load_run(rid) or {}
+def has_sample_scores(record: Mapping[str, Any], scores: Path, task: str, rid: str,
+                      samples: Mapping[str, str]) -> bool:
+    """Whether run `rid` (its stored `record`) has its scores in the directory `scores` on
+    each test sample of `samples` ({name: test id}), scored on exactly those events."""
     known = record.get("test_samples") or {}
     return all(known.get(name) == test_id and varied_score_path(
-        store.scores, task, rid, SAMPLE + name).is_file() for name, test_id in samples.items())
-
-
-def _test(store: Any, task: str, test_id: str) -> tuple[np.ndarray, np.ndarray] | None:
-    path = store.test_path(task, test_id)
-    if not path.is_file():
-        return None
-    with np.load(path, allow_pickle=False) as t:
-        return t["y"], t["weight"]
+        scores, task, rid, SAMPLE + name).is_file() for name, test_id in samples.items())
 
 
 def _yields(yields: Yields, y: np.ndarray, w: np.ndarray) -> Yields:
@@ -94,7 +86,7 @@ def significance_summary(frame: pd.DataFrame, store: Any, yields: Yields | None 
     for (task, curve, size), g in f.groupby(["task", "curve", "train_size"], sort=True):
         row: dict[str, Any] = {"task": task, "curve": curve, "train_size": size}
         ids = [r for r in g["run_id"] if store.score_path(str(task), r).is_file()]
-        test = _test(store, str(task), str(g["test_id"].iloc[0])) \
+        test = store.load_test(str(task), str(g["test_id"].iloc[0])) \
             if g["test_id"].nunique() == 1 else None
         if not ids or test is None:
             rows.append(row)
@@ -102,7 +94,7 @@ def significance_summary(frame: pd.DataFrame, store: Any, yields: Yields | None 
         y, w = test
         weighted = None if np.all(w == 1) else w
         ys = _yields(yields, y, w)
-        scores = np.stack([np.load(store.score_path(str(task), r)) for r in ids])
+        scores = store.load_scores(str(task), ids)
         values = [significance_metrics(y, s, weighted, ys, n_boot=0) for s in scores]
         boot = bootstrap_significance(y, scores, weighted, ys, n_boot, seed) if n_boot \
             else None
@@ -125,7 +117,7 @@ def variation_summary(frame: pd.DataFrame, store: Any, yields: Yields | None = N
     for (task, curve, size), g in f.groupby(["task", "curve", "train_size"], sort=True):
         if g["test_id"].nunique() != 1:
             continue
-        test = _test(store, str(task), str(g["test_id"].iloc[0]))
+        test = store.load_test(str(task), str(g["test_id"].iloc[0]))
         if test is None:
             continue
         y, w = test
@@ -134,9 +126,8 @@ def variation_summary(frame: pd.DataFrame, store: Any, yields: Yields | None = N
         labels = sorted(set.intersection(*[set(stored_variations(store.scores, str(task), r))
                                            for r in g["run_id"]]))
         for label in labels:
-            nominal = np.stack([np.load(store.score_path(str(task), r)) for r in g["run_id"]])
-            varied = np.stack([np.load(varied_score_path(store.scores, str(task), r, label))
-                               for r in g["run_id"]])
+            nominal = store.load_scores(str(task), g["run_id"])
+            varied = store.load_scores(str(task), g["run_id"], label)
             k = len(nominal)
             row: dict[str, Any] = {"task": task, "curve": curve, "train_size": size,
                                    "variation": label, "seeds": k}
@@ -173,19 +164,18 @@ def sample_summary(frame: pd.DataFrame, store: Any, yields: Yields | None = None
         task = str(task)
         if g["test_id"].nunique() != 1:
             continue
-        nominal_test = _test(store, task, str(g["test_id"].iloc[0]))
+        nominal_test = store.load_test(task, str(g["test_id"].iloc[0]))
         records = [store.load_run(r) or {} for r in g["run_id"]]
         tests = [r.get("test_samples") or {} for r in records]
         if nominal_test is None or not tests:
             continue
         for name in sorted(set.intersection(*[set(t) for t in tests])):
             ids = {t[name] for t in tests}
-            sample_test = _test(store, task, ids.pop()) if len(ids) == 1 else None
+            sample_test = store.load_test(task, ids.pop()) if len(ids) == 1 else None
             if sample_test is None:
                 continue
-            nominal = np.stack([np.load(store.score_path(task, r)) for r in g["run_id"]])
-            other = np.stack([np.load(varied_score_path(store.scores, task, r, SAMPLE + name))
-                              for r in g["run_id"]])
+            nominal = store.load_scores(task, g["run_id"])
+            other = store.load_scores(task, g["run_id"], SAMPLE + name)
             row: dict[str, Any] = {"task": task, "curve": curve, "train_size": size,
                                    "sample": name, "seeds": len(nominal)}
             row.update(_sample_shifts(nominal_test, nominal, sample_test, other, yields,
