@@ -143,6 +143,63 @@ def test_help_shows_the_code_defaults():
 # ---------------------------------------------------------------- one meaning per name
 
 
+#: The options that name a task's events, in the order of ``--help``, after ``--task``.
+TASK_OPTIONS = ["--signal", "--background", "--mixed", "--test-signal", "--test-background",
+                "--test-mixed", "--label-branch", "--weight-branch", "--branch-map", "--btag",
+                "--data"]
+
+
+@pytest.mark.parametrize("command", ["finetune", "scan"])
+def test_task_options_are_listed_after_task_then_the_commands_own(command):
+    import re
+
+    listed = re.findall(r"^\s+(--[a-z-]+)", runner.invoke(app, [command, "--help"],
+                                                         terminal_width=200).output, re.M)
+    assert listed[:12] == ["--task", *TASK_OPTIONS]
+
+    def option(p: inspect.Parameter) -> str:
+        decls = [d for d in p.default.param_decls or () if d.startswith("--")]
+        return decls[0].split("/")[0] if decls else "--" + p.name.replace("_", "-")
+
+    own = inspect.signature(getattr(cli, command).__wrapped__).parameters.values()
+    assert listed == ["--task", *TASK_OPTIONS,
+                      *(option(p) for p in own if p.name not in ("task", "sources")), "--help"]
+
+
+def test_task_options_reach_the_task_data(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Every task option of finetune and scan ends up in the TaskData the command runs."""
+    files = {name: tmp_path / f"{name}.root" for name in ("s", "b", "ts", "tb", "m", "tm")}
+    for path in files.values():
+        path.touch()
+    ran: list[Any] = []
+
+    def record(tasks: Any, *args: Any, **kwargs: Any) -> None:
+        ran.append(tasks)
+        raise _Reached()
+
+    monkeypatch.setattr(hepfm.training.task_run, "finetune_task", record)
+    monkeypatch.setattr(hepfm.training.task_run, "scan_tasks", record)
+    own = ["--task", "mine", "--signal", str(files["s"]), "--background", str(files["b"]),
+           "--test-signal", str(files["ts"]), "--test-background", str(files["tb"]),
+           "--weight-branch", "w", "--branch-map", "flat", "--btag", "0.5"]
+    mixed = ["--task", "mine", "--mixed", str(files["m"]), "--test-mixed", str(files["tm"]),
+             "--label-branch", "y"]
+    for args in (["finetune", *own], ["scan", *own], ["finetune", *mixed], ["scan", *mixed],
+                 ["scan", "--task", "ttH_vs_tt,VBF_vs_ggF", "--data", str(tmp_path)]):
+        assert isinstance(runner.invoke(app, [*args, "--debug"]).exception, _Reached), args
+    first, [second], third, [fourth], built_in = ran
+    assert first == second and third == fourth
+    assert (first.name, first.signal, first.background, first.test_signal,
+            first.test_background) == ("mine", [str(files["s"])], [str(files["b"])],
+                                       [str(files["ts"])], [str(files["tb"])])
+    assert (first.weight_branch, first.branch_map.name, first.branch_map.btag.cut) == \
+        ("w", "flat", 0.5)
+    assert (third.mixed, third.test_mixed, third.label_branch) == \
+        ([str(files["m"])], [str(files["tm"])], "y")
+    assert [(t.name, t.samples.data) for t in built_in] == [("ttH_vs_tt", str(tmp_path)),
+                                                           ("VBF_vs_ggF", str(tmp_path))]
+
+
 def test_seed_defaults_to_0_everywhere():
     from hepfm.training.finetune import FinetuneConfig
     from hepfm.training.pretrain import DEFAULTS

@@ -96,7 +96,7 @@ def test_score_working_point_decides_the_b_jets_per_event(tmp_path):
 
 
 def test_btag_choice_errors_name_the_option_and_the_branch(tmp_path):
-    with pytest.raises(ArgumentError, match=r"--btag 0\.5: branch 'Jet.BTag' is a bit mask"):
+    with pytest.raises(ArgumentError, match=r"btag='0\.5': branch 'Jet.BTag' is a bit mask"):
         DELPHES.with_btag("0.5")
     with pytest.raises(ArgumentError, match="'medum' is not a working point of the map "
                                             r"\(loose, medium, tight\)"):
@@ -190,7 +190,7 @@ def test_yaml_map_with_unit_split_energy_and_working_points(tmp_path):
     d = ATLAS_OPENDATA.to_dict()
     d["energy_unit"] = "keV"
     spec.write_text(yaml.safe_dump(d))
-    with pytest.raises(InputDataError, match=r"--branch-map: '.*atlas.yaml' is not a branch "
+    with pytest.raises(InputDataError, match=r"branch_map: '.*atlas.yaml' is not a branch "
                                              "map.*energy_unit must be one of GeV, MeV"):
         load_branch_map(str(spec))
     with pytest.raises(ArgumentError, match="collection 'jet' needs fields"):
@@ -275,7 +275,8 @@ def test_finetune_nanoaod_records_the_working_point_and_predict_warns_on_another
             if k in record} == record
     data = str(copies / "nanoaod" / "signal" / "sig_1.root")
     with pytest.warns(UserWarning, match=r"b-jets are 'score > 0.049 \(loose\)' here but "
-                                         r"were 'score > 0.2783' in training \(--btag\)"):
+                                         r"were 'score > 0.2783' in training \(the working point "
+                                         r"is btag= in Python, --btag on the command line\)"):
         res = runner.invoke(app, ["predict", "--model", str(run), "--branch-map", "nanoaod",
                                   "--btag", "loose", "--input", data, "--out", str(tmp_path / "p")])
     assert res.exit_code == 0, res.output

@@ -218,7 +218,7 @@ def test_unfinished_and_truncated_files_are_not_taken_as_complete(generated_dir:
     leftover.write_bytes(data)  # a temporary of a run killed a day ago (on whatever host)
     os.utime(leftover, (time.time() - 86400, time.time() - 86400))
     assert read_metadata(path) is None
-    with pytest.raises(SampleConflictError, match=r"tt\.root' cannot be read.*--force"):
+    with pytest.raises(SampleConflictError, match=r"tt\.root' cannot be read.*force=True"):
         generate_samples("tt", N, tmp_path, seed=1, mpi=False, progress=False)
     out, = generate_samples("tt", N, tmp_path, seed=1, mpi=False, progress=False, force=True)
     assert read_metadata(out) is not None and not leftover.exists()

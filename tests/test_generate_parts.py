@@ -22,6 +22,7 @@ pytest.importorskip("pythia8mc")
 pytest.importorskip("fastjet")
 
 from hepfm.cli import app
+from hepfm.errors import HepfmError
 from hepfm.generate import generate_samples, read_metadata
 from hepfm.generate import run as run_module
 from hepfm.generate.check import SampleWaitError, check_directory
@@ -121,11 +122,12 @@ def test_shards_together_give_exactly_the_unsharded_events(reference: Path, tmp_
 def test_shard_spec_errors():
     assert parse_shard("2/5") == (2, 5) and parse_shard(None) is None
     for bad in ("5/5", "1-4", "-1/3", "1/0"):
-        with pytest.raises(Exception, match="--shard"):
+        with pytest.raises(HepfmError, match=r"^shard") as err:
             parse_shard(bad)
+        assert err.value.cli_message.startswith("--shard")
     res = runner.invoke(app, ["generate", "--processes", "tt", "--events-per-process", "10",
                               "--out", "/nonexistent/x", "--shard", "3/3"])
-    assert res.exit_code == 2 and "0 <= K < N" in res.output
+    assert res.exit_code == 2 and "--shard K/N needs 0 <= K < N" in res.output
 
 
 def test_dask_local_cluster_gives_the_same_files(reference: Path, tmp_path: Path):
@@ -163,7 +165,8 @@ def _user_file(path: Path, n: int = 7) -> bytes:
 
 def test_a_users_file_is_never_overwritten(tmp_path: Path):
     user = _user_file(tmp_path / "tt.root")
-    with pytest.raises(SampleConflictError, match=r"tt\.root' has no hepfm metadata.*--force"):
+    with pytest.raises(SampleConflictError,
+                       match=r"tt\.root' has no hepfm metadata.*force=True"):
         generate_samples("tt", 20, tmp_path, seed=1, mpi=False, chunk_size=10, progress=False)
     assert (tmp_path / "tt.root").read_bytes() == user
     res = runner.invoke(app, ["generate", "--processes", "tt", "--events-per-process", "20",

@@ -76,10 +76,10 @@ def test_expand_files_globs_folders_lists_and_errors(toy_dir):
     assert expand_files(str(toy_dir / "signal")) == sig
     both = expand_files(f"{sig[1]},{toy_dir}/signal/sig_[02].root,{sig[1]}")
     assert both == [sig[1], sig[0], sig[2]]  # in the order given, each once
-    with pytest.raises(InputDataError, match=r"--signal: 'nope/\*.root' matches no file"):
-        expand_files("nope/*.root", "--signal")
-    with pytest.raises(InputDataError, match=r"no such file 'missing\.root'"):
-        expand_files(f"{sig[0]},missing.root", "--signal")
+    with pytest.raises(InputDataError, match=r"^signal: 'nope/\*.root' matches no file"):
+        expand_files("nope/*.root", "signal")
+    with pytest.raises(InputDataError, match=r"^files: no such file 'missing\.root'"):
+        expand_files(f"{sig[0]},missing.root")
 
 
 def test_label_branch_gives_the_same_classes_as_separate_files(toy_dir, tmp_path):

@@ -17,7 +17,7 @@ from hepfm.data import load_events
 from hepfm.data.normalization import FeatureStats
 from hepfm.errors import ArgumentError, OutputExistsError
 from hepfm.models.foundation import FoundationModel, ModelConfig
-from hepfm.taskdata import TaskData, split_task, task_data
+from hepfm.taskdata import TaskData, split_task, task_data, task_data_list
 from hepfm.training.task_run import finetune_task
 
 runner = CliRunner()
@@ -87,8 +87,31 @@ def test_shared_signal_and_background_files_warn(generated_dir, tmp_path, caplog
 def test_task_data_refuses_mixed_names_and_files(generated_dir):
     with pytest.raises(ArgumentError, match="mix process names"):
         task_data("t", "ttH", str(generated_dir / "tt.root"))
-    with pytest.raises(ArgumentError, match="give --task NAME"):
+    with pytest.raises(ArgumentError, match="give task "):
         task_data()
+
+
+def test_task_data_list_is_built_in_tasks_unless_events_are_given(tmp_path):
+    from hepfm.errors import UnknownNameError
+    from hepfm.tasks import TASKS
+
+    assert [t.name for t in task_data_list("all", events_per_process=7)] == list(TASKS)
+    assert all(t.events_per_process == 7 for t in task_data_list("all", events_per_process=7))
+    two = task_data_list("ttH_vs_tt,VBF_vs_ggF", branch_map="nanoaod")
+    assert [t.name for t in two] == ["ttH_vs_tt", "VBF_vs_ggF"]  # a branch map is no task
+    assert all(t.branch_map.name == "nanoaod" and t.samples is not None for t in two)
+    sig, bkg = tmp_path / "s.root", tmp_path / "b.root"
+    sig.touch()
+    bkg.touch()
+    mine, = task_data_list("ttH_vs_tt,mine", signal=str(sig), background=str(bkg))
+    assert (mine.name, mine.signal, mine.background) == ("ttH_vs_tt,mine", [str(sig)],
+                                                         [str(bkg)])
+    assert task_data_list("mine", signal=str(sig), background=str(bkg)) == [
+        task_data("mine", str(sig), str(bkg))]
+    with pytest.raises(ArgumentError, match="give task"):
+        task_data_list()
+    with pytest.raises(UnknownNameError, match="unknown task 'nope'"):
+        task_data_list("ttH_vs_tt,nope")
 
 
 def test_finetune_twice_into_one_directory_refuses_and_leaves_it(generated_dir, tiny,

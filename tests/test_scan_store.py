@@ -123,8 +123,10 @@ def test_scan_into_a_directory_with_files_needs_resume(tmp_path):
 
     mine = "task,model,mode,train_size,seed,auc\nt,m,full,1,0,0.7\n"
     (tmp_path / "scan.csv").write_text(mine)
-    with pytest.raises(OutputExistsError, match="--resume"):
+    with pytest.raises(OutputExistsError, match="pass resume=True to continue it") as err:
         scan_tasks(["ttH_vs_tt"], None, [60], ["bdt"], [0], tmp_path)
+    assert "force" not in str(err.value)  # scan_tasks has no force: never offered
+    assert "--resume to continue it" in err.value.cli_message
     assert (tmp_path / "scan.csv").read_text() == mine
 
 

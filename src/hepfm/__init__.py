@@ -6,7 +6,8 @@ The public API is re-exported here, lazily so that ``import hepfm`` stays fast:
   ``load_pretrained`` (its friendly alias), ``available_models``;
 - fine-tuning: :class:`FineTuner` (a scikit-learn classifier), ``finetune``;
 - tasks and their events: ``get_task``, ``make_task``, ``TASKS``, ``TaskData`` (a task as
-  signal and background sources), ``task_data``, ``load_task_events``, ``split_task``;
+  signal and background sources), ``task_data`` (``task_data_list``: several tasks),
+  ``load_task_events``, ``split_task``;
   processes: ``PROCESSES``, ``PRETRAINING``;
 - what the commands run: ``pretrain`` (with :class:`PretrainConfig`, :class:`ComputeConfig`),
   ``finetune_task``, ``scan_tasks``,
@@ -35,6 +36,7 @@ _LAZY = {
     "parse_models": "hepfm.hub",
     "TaskData": "hepfm.taskdata",
     "task_data": "hepfm.taskdata",
+    "task_data_list": "hepfm.taskdata",
     "load_task_events": "hepfm.taskdata",
     "split_task": "hepfm.taskdata",
     "finetune": "hepfm.training.finetune",

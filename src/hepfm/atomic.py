@@ -140,16 +140,24 @@ def write_json(path: str | os.PathLike[str], value: Any, indent: int = 2) -> Pat
     return write_text(path, json.dumps(json_safe(value), indent=indent, default=str))
 
 
-def refuse_existing(directory: str | os.PathLike[str], force: bool, option: str = "--out",
-                    resume: str | None = None) -> Path:
+def refuse_existing(directory: str | os.PathLike[str], force: bool | None,
+                    setting: str = "out", resume: str | None = None, *,
+                    option: str | None = None) -> Path:
     """`directory`, unless it exists and holds files: then an :class:`~hepfm.errors.
-    HepfmError` naming `option` (nothing a user wrote is replaced silently), unless `force`.
-    `resume` names the option that continues an existing directory instead, if any."""
-    from hepfm.errors import OutputExistsError
+    OutputExistsError` (nothing a user wrote is replaced silently), unless `force`. The
+    message names the argument `setting` that gave `directory` (`option`: its command-line
+    option when not ``--setting``), ``force`` (None: the caller has no such argument) and
+    `resume`, the argument that continues an existing directory instead, if any."""
+    from hepfm.errors import OutputExistsError, naming
 
     path = Path(directory)
     if not force and path.is_dir() and any(path.iterdir()):
-        alt = f" or {resume} to continue it" if resume else ""
-        raise OutputExistsError(f"{option} '{path}' exists and is not empty: pass --force to "
-                                f"replace what is there{alt}, or choose another {option}")
+        remedies = ["{force=True} to replace what is there"] if force is not None else []
+        if resume:
+            remedies.append(f"{{{resume}=True}} to continue it")
+        passing = f"pass {' or '.join(remedies)}, or " if remedies else ""
+        raise naming(OutputExistsError, f"{{setting}} '{path}' exists and is not empty: "
+                     f"{passing}choose another {{setting}}", setting, "force",
+                     *([resume] if resume else []),
+                     options={setting: option} if option else None)
     return path

@@ -11,6 +11,8 @@ checkpoint is saved first).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import os
 import signal
 import sys
@@ -189,13 +191,15 @@ def one_of(choices: Sequence[str], separator: str | None = None) -> Validator:
 
 
 def checked_by(function: Callable[[Any], Any]) -> Validator:
-    """A value that `function` accepts (a hepfm error or ValueError becomes the message)."""
+    """A value that `function` accepts (a hepfm error, in its command-line wording, or a
+    ValueError becomes the message)."""
     def check(value: Any) -> Any:
         if value is not None:
             try:
                 function(value)
             except (HepfmError, ValueError, KeyError) as err:
-                raise typer.BadParameter(str(err).strip("'\"")) from None
+                message = getattr(err, "cli_message", None) or str(err).strip("'\"")
+                raise typer.BadParameter(message) from None
         return value
     return check
 
@@ -645,26 +649,32 @@ def _print_trust(r: dict[str, Any], table: Any) -> None:
             table.add_row(key, f"{r[key]:.4g}{interval}")
 
 
-def _sources(**given: Any) -> dict[str, Any]:
-    """The keyword arguments of :func:`hepfm.taskdata.task_data` among `given`."""
-    return {k: v for k, v in given.items() if k in TASK_SOURCES}
+def task_source_options(command: Callable[..., None]) -> Callable[..., None]:
+    """`command` with the options of :data:`TASK_SOURCES` right after its ``--task``, which
+    it receives as one dict, its keyword argument ``sources`` (typer has no option groups;
+    typer reads the signature and the type hints made here, which agree)."""
+    params = [p for p in inspect.signature(command, eval_str=True).parameters.values()
+              if p.name != "sources"]
+    at = [p.name for p in params].index("task") + 1
+    added = [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD, default=option,
+                               annotation=str) for name, option in TASK_SOURCES.items()]
+
+    @functools.wraps(command)
+    def with_sources(**given: Any) -> None:
+        sources = {name: given.pop(name) for name in TASK_SOURCES}
+        command(**given, sources=sources)
+
+    signature = inspect.Signature([*params[:at], *added, *params[at:]], return_annotation=None)
+    with_sources.__signature__ = signature  # type: ignore[attr-defined]
+    with_sources.__annotations__ = {p.name: p.annotation for p in signature.parameters.values()}
+    return with_sources
 
 
 @app.command()
+@task_source_options
 def finetune(
     task: str = typer.Option(None, help="Task name (see 'hepfm tasks'); with --signal and "
                              "--background, the name of your task."),
-    signal: str = TASK_SOURCES["signal"],
-    background: str = TASK_SOURCES["background"],
-    mixed: str = TASK_SOURCES["mixed"],
-    test_signal: str = TASK_SOURCES["test_signal"],
-    test_background: str = TASK_SOURCES["test_background"],
-    test_mixed: str = TASK_SOURCES["test_mixed"],
-    label_branch: str = TASK_SOURCES["label_branch"],
-    weight_branch: str = TASK_SOURCES["weight_branch"],
-    branch_map: str = TASK_SOURCES["branch_map"],
-    btag: str = BTAG,
-    data: str = TASK_SOURCES["data"],
     model: str = model_option(f"{MODEL_HELP} to start from [{DEFAULT_MODEL}].", None),
     mode: str = typer.Option("full", help="scratch, full, frozen or linear.",
                              callback=one_of(MODE_CHOICES)),
@@ -693,6 +703,8 @@ def finetune(
     on_invalid: str = ON_INVALID,
     device: str = DEVICE,
     verbose: bool = VERBOSE,
+    *,
+    sources: dict[str, str | None],
 ) -> None:
     """Fine-tune a pretrained model on a task; print AUC, significance, calibration and
     systematic shifts."""
@@ -702,12 +714,17 @@ def finetune(
     from hepfm.training.task_run import finetune_task
 
     quiet_chatter(not verbose)
-    inputs = task_data(task, **_sources(**locals()), events_per_process=events_per_process,
+    inputs = task_data(task, **sources, events_per_process=events_per_process,
                        generate=gen, on_invalid=on_invalid)
     r = finetune_task(inputs, model, mode, train_size, epochs, seed, out, force=force,
                       allow_overlap=allow_overlap, device=resolve_device(device),
                       progress=verbose, yields=yields_from_options(yields, luminosity, xsec),
                       calibrate=calibrate, variations=_variations(variation))
+    _print_finetune(r)
+
+
+def _print_finetune(r: dict[str, Any]) -> None:
+    """The metrics of a fine-tuning result `r`, its systematic shifts and where it is."""
     title = "weighted, " if r.get("weighted") else ""
     table = Table("metric", "value", title=f"{r['task']} ({title}{r['mode']}, "
                   f"{r['train_events']} training events, {r['test_events']} test events)")
@@ -736,20 +753,10 @@ def finetune(
 
 
 @app.command()
+@task_source_options
 def scan(
     task: str = typer.Option(None, help="Task names NAME,NAME or 'all' (the built-in "
                              "tasks); with --signal and --background, the name of your task."),
-    signal: str = TASK_SOURCES["signal"],
-    background: str = TASK_SOURCES["background"],
-    mixed: str = TASK_SOURCES["mixed"],
-    test_signal: str = TASK_SOURCES["test_signal"],
-    test_background: str = TASK_SOURCES["test_background"],
-    test_mixed: str = TASK_SOURCES["test_mixed"],
-    label_branch: str = TASK_SOURCES["label_branch"],
-    weight_branch: str = TASK_SOURCES["weight_branch"],
-    branch_map: str = TASK_SOURCES["branch_map"],
-    btag: str = BTAG,
-    data: str = TASK_SOURCES["data"],
     sizes: str = typer.Option(",".join(map(str, defaults.SCAN_SIZES)), help="Training sizes.",
                               callback=_sizes),
     modes: str = typer.Option(",".join(defaults.SCAN_MODES), help="Modes to compare: bdt "
@@ -798,39 +805,49 @@ def scan(
                                           metavar="NAME=DIR"),
     device: str = DEVICE,
     verbose: bool = VERBOSE,
+    *,
+    sources: dict[str, str | None],
 ) -> None:
     """Learning curves: AUC and significance against training size for each mode, with seed
     spread and test-bootstrap intervals; shifts under systematic variations and on other
     test samples."""
     from hepfm.analysis.significance import yields_from_options
-    from hepfm.training.scan import summarise_scan
+    from hepfm.taskdata import task_data_list
 
     chosen_yields = yields_from_options(yields, luminosity, xsec)
     variations = _variations(variation)
     if summarise_only:
-        out_dir = summarise_scan(out, n_boot=bootstrap, yields=chosen_yields)
-        console.print(f"wrote summary.csv, learning curves and compute.csv in {out_dir}")
-        _print_scan_summary(out_dir)
+        _summarise_scan(out, bootstrap, chosen_yields)
         return
-    from hepfm.taskdata import task_data
-    from hepfm.tasks import task_names
+    size_list = [int(n) for n in sizes.split(",")]
+    inputs = task_data_list(task, **sources, events_per_process=events_per_process,
+                            generate=gen, sample_events=max(size_list) * 2 + 400,
+                            on_invalid=on_invalid)
+    _train_scan(inputs, model, size_list, modes, seeds, verbose, out=out, epochs=epochs,
+                resume=resume, allow_overlap=allow_overlap, n_boot=bootstrap,
+                device=resolve_device(device), yields=chosen_yields, variations=variations,
+                test_samples=_test_samples(test_sample))
+
+
+def _summarise_scan(out: str, n_boot: int, yields: Any) -> None:
+    """``hepfm scan --summarise-only``: the summary of the stored runs of `out`, remade."""
+    from hepfm.training.scan import summarise_scan
+
+    out_dir = summarise_scan(out, n_boot=n_boot, yields=yields)
+    console.print(f"wrote summary.csv, learning curves and compute.csv in {out_dir}")
+    _print_scan_summary(out_dir)
+
+
+def _train_scan(inputs: list[Any], model: str | None, sizes: list[int], modes: str, seeds: str,
+                verbose: bool, **settings: Any) -> None:
+    """``hepfm scan``: the learning curves of the tasks `inputs`
+    (:func:`hepfm.training.task_run.scan_tasks` with `settings`), then their summary."""
     from hepfm.training.quiet import quiet_chatter
     from hepfm.training.task_run import scan_tasks
 
     quiet_chatter(not verbose)
-    size_list = [int(n) for n in sizes.split(",")]
-    sources = _sources(**locals())
-    names = [task] if any(sources[k] for k in sources if k != "data") else task_names(task)
-    inputs = [task_data(name, **sources, events_per_process=events_per_process,
-                        generate=gen, sample_events=max(size_list) * 2 + 400,
-                        on_invalid=on_invalid)
-              for name in names]
-    out_dir = scan_tasks(inputs, model, size_list, [m.strip() for m in modes.split(",")],
-                         [int(n) for n in seeds.split(",")], out, epochs, resume=resume,
-                         allow_overlap=allow_overlap, n_boot=bootstrap,
-                         device=resolve_device(device), progress=verbose,
-                         yields=chosen_yields, variations=variations,
-                         test_samples=_test_samples(test_sample))
+    out_dir = scan_tasks(inputs, model, sizes, [m.strip() for m in modes.split(",")],
+                         [int(n) for n in seeds.split(",")], progress=verbose, **settings)
     console.print(f"wrote scan.csv, summary.csv, learning curves and compute.csv in {out_dir}")
     _print_scan_summary(out_dir)
     console.print((out_dir / "compute.txt").read_text())
@@ -931,7 +948,7 @@ def predict(
     from hepfm.data.labelled import expand_files, load_branch_map
     from hepfm.inference import TREE_NAME, predict_files
 
-    files = expand_files([*input, *ctx.args], "--input")
+    files = expand_files([*input, *ctx.args], "input")
     if threads:
         import torch
 

@@ -7,25 +7,28 @@ torch sees a GPU, else cpu; ``gpu`` is cuda. :func:`resolve_device` gives the to
 
 from __future__ import annotations
 
-from hepfm.errors import ArgumentError
+from hepfm.errors import ArgumentError, naming
 
 DEVICES = ("auto", "cpu", "cuda", "gpu", "mps")
 
 
-def resolve_device(device: str, option: str = "--device") -> str:
+def resolve_device(device: str) -> str:
     """The torch device that `device` names (see the module docstring); a device that torch
-    does not see is an :class:`ArgumentError` naming `option`."""
+    does not see is an :class:`ArgumentError` naming it (``device='cuda'`` in Python,
+    ``--device cuda`` on the command line)."""
     import torch
 
     if device not in DEVICES:
-        raise ArgumentError(f"{option} {device}: not one of {', '.join(DEVICES)}")
+        raise naming(ArgumentError, f"{{device='{device}'}}: not one of {', '.join(DEVICES)}",
+                     "device")
     if device == "auto":
         return "cuda" if torch.cuda.is_available() else "cpu"
     if device in ("cuda", "gpu") and not torch.cuda.is_available():
-        raise ArgumentError(f"{option} {device}: torch sees no CUDA GPU (use {option} cpu or "
-                            "auto)")
+        raise naming(ArgumentError, f"{{device='{device}'}}: torch sees no CUDA GPU (use "
+                     "{device='cpu'} or auto)", "device")
     if device == "mps" and not torch.backends.mps.is_available():
-        raise ArgumentError(f"{option} mps: torch sees no Apple GPU (use {option} cpu or auto)")
+        raise naming(ArgumentError, "{device='mps'}: torch sees no Apple GPU (use "
+                     "{device='cpu'} or auto)", "device")
     return "cuda" if device == "gpu" else device
 
 

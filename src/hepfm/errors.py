@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import difflib
-from collections.abc import Sequence
+import re
+from collections.abc import Mapping, Sequence
+from typing import TypeVar
 
 
 class HepfmError(Exception):
@@ -22,12 +24,38 @@ class HepfmError(Exception):
         return self
 
 
-def naming(cls: type[HepfmError], template: str, setting: str) -> HepfmError:
-    """A `cls` error whose message `template` names the setting `setting` where it says
-    ``{setting}``: as the Python argument (``label_branch``) and, printed by the ``hepfm``
-    command, as its option (``--label-branch``)."""
-    err = cls(template.replace("{setting}", setting))
-    return err.for_cli(template.replace("{setting}", "--" + setting.replace("_", "-")))
+E = TypeVar("E", bound=HepfmError)
+
+
+def option(setting: str) -> str:
+    """The command-line option of the Python argument `setting` (``label_branch`` is
+    ``--label-branch``)."""
+    return "--" + setting.replace("_", "-")
+
+
+def naming(cls: type[E], template: str, *settings: str,
+           options: Mapping[str, str] | None = None) -> E:
+    """A `cls` error whose message `template` names each of `settings` (Python argument
+    names) where it says ``{name}`` (``{setting}``: the first): as the Python argument
+    (``label_branch``) and, printed by the ``hepfm`` command, as its option
+    (``--label-branch``; `options` maps an argument to an option of another name).
+    ``{name=value}`` is ``name=value`` in Python and ``--name value`` on the command line
+    (``{on_invalid='drop'}``: ``--on-invalid drop``; ``{force=True}``: ``--force``)."""
+    names = {"setting": settings[0], **{s: s for s in settings}}
+    field = re.compile(r"\{(" + "|".join(map(re.escape, names)) + r")(?:=([^{}]*))?\}")
+
+    def render(cli: bool) -> str:
+        def one(m: re.Match[str]) -> str:
+            name, value = names[m.group(1)], m.group(2)
+            if not cli:
+                return name if value is None else f"{name}={value}"
+            flag = (options or {}).get(name) or option(name)
+            return flag if value in (None, "True") else f"{flag} " + value.strip("'\"")
+        return field.sub(one, template)
+
+    err = cls(render(False))
+    err.cli_message = render(True)
+    return err
 
 
 class UnknownNameError(HepfmError, KeyError):

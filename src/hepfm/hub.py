@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from hepfm.errors import ArgumentError, HepfmError
+from hepfm.errors import ArgumentError, HepfmError, naming
 from hepfm.models.foundation import FoundationModel
 from hepfm.models.model_dir import CONFIG_NAME, FORMAT_VERSION, WEIGHTS_NAME, read_config
 from hepfm.pretrained import DEFAULT_MODEL, PRETRAINED_DIR, available_models, resolve_model_dir
@@ -34,10 +34,10 @@ def load_model(source: str | os.PathLike[str] | None = None, device: str | torch
     shipped model :data:`~hepfm.pretrained.DEFAULT_MODEL` when None."""
     if source is None:
         if DEFAULT_MODEL not in available_models():
-            raise HepfmError(
-                f"no shipped model '{DEFAULT_MODEL}' in this installation; pretrain one with "
-                "'hepfm pretrain --processes all --out runs/pretrain' and pass "
-                "--model runs/pretrain")
+            found = (f"no shipped model '{DEFAULT_MODEL}' in this installation; pretrain one "
+                     "with 'hepfm pretrain --processes all --out runs/pretrain' and pass")
+            raise HepfmError(f"{found} its directory as the model ('runs/pretrain')"
+                             ).for_cli(f"{found} --model runs/pretrain")
         source = DEFAULT_MODEL
     return load_pretrained(source, device)
 
@@ -59,15 +59,21 @@ def parse_models(spec: str | Sequence[str] | Mapping[str, str | None] | None
     for label, source in items:
         label = label.strip()
         if not label:
-            raise ArgumentError("--model: a model label is empty (give label=DIR)")
+            raise _models_error("{models}: a model label is empty (give label=DIR)")
         if label in models:
-            raise ArgumentError(f"--model: the label '{label}' is given twice")
+            raise _models_error(f"{{models}}: the label '{label}' is given twice")
         if source is not None:
             read_config(resolve_model_dir(str(source).strip()))
         models[label] = None if source is None else str(source).strip()
     if not models:
-        raise ArgumentError("--model: no model given")
+        raise _models_error("{models}: no model given")
     return models
+
+
+def _models_error(template: str) -> HepfmError:
+    """An ArgumentError about the models of a comparison: ``models`` in Python (the
+    argument of :func:`~hepfm.training.task_run.scan_tasks`), ``--model`` on the CLI."""
+    return naming(ArgumentError, template, "models", options={"models": "--model"})
 
 
 def save_pretrained(model: FoundationModel, directory: str | os.PathLike[str],

@@ -29,7 +29,7 @@ import uproot
 from hepfm import __version__
 from hepfm.atomic import atomic_path
 from hepfm.data.branches import DELPHES, BranchMap
-from hepfm.data.btag import btag_mismatch
+from hepfm.data.btag import SET_BTAG, btag_mismatch
 from hepfm.data.features import DEFAULT_SELECTION, Selection
 from hepfm.data.reading import OnInvalid, check_on_invalid, iterate_tables, open_file
 from hepfm.data.table import EventTable
@@ -198,7 +198,7 @@ def predict_files(model_dir: str | os.PathLike, files: Sequence[str], out_dir: s
     differs = btag_mismatch(((model.run_config or {}).get("inputs") or {}).get("btag"),
                             branch_map.btag)
     if differs:
-        warnings.warn(f"model '{model_dir}': {differs} (--btag)", stacklevel=2)
+        warnings.warn(f"model '{model_dir}': {differs} ({SET_BTAG})", stacklevel=2)
     info = {"model": str(resolve_model_dir(model_dir).resolve()), "head": head,
             "model_identity": model.identity,
             "base_model": (model.run_config or {}).get("base_model"),

@@ -24,7 +24,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from hepfm.atomic import file_sha256
-from hepfm.errors import HepfmError
+from hepfm.errors import HepfmError, naming
 
 log = logging.getLogger(__name__)
 
@@ -150,13 +150,13 @@ def check_disjoint(seen: Sequence[Mapping[str, Any]] | None,
     lines = describe_overlap(find_overlap(seen, candidates))
     if lines and not allow_overlap:
         more = f" (and {len(lines) - 3} more)" if len(lines) > 3 else ""
-        raise DataLeakError(
-            f"the task's events (test and validation are drawn from them) include events "
-            f"that {model} was pretrained on: " + "; ".join(lines[:3]) + more
+        raise naming(
+            DataLeakError, f"the task's events (test and validation are drawn from them) "
+            f"include events that {model} was pretrained on: " + "; ".join(lines[:3]) + more
             + ". Use task samples made with another seed stream, e.g. 'hepfm generate ... "
             f"--first-chunk {TASK_FIRST_CHUNK}' into another --out (hepfm finetune/scan do "
-            "this when they generate), or pass --allow-overlap to go on and have the overlap "
-            "written into the results")
+            "this when they generate), or pass {allow_overlap=True} to go on and have the "
+            "overlap written into the results", "allow_overlap")
     for line in lines:
         log.warning("overlap with pretraining: %s", line)
     return lines

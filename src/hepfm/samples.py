@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from hepfm.errors import InputDataError, missing_extra
+from hepfm.errors import InputDataError, missing_extra, naming
 from hepfm.provenance import TASK_FIRST_CHUNK
 
 
@@ -63,11 +63,11 @@ def ensure_samples(processes: Iterable[str], data_dir: str | os.PathLike[str] | 
     missing = missing_processes(data, processes)
     if missing:
         if not (generate or data_dir is None):
-            raise InputDataError(
-                f"no complete sample in '{data}' for {len(missing)} process(es): "
-                f"{', '.join(missing)} (see: hepfm check {data}). Make them with: "
+            raise naming(
+                InputDataError, f"no complete sample in '{data}' for {len(missing)} "
+                f"process(es): {', '.join(missing)} (see: hepfm check {data}). Make them with: "
                 f"{generate_command(missing, events, data, seed, first_chunk)} "
-                "(or add --generate)")
+                "(or pass {generate=True})", "generate")
         try:
             import fastjet  # noqa: F401
             import pythia8mc  # noqa: F401

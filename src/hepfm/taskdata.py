@@ -32,11 +32,11 @@ from hepfm.data.labelled import LabelledEvents, expand_files, load_branch_map, r
 from hepfm.data.reading import OnInvalid, check_on_invalid
 from hepfm.data.table import EventTable
 from hepfm.data.variations import Variation
-from hepfm.errors import ArgumentError, InputDataError
+from hepfm.errors import ArgumentError, HepfmError, InputDataError, naming
 from hepfm.processes import PROCESSES
 from hepfm.provenance import check_disjoint, describe_file, pretraining_events
 from hepfm.samples import ensure_task_samples
-from hepfm.tasks import Task, get_task, make_task
+from hepfm.tasks import Task, get_task, make_task, task_names
 
 log = logging.getLogger(__name__)
 
@@ -230,6 +230,21 @@ def task_data(task: str | None = None, signal: str | Sequence[str] | None = None
                    on_invalid=on_invalid)
 
 
+#: The arguments of :func:`task_data` that name the user's own events (not a built-in task).
+OWN_EVENTS = ("signal", "background", "mixed", "test_signal", "test_background", "test_mixed")
+
+
+def task_data_list(task: str | None = None, **sources: Any) -> list[TaskData]:
+    """The :class:`TaskData` of every task that ``hepfm scan`` options name: with any of
+    :data:`OWN_EVENTS` among `sources`, the one task :func:`task_data` makes of them (named
+    `task`); else every built-in task of `task`, ``NAME,NAME`` or ``all``
+    (:func:`hepfm.tasks.task_names`). `sources` are the other arguments of :func:`task_data`,
+    used for every task."""
+    own = any(sources.get(name) for name in OWN_EVENTS)
+    names = [task] if own or not task else task_names(task)
+    return [task_data(name, **sources) for name in names]
+
+
 def _task_data(task: str | None, signal: Any, background: Any, mixed: Any, test_signal: Any,
                test_background: Any, test_mixed: Any, label_branch: str | None,
                weight_branch: str | None, branch_map: str | BranchMap | None,
@@ -242,7 +257,8 @@ def _task_data(task: str | None, signal: Any, background: Any, mixed: Any, test_
     if items and all(i in PROCESSES and not os.path.exists(i) for i in items) and not any(
             files):
         if not (signal and background):
-            raise ArgumentError("give both --signal and --background")
+            raise naming(ArgumentError, "give both {signal} and {background}", "signal",
+                         "background")
         _no_btag(btag)
         made = make_task(task or "custom", split_list(signal), split_list(background))
         return replace(TaskData.from_task(made, data, events_per_process, generate,
@@ -250,45 +266,53 @@ def _task_data(task: str | None, signal: Any, background: Any, mixed: Any, test_
                                               branch_map, btag))
     if not items and not any(files):
         if not task:
-            raise ArgumentError("give --task NAME (see 'hepfm tasks'), or --signal and "
-                                "--background (process names or files), or --mixed")
+            raise naming(ArgumentError, "give {task} (a built-in task, see 'hepfm tasks'), "
+                         "or {signal} and {background} (process names or files), or {mixed}",
+                         "task", "signal", "background", "mixed")
         _no_btag(btag)
         return replace(TaskData.from_task(task, data, events_per_process, generate,
                                           sample_events),
                        branch_map=load_branch_map(branch_map, btag))
     named = [i for i in items if i in PROCESSES and not os.path.exists(i)]
     if named and len(named) < len(items):
-        raise ArgumentError(f"--signal/--background mix process names ({', '.join(named)}) "
-                            "and files: give either")
+        raise naming(ArgumentError, f"{{signal}}/{{background}} mix process names "
+                     f"({', '.join(named)}) and files: give either", "signal", "background")
 
-    def pair(sig: Any, bkg: Any, mix: Any, opts: tuple[str, str, str]
+    def pair(sig: Any, bkg: Any, mix: Any, prefix: str
              ) -> tuple[list[str], list[str], list[str]]:
+        names = [prefix + n for n in ("signal", "background", "mixed")]
+
+        def error(template: str) -> HepfmError:  # {signal}: test_signal for the test set
+            for n in names:
+                template = template.replace("{" + n.removeprefix(prefix) + "}", "{" + n + "}")
+            return naming(ArgumentError, template, *names, "label_branch")
+
         if mix and (sig or bkg):
-            raise ArgumentError(f"give {opts[2]} (labelled by --label-branch) or {opts[0]} "
-                                f"and {opts[1]}, not both")
+            raise error("give {mixed} (labelled by {label_branch}) or {signal} and "
+                        "{background}, not both")
         if mix:
             if not label_branch:
-                raise ArgumentError(f"{opts[2]} needs --label-branch NAME (0/1 per event)")
-            return [], [], expand_files(mix, opts[2])
+                raise error("{mixed} needs {label_branch} (the branch of 0/1 per event)")
+            return [], [], expand_files(mix, names[2])
         if bool(sig) != bool(bkg):
-            raise ArgumentError(f"give both {opts[0]} and {opts[1]}")
+            raise error("give both {signal} and {background}")
         if not sig:
             return [], [], []
-        return expand_files(sig, opts[0]), expand_files(bkg, opts[1]), []
+        return expand_files(sig, names[0]), expand_files(bkg, names[1]), []
 
-    s, b, m = pair(signal, background, mixed, ("--signal", "--background", "--mixed"))
+    s, b, m = pair(signal, background, mixed, "")
     if not (s or m):
-        raise ArgumentError("give --signal and --background files, or --mixed")
-    ts, tb, tm = pair(test_signal, test_background, test_mixed,
-                      ("--test-signal", "--test-background", "--test-mixed"))
+        raise naming(ArgumentError, "give {signal} and {background} files, or {mixed}",
+                     "signal", "background", "mixed")
+    ts, tb, tm = pair(test_signal, test_background, test_mixed, "test_")
     return TaskData(task or "custom", s, b, m, ts, tb, tm, label_branch, weight_branch,
                     load_branch_map(branch_map, btag), events_per_process)
 
 
 def _no_btag(btag: str | None) -> None:
     if btag is not None:
-        raise ArgumentError("--btag applies to your own files (with --branch-map); the "
-                            "built-in samples have one b-tag flag")
+        raise naming(ArgumentError, "{btag} applies to your own files (with {branch_map}); "
+                     "the built-in samples have one b-tag flag", "btag", "branch_map")
 
 
 def load_task_events(task: Task | str,

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from hepfm.errors import ArgumentError, UnknownNameError
+from hepfm.errors import ArgumentError, UnknownNameError, naming
 from hepfm.processes import get_process
 
 
@@ -89,7 +89,8 @@ def get_task(name: str) -> Task:
 def task_names(spec: str | None) -> list[str]:
     """Built-in task names of ``NAME,NAME`` or ``all``, each checked."""
     if not spec:
-        raise ArgumentError("give --task NAME,NAME or --task all (see 'hepfm tasks')")
+        raise naming(ArgumentError, "give {task=NAME,NAME} or {task='all'} (see 'hepfm "
+                     "tasks')", "task")
     names = list(TASKS) if spec.strip() == "all" else [
         s.strip() for s in spec.split(",") if s.strip()]
     for name in names:

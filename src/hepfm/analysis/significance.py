@@ -30,7 +30,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from hepfm.analysis.metrics import CONFIDENCE, bootstrap_counts, percentile_interval
-from hepfm.errors import ArgumentError
+from hepfm.errors import ArgumentError, naming
 
 #: Expected signal events before the score cut (default; S/sqrt(B) = 1 without a classifier).
 DEFAULT_SIGNAL_YIELD = 100.0
@@ -234,26 +234,29 @@ def significance_report(y_true: ArrayLike, scores: ArrayLike,
 
 def yields_from_options(yields: str | None = None, luminosity: float | None = None,
                         xsec: str | None = None) -> Yields | None:
-    """The yields of ``--yields S,B`` (or ``weights``), or of ``--luminosity`` (fb^-1) with
-    ``--xsec SIG,BKG`` (fb); None when none is given (the defaults)."""
+    """The yields of `yields` ``"S,B"`` (or ``"weights"``), or of `luminosity` (fb^-1) with
+    `xsec` ``"SIG,BKG"`` (fb), as the ``hepfm`` options ``--yields``, ``--luminosity`` and
+    ``--xsec`` give them; None when none is given (the defaults)."""
+    settings = ("yields", "luminosity", "xsec")
     if yields is not None and (luminosity is not None or xsec is not None):
-        raise ArgumentError("--yields: give the yields, or --luminosity with --xsec, not both")
+        raise naming(ArgumentError, "{yields}: give the yields, or {luminosity} with {xsec}, "
+                     "not both", *settings)
     if yields is not None:
         if yields.strip() == "weights":
             return Yields.from_weights()
-        return Yields(*_pair(yields, "--yields"))
+        return Yields(*_pair(yields, "yields"))
     if (luminosity is None) != (xsec is None):
-        raise ArgumentError("--luminosity and --xsec SIG,BKG go together")
+        raise naming(ArgumentError, "{luminosity} and {xsec=SIG,BKG} go together", *settings)
     if luminosity is None or xsec is None:
         return None
-    return Yields.from_cross_sections(luminosity, *_pair(xsec, "--xsec"))
+    return Yields.from_cross_sections(luminosity, *_pair(xsec, "xsec"))
 
 
-def _pair(text: str, option: str) -> tuple[float, float]:
+def _pair(text: str, setting: str) -> tuple[float, float]:
     parts = text.split(",")
     try:
         a, b = (float(p) for p in parts)
     except ValueError:
-        raise ArgumentError(f"{option}: expected two numbers SIGNAL,BACKGROUND, got "
-                            f"'{text}'") from None
+        raise naming(ArgumentError, f"{{setting}}: expected two numbers SIGNAL,BACKGROUND, "
+                     f"got '{text}'", setting) from None
     return a, b

@@ -10,8 +10,9 @@ A branch holds one of three things, and its branch map says which (:class:`BTagR
 
 Values that do not fit the kind (a score where a flag or a bit mask is expected) are an
 error naming the file, branch and entry, never a silent guess. :meth:`BTagRule.choose`
-applies the ``--btag`` option; :meth:`BTagRule.record` is what run records and model configs
-keep, and :func:`btag_mismatch` compares a recorded rule with the one in use.
+applies a working point (the ``btag`` argument, ``--btag`` on the command line);
+:meth:`BTagRule.record` is what run records and model configs keep, and
+:func:`btag_mismatch` compares a recorded rule with the one in use.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from hepfm.errors import ArgumentError
+from hepfm.errors import ArgumentError, naming
 
 Kind = Literal["flag", "bits", "score"]
 KINDS: tuple[str, ...] = ("flag", "bits", "score")
@@ -74,8 +75,9 @@ class BTagRule:
         return out
 
     def choose(self, spec: str | float | None, branch: str = "btag") -> BTagRule:
-        """This rule with the working point `spec` (the ``--btag`` option): a name the map
-        lists, a number (a score cut), ``bitN`` (bit N of a bit mask) or ``flag``."""
+        """This rule with the working point `spec` (the ``btag`` argument, ``--btag`` on the
+        command line): a name the map lists, a number (a score cut), ``bitN`` (bit N of a
+        bit mask) or ``flag``."""
         if spec is None:
             return self
         text = str(spec).strip()
@@ -95,16 +97,17 @@ class BTagRule:
         except ValueError:
             named = f"a working point of the map ({', '.join(self.working_points)}), " \
                 if self.working_points else ""
-            raise ArgumentError(f"--btag: '{text}' is not {named}a score cut (a number), "
-                                "bitN or flag") from None
+            raise naming(ArgumentError, f"{{btag}}: '{text}' is not {named}a score cut (a "
+                         "number), bitN or flag", "btag") from None
         if self.kind == "bits":
-            raise ArgumentError(
-                f"--btag {text}: branch '{branch}' is a bit mask, not a score; give bitN "
-                "(bit0 is the first working point)"
+            raise naming(
+                ArgumentError, f"{{btag='{text}'}}: branch '{branch}' is a bit mask, not a "
+                "score; give bitN (bit0 is the first working point)"
                 + (f" or one of {', '.join(self.working_points)}" if self.working_points
-                   else ""))
+                   else ""), "btag")
         if not np.isfinite(cut):
-            raise ArgumentError(f"--btag: the score cut must be finite, got {text}")
+            raise naming(ArgumentError, f"{{btag}}: the score cut must be finite, got {text}",
+                         "btag")
         return replace(self, kind="score", cut=cut, working_point=None)
 
     def problem(self, values: np.ndarray) -> tuple[np.ndarray, str]:
@@ -152,6 +155,10 @@ class BTagRule:
             rule = cls(kind="bits", bit=int(d.get("bit", 0)), working_points=wps)
             return rule.choose(str(wp)) if wp is not None else rule
         return cls(kind=kind, working_points=wps)  # type: ignore[arg-type]
+
+#: How to choose another working point, for warnings that one differs from a model's.
+SET_BTAG = "the working point is btag= in Python, --btag on the command line"
+
 
 def btag_mismatch(recorded: Mapping[str, Any] | None, used: BTagRule) -> str | None:
     """How `used` differs from the rule a model `recorded` (None when alike or unknown)."""

@@ -42,27 +42,29 @@ def split_list(spec: str | Sequence[str] | None) -> list[str]:
     return [s.strip() for p in parts for s in str(p).split(",") if s.strip()]
 
 
-def expand_files(spec: str | Sequence[str], option: str = "input") -> list[str]:
+def expand_files(spec: str | Sequence[str], setting: str = "files") -> list[str]:
     """ROOT files named by comma-separated paths, globs (``**`` too) and directories
-    (their ``*.root`` files), in order, each once; a clear error for anything missing."""
+    (their ``*.root`` files), in order, each once; a clear error for anything missing,
+    naming the argument `setting` (its option ``--setting`` on the command line)."""
     out: list[str] = []
     items = split_list(spec)
     if not items:
-        raise InputDataError(f"{option}: no files given")
+        raise naming(InputDataError, "{setting}: no files given", setting)
     for item in items:
         path = os.path.expanduser(item)
         if glob.has_magic(path):
             found = [f for f in glob.glob(path, recursive=True) if os.path.isfile(f)]
             if not found:
-                raise InputDataError(f"{option}: '{item}' matches no file")
+                raise naming(InputDataError, f"{{setting}}: '{item}' matches no file", setting)
         elif os.path.isdir(path):
             found = [str(f) for f in Path(path).glob("*.root")]
             if not found:
-                raise InputDataError(f"{option}: directory '{item}' has no .root files")
+                raise naming(InputDataError, f"{{setting}}: directory '{item}' has no .root "
+                             "files", setting)
         elif os.path.isfile(path):
             found = [path]
         else:
-            raise InputDataError(f"{option}: no such file '{item}'")
+            raise naming(InputDataError, f"{{setting}}: no such file '{item}'", setting)
         out += sorted(found, key=_natural_key)
     return list(dict.fromkeys(out))
 
@@ -70,7 +72,7 @@ def expand_files(spec: str | Sequence[str], option: str = "input") -> list[str]:
 def load_branch_map(spec: str | BranchMap | None, btag: str | None = None) -> BranchMap:
     """A built-in map by name (:data:`~hepfm.data.branches.BRANCH_MAPS`) or a YAML file
     (:meth:`~hepfm.data.branches.BranchMap.from_dict`), with the b-tag working point `btag`
-    (the ``--btag`` option) when given."""
+    when given (:meth:`~hepfm.data.btag.BTagRule.choose`)."""
     if spec is None:
         spec = BRANCH_MAPS["delphes"]
     if isinstance(spec, BranchMap):
@@ -78,15 +80,15 @@ def load_branch_map(spec: str | BranchMap | None, btag: str | None = None) -> Br
     if spec in BRANCH_MAPS:
         return BRANCH_MAPS[spec].with_btag(btag)
     if not os.path.isfile(spec):
-        raise InputDataError(f"--branch-map: '{spec}' is neither {', '.join(BRANCH_MAPS)} "
-                             "nor a YAML file")
+        raise naming(InputDataError, f"{{branch_map}}: '{spec}' is neither "
+                     f"{', '.join(BRANCH_MAPS)} nor a YAML file", "branch_map")
     try:
         d = yaml.safe_load(Path(spec).read_text())
         bm = BranchMap.from_dict({"name": Path(spec).stem, **d})
     except (yaml.YAMLError, KeyError, AttributeError, TypeError, ValueError) as err:
         detail = str(err) if isinstance(err, HepfmError) else f"{type(err).__name__}: {err}"
-        raise InputDataError(f"--branch-map: '{spec}' is not a branch map (YAML with 'tree' "
-                             f"and 'branches'; {detail})") from None
+        raise naming(InputDataError, f"{{branch_map}}: '{spec}' is not a branch map (YAML "
+                     f"with 'tree' and 'branches'; {detail})", "branch_map") from None
     return bm.with_btag(btag)
 
 

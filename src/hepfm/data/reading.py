@@ -38,7 +38,7 @@ from hepfm.data.features import (
 from hepfm.data.labels import MULTILABELS, multilabels
 from hepfm.data.table import EventTable
 from hepfm.data.variations import Variation
-from hepfm.errors import ArgumentError, InputDataError
+from hepfm.errors import ArgumentError, InputDataError, naming
 
 log = logging.getLogger(__name__)
 
@@ -208,15 +208,15 @@ def _check_btag(values: np.ndarray, counts: np.ndarray, ctx: _Ctx) -> None:
         return
     k = int(np.flatnonzero(bad)[0])
     entry = ctx.entry(int(np.searchsorted(np.cumsum(counts), k, side="right")))
-    hint = ("if it is a score, give a working point (--btag NUMBER"
+    hint = ("if it is a score, give a working point ({btag=NUMBER}"
             + (f" or one of {', '.join(ctx.bm.btag.working_points)}"
                if ctx.bm.btag.working_points else "") + ")")
     if ctx.bm.btag.kind == "flag":
-        hint += "; if a bit mask, --btag bitN"
-    raise InputDataError(
-        f"{ctx.where(ctx.bm.branch('jet', 'btag'))}: value {values[k].item()!r} at entry "
-        f"{entry} is {what}, but branch map '{ctx.bm.name}' reads it as "
-        f"'{ctx.bm.btag.describe()}'; {hint}")
+        hint += "; if a bit mask, {btag=bitN}"
+    raise naming(
+        InputDataError, f"{ctx.where(ctx.bm.branch('jet', 'btag'))}: value "
+        f"{values[k].item()!r} at entry {entry} is {what}, but branch map '{ctx.bm.name}' "
+        f"reads it as '{ctx.bm.btag.describe()}'; {hint}", "btag")
 
 
 def _met(arrays: ak.Array, ctx: _Ctx) -> dict[str, np.ndarray]:

@@ -16,11 +16,16 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict
 from typing import Any
 
-from hepfm.errors import HepfmError
+from hepfm.errors import HepfmError, naming
 
 log = logging.getLogger("hepfm.generate")
 
 EXECUTORS = ("local", "dask")
+
+
+def _no_dask() -> HepfmError:
+    return naming(HepfmError, "{executor='dask'} needs dask.distributed: pip install "
+                  "'hepfm[dask]' (or dask[distributed])", "executor")
 
 
 def local_results(fn: Callable[[Any], Any], tasks: Sequence[Any], workers: int) -> Iterator[Any]:
@@ -53,8 +58,7 @@ def dask_results(fn: Callable[[Any], Any], tasks: Sequence[Any], workers: int,
     try:
         from distributed import Client, LocalCluster
     except ImportError:
-        raise HepfmError("--executor dask needs dask.distributed: pip install "
-                         "'hepfm[dask]' (or dask[distributed])") from None
+        raise _no_dask() from None
     cluster = None
     try:
         if scheduler:
@@ -98,15 +102,15 @@ def dask_results(fn: Callable[[Any], Any], tasks: Sequence[Any], workers: int,
 def check_executor(executor: str, scheduler: str | None) -> None:
     """Fail early (before any work) on an unknown executor or a missing dask."""
     if executor not in EXECUTORS:
-        raise HepfmError(f"--executor must be one of {', '.join(EXECUTORS)}, got '{executor}'")
+        raise naming(HepfmError, f"{{executor}} must be one of {', '.join(EXECUTORS)}, got "
+                     f"'{executor}'", "executor")
     if scheduler and executor != "dask":
-        raise HepfmError("--scheduler needs --executor dask")
+        raise naming(HepfmError, "{scheduler} needs {executor='dask'}", "scheduler", "executor")
     if executor == "dask":
         try:
             import distributed  # noqa: F401
         except ImportError:
-            raise HepfmError("--executor dask needs dask.distributed: pip install "
-                             "'hepfm[dask]' (or dask[distributed])") from None
+            raise _no_dask() from None
 
 
 def results(fn: Callable[[Any], Any], tasks: Sequence[Any], workers: int = 1,

@@ -11,7 +11,7 @@ rename wins.
 
 Existing files are never replaced unless they are hepfm parts with the same settings that turn
 out damaged: a file without hepfm metadata, written with other settings, or not part of this
-sample is a :class:`SampleConflictError` (``--force`` replaces or removes it).
+sample is a :class:`SampleConflictError` (``force`` replaces or removes it).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from typing import Any, Literal
 
 import uproot
 
-from hepfm.errors import HepfmError
+from hepfm.errors import HepfmError, naming
 from hepfm.generate.writer import METADATA_KEY, TREE, temp_glob, verify_events
 
 log = logging.getLogger("hepfm.generate")
@@ -41,7 +41,7 @@ PLACEMENT_KEYS = ("first_chunk", "n_chunks", "n_events", "n_events_written", "ev
 
 
 class SampleConflictError(HepfmError, FileExistsError):
-    """A file in the output directory that hepfm must not overwrite without ``--force``."""
+    """A file in the output directory that hepfm must not overwrite without ``force``."""
 
 
 @dataclass(frozen=True)
@@ -101,11 +101,12 @@ def parse_shard(spec: str | tuple[int, int] | None) -> tuple[int, int] | None:
     try:
         k, n = (int(x) for x in spec.split("/")) if isinstance(spec, str) else spec
     except ValueError:
-        raise HepfmError(f"--shard must look like K/N (e.g. 3/10), got '{spec}'") from None
+        raise naming(HepfmError, f"{{shard}} must look like K/N (e.g. 3/10), got '{spec}'",
+                     "shard") from None
     if n < 1 or not 0 <= k < n:
-        raise HepfmError(f"--shard K/N needs 0 <= K < N, got '{spec}' (for a SLURM array use "
-                         "--array=0-<N-1> and --shard $SLURM_ARRAY_TASK_ID/"
-                         "$SLURM_ARRAY_TASK_COUNT)")
+        raise naming(HepfmError, f"{{shard}} K/N needs 0 <= K < N, got '{spec}' (for a SLURM "
+                     "array use --array=0-<N-1> and {shard=$SLURM_ARRAY_TASK_ID/"
+                     "$SLURM_ARRAY_TASK_COUNT})", "shard")
     return k, n
 
 
@@ -193,9 +194,9 @@ def _checksum_problem(meta: dict[str, Any]) -> str:
 def conflict_error(path: Path, reason: str, more: int = 0) -> SampleConflictError:
     """The one-line error for a file hepfm will not overwrite."""
     extra = f" (and {more} more file(s))" if more else ""
-    return SampleConflictError(
-        f"'{path}' {reason}{extra}; hepfm will not overwrite or mix it: use --force to replace "
-        f"it, or another --out")
+    return naming(SampleConflictError, f"'{path}' {reason}{extra}; hepfm will not overwrite "
+                  "or mix it: use {force=True} to replace it, or another {out_dir}", "force",
+                  "out_dir", options={"out_dir": "--out"})
 
 
 def sweep_stale_temps(path: Path, max_age: float = STALE_TEMP_SECONDS) -> None:

@@ -248,7 +248,7 @@ def _resolve_existing(plans: list[SamplePlan], mine: list[Part],
     for plan in plans:
         for f in foreign_files(plan):
             if force:
-                log.warning("--force: removing %s (not part of this sample)", f)
+                log.warning("removing %s (not part of this sample; force)", f)
                 f.unlink(missing_ok=True)
             else:
                 conflicts.append((f, f"is another file of {plan.process}, not part of this "
@@ -262,7 +262,7 @@ def _resolve_existing(plans: list[SamplePlan], mine: list[Part],
         if verdict == "remake":
             log.warning("%s %s: made again", part.path, reason)
         elif verdict == "conflict" and force:
-            log.warning("--force: %s %s: replaced", part.path, reason)
+            log.warning("%s %s: replaced (force)", part.path, reason)
         elif verdict == "conflict":
             conflicts.append((part.path, reason))
         todo.append(part)

@@ -146,5 +146,5 @@ class FoundationModel(nn.Module):
         model.run_config = config
         model.identity = model_dir.model_identity(config, name_or_dir, sha256)
         if isinstance(device, str):
-            device = resolve_device(device, "device")
+            device = resolve_device(device)
         return model.to(device).eval()

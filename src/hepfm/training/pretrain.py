@@ -161,7 +161,7 @@ def check_settings(s: dict[str, Any], compute: ComputeConfig) -> None:
     if str(compute.precision) not in PRECISIONS:
         raise ArgumentError(f"unknown precision '{compute.precision}': use one of "
                             f"{', '.join(PRECISIONS)}")
-    resolve_device(compute.device, "device")
+    resolve_device(compute.device)
     check_on_invalid(s["on_invalid"])
     if num_nodes < 1 or (devices != -1 and isinstance(devices, int) and devices < 1):
         raise ArgumentError(f"devices must be >= 1 (or -1: all) and num_nodes >= 1, got "
@@ -283,7 +283,7 @@ def pretrain(
                                       overrides)
     out_dir = _run_dir(out_dir, resume, compute)
     if not resume and distributed_rank() == 0:  # ranks > 0 start after rank 0 wrote there
-        refuse_existing(out_dir, force, resume="--resume")
+        refuse_existing(out_dir, force, "out_dir", "resume", option="--out")
     saved = _saved_settings(out_dir, resume)
     given = config.given()
     s = {**DEFAULTS, **saved, **given}  # defaults, then the saved run, then what is given

@@ -38,7 +38,7 @@ from hepfm.analysis.plots import plot_roc
 from hepfm.analysis.significance import Yields
 from hepfm.atomic import refuse_existing, write_json, write_text
 from hepfm.data.branches import BranchMap
-from hepfm.data.btag import btag_mismatch
+from hepfm.data.btag import SET_BTAG, btag_mismatch
 from hepfm.data.labelled import LabelledEvents
 from hepfm.data.variations import Variation, parse_variation
 from hepfm.errors import ArgumentError, InputDataError
@@ -173,7 +173,7 @@ def warn_if_read_otherwise(model: Any, branch_map: BranchMap, source: str | None
     recorded = ((getattr(model, "run_config", None) or {}).get("inputs") or {}).get("btag")
     differs = btag_mismatch(recorded, branch_map.btag)
     if differs:
-        warnings.warn(f"model '{source or DEFAULT_MODEL}': {differs} (--btag)", stacklevel=2)
+        warnings.warn(f"model '{source or DEFAULT_MODEL}': {differs} ({SET_BTAG})", stacklevel=2)
 
 
 def scan_tasks(tasks: Sequence[TaskData | Task | str],
@@ -206,7 +206,7 @@ def scan_tasks(tasks: Sequence[TaskData | Task | str],
     models = parse_models(models)
     out_dir = Path(out)
     if not resume:
-        refuse_existing(out_dir, False, resume="--resume")
+        refuse_existing(out_dir, None, resume="resume")
     loaded = scan_models(models, modes)
     frames = [scan_task(_task_data(t), loaded, sizes, modes, seeds, out_dir, epochs,
                         allow_overlap=allow_overlap, device=device, progress=progress,
@@ -274,8 +274,12 @@ def other_test_samples(data: TaskData, samples: Mapping[str, str | os.PathLike[s
     them."""
     task = data.samples.task if data.samples is not None else None
     if samples and task is None:
-        raise ArgumentError(f"task '{data.name}': other test samples (--test-sample) need a "
-                            "task of processes (--task, or process names), not files")
+        found = f"task '{data.name}': other test samples"
+        raise ArgumentError(f"{found} (test_samples) need a task of processes (a built-in "
+                            "task, or process names as signal and background), not files"
+                            ).for_cli(f"{found} (--test-sample) need a task of processes "
+                                      "(--task, or process names as --signal and "
+                                      "--background), not files")
     out = {}
     for name, directory in samples.items():
         if not Path(directory).is_dir():
