@@ -136,8 +136,13 @@ def test_python_api_makes_task_samples_in_the_task_stream(samples, tmp_path, mon
     model = FoundationModel(ModelConfig(**TINY))
     model.run_config = {"pretraining_events": describe_files(
         resolve_sources(samples["pre"], ["ttH", "tt"]), None)}
-    with pytest.raises(DataLeakError, match="the pretrained model was pretrained on"):
+    with pytest.raises(DataLeakError, match=r"the pretrained model was pretrained on.*"
+                       r"allow_overlap=True"):
         hepfm.load_task_events(task, samples["same"], pretrained=model)
+    with pytest.warns(UserWarning, match="task events the model was pretrained on"):
+        kept = hepfm.load_task_events(task, samples["same"], pretrained=model,
+                                      allow_overlap=True)
+    assert len(kept) == len(hepfm.load_task_events(task, samples["same"]))
     assert len(hepfm.load_task_events(task, samples["task"], pretrained=model)) == 400
 
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, Generic, TypeVar
@@ -318,18 +319,22 @@ def _no_btag(btag: str | None) -> None:
 def load_task_events(task: Task | str,
                      data: str | os.PathLike[str] | Mapping[str, Any] | None = None,
                      events_per_process: int | None = None, *, generate: bool = False,
-                     pretrained: Any = None, variation: Variation | None = None
-                     ) -> EventTable:
+                     pretrained: Any = None, allow_overlap: bool = False,
+                     variation: Variation | None = None) -> EventTable:
     """All events of a task of processes (:meth:`TaskData.from_task`), label 1 for signal
     and 0 for background, as one table (for :class:`hepfm.FineTuner` and
     :func:`split_task`). With `pretrained` (a :class:`~hepfm.FoundationModel`), events it
     was pretrained on are refused (:class:`~hepfm.provenance.DataLeakError`), as
-    ``hepfm finetune`` refuses them. A `variation` (:mod:`hepfm.data.variations`) shifts
-    the events as they are read (the same events, in the same order)."""
+    ``hepfm finetune`` refuses them; with `allow_overlap` as well, they are kept with a
+    warning. A `variation` (:mod:`hepfm.data.variations`) shifts the events as they are read
+    (the same events, in the same order)."""
     events, _ = replace(TaskData.from_task(task, data, events_per_process, generate),
                         variation=variation).load()
     if pretrained is not None:
-        check_overlap([events], {"the pretrained model": pretrained})
+        overlap = check_overlap([events], {"the pretrained model": pretrained}, allow_overlap)
+        if overlap:
+            warnings.warn("task events the model was pretrained on: " + "; ".join(overlap),
+                          stacklevel=2)
     return events.table
 
 

@@ -241,7 +241,7 @@ class PretrainConfig:
 class ComputeConfig:
     """Where and how a run trains; not recorded (a resumed run may use other hardware).
 
-    `device`: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``; `devices` per node and `num_nodes`
+    `device`: ``auto``, ``cpu``, ``cuda`` (``gpu``) or ``mps``; `devices` per node and `num_nodes`
     above 1 train with DDP; `threads`: torch threads on a CPU (default half the cores, at
     most 4); `num_workers`: DataLoader worker processes; `generate_workers`: processes that
     generate missing samples.
