@@ -241,6 +241,8 @@ def test_sigterm_saves_a_checkpoint_and_resume_continues(tmp_path: Path) -> None
     result = CliRunner().invoke(app, ["pretrain", "--resume", "--out", str(run),
                                       "--epochs", str(epochs)])
     assert result.exit_code == 0, result.output
+    assert f"model saved in {run}" in result.output and "macro AUC" in result.output
+    assert "Loading `train_dataloader`" not in result.output
     model = load_pretrained(run)
     assert model.run_config["processes"] == ["ttH", "tt"]
     assert load_checkpoint(last)["global_step"] > ckpt["global_step"]

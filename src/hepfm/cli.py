@@ -586,8 +586,10 @@ def pretrain(
                             seed, mpm=mpm or None, streaming=streaming, on_invalid=on_invalid)
     compute = ComputeConfig(resolve_device(device), precision, devices, num_nodes, threads,
                             num_workers)
-    run_pretrain(config, out, compute=compute, resume=resume, force=force, generate=gen,
-                 verbose=verbose)
+    result = run_pretrain(config, out, compute=compute, resume=resume, force=force,
+                          generate=gen, verbose=verbose)
+    if result.metrics:  # the rank that saved the model
+        console.print(result.summary(), highlight=False, soft_wrap=True)
 
 
 # --- the events of a task (hepfm.taskdata.task_data) --------------------------------------

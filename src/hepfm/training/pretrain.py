@@ -302,16 +302,13 @@ def pretrain(
     s["data_dir"] = str(dm.data_dir)
     _prepare_run_dir(out_dir, s, compute)
     dm.setup("fit")
-    _check_sizes(dm, s, verbose)
+    _check_sizes(dm, s)
     module = _lightning_module(s, dm)
     trainer = _trainer(s, out_dir, compute, dm.train_events(), progress, verbose)
     _fit(trainer, module, dm, resume_from, out_dir)
     if not trainer.is_global_zero:
         return PretrainResult(out_dir)
-    result = _save(trainer, module, dm, s, names, out_dir)
-    if verbose:
-        print(result.summary())
-    return result
+    return _save(trainer, module, dm, s, names, out_dir)
 
 
 def _with_overrides(config: PretrainConfig, compute: ComputeConfig, overrides: dict[str, Any]
@@ -375,12 +372,12 @@ def _prepare_run_dir(out_dir: Path, s: dict[str, Any], compute: ComputeConfig) -
     _write_yaml(out_dir / RUN_SETTINGS, {k: v for k, v in s.items() if v is not None})
 
 
-def _check_sizes(dm: EventDataModule, s: dict[str, Any], verbose: bool) -> None:
+def _check_sizes(dm: EventDataModule, s: dict[str, Any]) -> None:
     """Warn about processes with fewer events than asked for; refuse an empty split."""
     wanted = s["events_per_process"]
     short = {p: n for p, n in dm.process_counts().items()
              if wanted is not None and n < wanted}
-    if short and verbose:
+    if short:
         cmd = generate_command(list(short), wanted, dm.data_dir, s["seed"])
         listing = ", ".join(f"{p} ({n})" for p, n in short.items())
         print(f"warning: fewer than {wanted} events for {listing}; to make more: {cmd}",

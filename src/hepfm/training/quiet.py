@@ -20,7 +20,8 @@ IRRELEVANT = (
 
 #: Starts of Lightning's informational lines that the console does not need.
 CHATTER = ("GPU available", "TPU available", "HPU available", "\N{ELECTRIC LIGHT BULB} Tip",
-           "LOCAL_RANK", "`Trainer.fit` stopped", "Seed set to")
+           "LOCAL_RANK", "`Trainer.fit` stopped", "Seed set to",
+           "Loading `train_dataloader` to estimate")
 #: The Lightning loggers that print them.
 LIGHTNING_LOGGERS = ("lightning.pytorch.utilities.rank_zero", "lightning.fabric.utilities.seed",
                      "lightning.pytorch.accelerators.cuda")
