@@ -46,3 +46,16 @@ def test_the_final_state_is_printed_once(disable):
             "generate: 100%")  # the last line is the complete bar, with the postfix
         assert out.rstrip("\n").endswith("ttH]")
         assert "4/6" in out  # intermediate states are still shown
+
+
+def test_a_new_postfix_draws_no_line_of_its_own():
+    stream = io.StringIO()
+    bar = progress_bar(6, "hepfm predict", file=stream, mininterval=0)
+    for name in ("a.root", "b.root", "c.root"):
+        bar.set_postfix_str(name)
+        bar.update(2)
+    bar.close()
+    states = [s for s in stream.getvalue().replace("\n", "\r").split("\r") if s.strip()]
+    assert len(states) == 4  # the empty bar, 2/6, 4/6 and the final state
+    assert [s.rstrip().rsplit(" ", 1)[-1] for s in states[1:]] == ["a.root]", "b.root]",
+                                                                   "c.root]"]

@@ -4,7 +4,9 @@ A plain tqdm bar prints its final state again and again when, after the update t
 completes it, a postfix is set, a log line is written through
 ``tqdm.contrib.logging.logging_redirect_tqdm`` (the bar is redrawn under it) and the bar is
 closed: on a terminal the copies overwrite each other, in a log file (a batch job's stderr)
-they stand one after another. :class:`ProgressBar` leaves the final state to ``close()``.
+they stand one after another. :class:`ProgressBar` leaves the final state to ``close()``, and
+a new postfix (the file or process at work) waits for the next update instead of drawing a
+line of its own.
 """
 
 from __future__ import annotations
@@ -23,6 +25,9 @@ class ProgressBar(tqdm):  # type: ignore[misc]
         if msg is None and not self._closing and self.total and self.n >= self.total:
             return True  # complete: close() prints it, with the overall rate
         return bool(super().display(msg, pos))
+
+    def set_postfix_str(self, s: str = "", refresh: bool = False) -> None:
+        super().set_postfix_str(s, refresh=refresh)
 
     def close(self) -> None:
         self._closing = True
