@@ -297,11 +297,11 @@ DEVICE = typer.Option("auto", help="auto (cuda when torch sees a GPU, else cpu),
 #: --model: one model, a shipped name or a model directory.
 MODEL_HELP = "Model: a shipped name (see 'hepfm models') or a model directory"
 FORCE = typer.Option(False, "--force", help="Replace what --out holds (default: refuse).")
-#: --on-invalid: hepfm.data.reading.ON_INVALID, for every command that reads event files.
+#: --on-invalid (hepfm.defaults.ON_INVALID), for every command that reads event files.
 ON_INVALID = typer.Option("error", "--on-invalid", help="An event with a NaN, infinite, "
                           "out-of-range or negative value: error (stop, naming file, branch "
                           "and entry) or drop (leave it out; one warning per file says how "
-                          "many and why).", callback=one_of(("error", "drop")))
+                          "many and why).", callback=one_of(defaults.ON_INVALID))
 VERBOSE = typer.Option(False, "--verbose", help="Show progress bars and what third-party "
                        "libraries print (Lightning tips, device lines).")
 
@@ -943,7 +943,7 @@ def predict(
                                    "infinite, out-of-range or negative value: error (stop, "
                                    "naming file, branch and entry) or drop (score it NaN, so "
                                    "that the output still matches the input entry by entry; "
-                                   "one warning per file).", callback=one_of(("error", "drop"))),
+                                   "one warning per file).", callback=one_of(defaults.ON_INVALID)),
     device: str = DEVICE,
 ) -> None:
     """Score every event of ROOT files; write the scores as friend trees next to the data."""

@@ -20,3 +20,5 @@ N_BOOT = 1000
 SCAN_SIZES = (1000, 3000, 10000)
 SCAN_MODES = ("scratch", "full", "frozen")
 SCAN_SEEDS = (0, 1, 2)
+#: What can happen to an event with a bad value as files are read (`on_invalid`).
+ON_INVALID = ("error", "drop")

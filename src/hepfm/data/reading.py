@@ -38,6 +38,7 @@ from hepfm.data.features import (
 from hepfm.data.labels import MULTILABELS, multilabels
 from hepfm.data.table import EventTable
 from hepfm.data.variations import Variation
+from hepfm.defaults import ON_INVALID
 from hepfm.errors import ArgumentError, InputDataError, naming
 
 log = logging.getLogger(__name__)
@@ -45,7 +46,6 @@ log = logging.getLogger(__name__)
 OnInvalid = Literal["error", "drop"]
 #: What to do with an event holding a value the model cannot take: stop with an error
 #: naming file, branch and entry, or drop the event (counted in one warning per file).
-ON_INVALID: tuple[str, ...] = ("error", "drop")
 _TYPE_OF = {"electron": ELECTRON, "muon": MUON, "photon": PHOTON}
 DEFAULT_STEP_SIZE = 100_000
 _F32_MAX = float(np.finfo(np.float32).max)
