@@ -125,10 +125,12 @@ def variation_summary(frame: pd.DataFrame, store: Any, yields: Yields | None = N
         ys = _yields(yields, y, w)
         labels = sorted(set.intersection(*[set(stored_variations(store.scores, str(task), r))
                                            for r in g["run_id"]]))
+        if not labels:
+            continue
+        nominal = store.load_scores(str(task), g["run_id"])  # once for every variation
+        k = len(nominal)
         for label in labels:
-            nominal = store.load_scores(str(task), g["run_id"])
             varied = store.load_scores(str(task), g["run_id"], label)
-            k = len(nominal)
             row: dict[str, Any] = {"task": task, "curve": curve, "train_size": size,
                                    "variation": label, "seeds": k}
             both = np.concatenate([nominal, varied])
@@ -169,12 +171,15 @@ def sample_summary(frame: pd.DataFrame, store: Any, yields: Yields | None = None
         tests = [r.get("test_samples") or {} for r in records]
         if nominal_test is None or not tests:
             continue
-        for name in sorted(set.intersection(*[set(t) for t in tests])):
+        names = sorted(set.intersection(*[set(t) for t in tests]))
+        if not names:
+            continue
+        nominal = store.load_scores(task, g["run_id"])  # once for every other sample
+        for name in names:
             ids = {t[name] for t in tests}
             sample_test = store.load_test(task, ids.pop()) if len(ids) == 1 else None
             if sample_test is None:
                 continue
-            nominal = store.load_scores(task, g["run_id"])
             other = store.load_scores(task, g["run_id"], SAMPLE + name)
             row: dict[str, Any] = {"task": task, "curve": curve, "train_size": size,
                                    "sample": name, "seeds": len(nominal)}
