@@ -77,7 +77,8 @@ def synthetic_file(path: Path, n: int, seed: int = 0, basket_events: int = 1600)
                              "Phi": ak.unflatten(phi(n), ones)}),
         "Truth": coll(rng.integers(0, 10, n), {
             "PID": lambda k: rng.choice([6, -6, 24, -24, 5, -5, 11, 13], k).astype(np.int32),
-            "PT": pt, "Eta": eta, "Phi": phi}),
+            "PT": pt, "Eta": eta, "Phi": phi,
+            "M1": lambda k: np.full(k, -1, np.int32)}),  # the mother's index: none
     }
     with uproot.recreate(path) as f:
         t = f.mktree("Delphes", {k: v.type.content for k, v in data.items()},
