@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import sys
 from pathlib import Path
+from typing import NoReturn
 
 RESULTS = Path(__file__).parent / "results"
 
@@ -29,12 +31,19 @@ def add_output_options(parser: argparse.ArgumentParser, name: str, suffix: str =
                         help="replace an existing result file (default: refuse)")
 
 
+def fail(message: str) -> NoReturn:
+    """Exit with status 2 (a usage error, as argparse and the ``hepfm`` command use) after
+    one line ``error: message``."""
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
 def refuse_existing(path: Path, force: bool, option: str = "--out") -> Path:
-    """`path`, unless it holds a result and not `force` (then exit with a one-line error
-    naming `option`, where the path was given)."""
+    """`path`, unless it holds a result and not `force` (then :func:`fail` naming `option`,
+    where the path was given)."""
     if not force and (path.is_file() or (path.is_dir() and any(path.iterdir()))):
-        raise SystemExit(f"error: {path} exists (a recorded result): give --force to replace "
-                         f"it, or another {option}")
+        fail(f"{path} exists (a recorded result): give --force to replace it, or another "
+             f"{option}")
     return path
 
 

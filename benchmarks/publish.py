@@ -16,7 +16,7 @@ import os
 import shutil
 from pathlib import Path
 
-from _results import refuse_existing
+from _results import fail, refuse_existing
 
 TEXT = {".json", ".csv", ".yaml", ".txt", ".md"}
 SKIP = {"checkpoints", "logs"}
@@ -51,7 +51,7 @@ def main() -> None:
                         help="write into a result folder that holds files (default: refuse)")
     args = parser.parse_args()
     if not args.source.is_dir():
-        raise SystemExit(f"error: {args.source} is not a directory")
+        fail(f"{args.source} is not a directory")
     dest = refuse_existing(args.dest, args.force, "dest")
     print(f"{publish(args.source, dest, args.root)} files copied into {dest}")
 
